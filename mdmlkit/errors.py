@@ -1,0 +1,63 @@
+"""Exceptions raised by mdmlkit.
+
+Every error about bad input names *where* the problem is (file, line, frame,
+structure, atom) so that nothing has to be guessed.  All derive from
+:class:`MdmlkitError`; input problems also derive from :class:`ValueError` so
+generic ``except ValueError`` handlers keep working.
+"""
+from __future__ import annotations
+
+
+class MdmlkitError(Exception):
+    """Base class of all mdmlkit errors."""
+
+
+class InputError(MdmlkitError, ValueError):
+    """Bad user input (data, parameters or files)."""
+
+
+class MalformedFileError(InputError):
+    """A file could not be parsed. Carries ``path`` and (when known) ``line``."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}"
+            if line is not None:
+                where += f", line {line}"
+            where += ": "
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+
+
+class EmptyTrajectoryError(InputError):
+    """A trajectory or data set has no (or too few) frames."""
+
+
+class InconsistentFramesError(InputError):
+    """Frames that must share a shape (e.g. atom count) do not."""
+
+
+class UnknownElementError(InputError):
+    """An element is not covered by the model/descriptor/potential."""
+
+
+class NonFiniteError(InputError):
+    """NaN or inf in positions, cell, energies or forces."""
+
+
+class MissingLabelError(InputError):
+    """A structure lacks the energy/forces/stress a step needs."""
+
+
+class AtomsTooCloseError(InputError):
+    """Two atoms are closer than the model's minimum distance."""
+
+
+class ModelMismatchError(InputError):
+    """Model and data (or two model files) disagree, e.g. on elements."""
+
+
+class OracleError(MdmlkitError):
+    """A labelling calculator (oracle) failed on a structure."""

@@ -1,0 +1,101 @@
+"""Small shared helpers: atomic file writes, devices, seeds, validation."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .errors import EmptyTrajectoryError, InconsistentFramesError, NonFiniteError
+
+PathLike = str | os.PathLike
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    The rename is atomic on POSIX file systems, so readers see either the old
+    file or the complete new one, never a half-written file.  On an exception the
+    temporary file is removed and ``path`` is left untouched.
+
+    >>> with atomic_path("out.extxyz") as tmp:   # doctest: +SKIP
+    ...     ase.io.write(tmp, frames)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sfx = suffix if suffix is not None else "".join(path.suffixes) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part" + sfx, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_write_json(path: PathLike, obj: Any) -> None:
+    """Write ``obj`` as pretty JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_torch_save(obj: Any, path: PathLike) -> None:
+    """``torch.save`` to ``path`` atomically (checkpoints are never half-written)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def resolve_device(device: "str | None | Any" = None):
+    """Return a ``torch.device``: ``None``/"auto" picks CUDA when present, else CPU."""
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_frames(frames: Sequence[Any], source: str = "<frames>", min_frames: int = 1,
+                 same_size: bool = False) -> None:
+    """Validate a list of ``ase.Atoms``: enough frames, finite positions, equal sizes.
+
+    Raises :class:`EmptyTrajectoryError`, :class:`NonFiniteError` or
+    :class:`InconsistentFramesError` naming ``source`` and the frame index.
+    """
+    n = len(frames)
+    if n < min_frames:
+        raise EmptyTrajectoryError(
+            f"{source}: {n} frame(s), at least {min_frames} needed")
+    n0 = len(frames[0])
+    for k, atoms in enumerate(frames):
+        pos = atoms.get_positions()
+        if not np.all(np.isfinite(pos)):
+            bad = np.where(~np.isfinite(pos).all(axis=1))[0]
+            raise NonFiniteError(f"{source}: frame {k} has non-finite positions (atoms {bad[:10].tolist()})")
+        if same_size and len(atoms) != n0:
+            raise InconsistentFramesError(
+                f"{source}: frame {k} has {len(atoms)} atoms but frame 0 has {n0}; "
+                "one map needs frames of equal size")
