@@ -5,7 +5,8 @@ Examples::
     mdmlkit run-notebooks                 # all notebooks, demo profile -> outputs/
     mdmlkit run-notebooks --quick --only 01
     mdmlkit md heat --size 55 --t-start 300 --t-end 1500 --rate 5 --out runs/cu55.extxyz
-    torchrun --nproc_per_node 2 -m mdmlkit.potential.ddp --help   # data-parallel training
+    mdmlkit train --train train.extxyz --val val.extxyz --input-nn input.nn --out model/
+    torchrun --nproc_per_node 2 -m mdmlkit.potential.ddp ...      # data-parallel training
 """
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ def _cmd_md_heat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
+    from .potential.ddp import main_train
+
+    return int(main_train(rest) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mdmlkit", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -66,11 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--seed", type=int, default=0)
     h.add_argument("--out", required=True, help="extxyz trajectory path")
     h.set_defaults(func=_cmd_md_heat)
+
+    tr = sub.add_parser("train", add_help=False,
+                        help="train an HDNNP (also under torchrun); `mdmlkit train --help`")
+    tr.set_defaults(func=_cmd_train, passthrough=True)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if getattr(args, "passthrough", False):
+        return args.func(args, rest)
+    if rest:
+        build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
     return int(args.func(args) or 0)
 
 

@@ -1,0 +1,283 @@
+"""Committees (ensembles) of HDNNPs: mean predictions and model deviation.
+
+A :class:`Committee` holds several independently trained potentials (different
+weight initialisations and, optionally, bootstrap resamples of the training set).
+The spread of their predictions is an estimate of the model error used for
+query-by-committee active learning; the force criterion is DP-GEN's *model
+deviation*::
+
+    ε_F = max_i sqrt( ⟨ |F_i − ⟨F_i⟩|² ⟩ )
+
+with ⟨·⟩ the average over committee members (population statistics, ddof=0)
+and i running over the atoms of a structure.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from ..errors import EmptyTrajectoryError, ModelMismatchError, UnknownElementError
+from ..utils import atomic_write_json
+from .training import Trainer, _model_cutoff, _model_elements, _predict
+
+__all__ = ["Committee", "CommitteeCalculator", "reinitialise"]
+
+_MANIFEST = "committee.json"
+
+
+def reinitialise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Draw fresh random weights for ``model`` in place, reproducibly from ``seed``.
+
+    Uses ``model.reset_parameters()`` when the model defines it, else the
+    ``reset_parameters()`` of every sub-module (e.g. ``torch.nn.Linear``).  The
+    global torch RNG state is left unchanged.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if hasattr(model, "reset_parameters"):
+            model.reset_parameters()
+        else:
+            for m in model.modules():
+                if m is not model and hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+    return model
+
+
+def _model_class():
+    from .model import HDNNP
+
+    return HDNNP
+
+
+class Committee:
+    """An ensemble of HDNNPs with mean prediction and uncertainty.
+
+    Parameters
+    ----------
+    models : sequence of HDNNP
+        At least two trained potentials over the same elements.
+
+    Attributes
+    ----------
+    trainers_ : list of Trainer or None
+        Set by :meth:`train` (histories of the members).
+    """
+
+    def __init__(self, models: Sequence[torch.nn.Module]):
+        models = list(models)
+        if len(models) < 2:
+            raise ValueError(f"a committee needs at least 2 models, got {len(models)}")
+        els = [_model_elements(m) for m in models]
+        for k, e in enumerate(els[1:], 1):
+            if e != els[0]:
+                raise ModelMismatchError(f"committee member {k} has elements {e}, member 0 has {els[0]}")
+        self.models = models
+        self.elements = els[0]
+        self.cutoff = max(_model_cutoff(m) for m in models)
+        self.trainers_: list[Trainer] | None = None
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def __repr__(self) -> str:
+        return f"Committee(n_models={len(self)}, elements={self.elements}, cutoff={self.cutoff:g} Å)"
+
+    # -- training ------------------------------------------------------------
+    @classmethod
+    def train(cls, frames_train: Sequence[Any], frames_val: Sequence[Any] | None = None,
+              n_models: int = 4, model: torch.nn.Module | Callable[[int], torch.nn.Module] | None = None,
+              trainer_kwargs: dict | None = None, seeds: Sequence[int] | None = None,
+              bootstrap: bool = False, checkpoint_dir=None, resume: bool = False) -> "Committee":
+        """Train ``n_models`` potentials and return them as a committee.
+
+        Parameters
+        ----------
+        frames_train, frames_val : list of ase.Atoms
+            Labelled structures (energy in eV, forces in eV/Å).
+        n_models : int
+            Committee size (ignored when ``seeds`` is given).
+        model : HDNNP or callable
+            Template whose copies are re-initialised with each seed (see
+            :func:`reinitialise`), or ``seed -> HDNNP`` factory.
+        trainer_kwargs : dict
+            Passed to :class:`Trainer` (``seed`` and ``checkpoint_dir`` are set per member).
+        seeds : sequence of int
+            One per member (default ``0..n_models-1``); drive the weight
+            initialisation, the shuffling and the bootstrap resample.
+        bootstrap : bool
+            Train each member on a resample (with replacement, same size) of ``frames_train``.
+        checkpoint_dir : path
+            Members checkpoint under ``checkpoint_dir/member_K``; with ``resume=True``
+            finished members are reloaded and an interrupted member continues.
+        """
+        if model is None:
+            raise ValueError("give a template model (HDNNP) or a factory seed -> HDNNP")
+        seeds = list(range(n_models)) if seeds is None else [int(s) for s in seeds]
+        if len(seeds) < 2:
+            raise ValueError("a committee needs at least 2 members")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"committee seeds must differ, got {seeds}")
+        if len(frames_train) == 0:
+            raise EmptyTrajectoryError("committee training set: no structures")
+        kwargs = dict(trainer_kwargs or {})
+        kwargs.pop("seed", None)
+        kwargs.pop("checkpoint_dir", None)
+        models, trainers = [], []
+        for k, seed in enumerate(seeds):
+            m = model(seed) if callable(model) and not isinstance(model, torch.nn.Module) \
+                else reinitialise(copy.deepcopy(model), seed)
+            frames = frames_train
+            if bootstrap:
+                idx = np.random.default_rng([seed, 7919]).integers(0, len(frames_train), len(frames_train))
+                frames = [frames_train[i] for i in idx]
+            ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"member_{k}"
+            trainer = Trainer(m, seed=seed, checkpoint_dir=ckpt, **kwargs)
+            trainer.fit(frames, frames_val, resume=resume and ckpt is not None)
+            models.append(m)
+            trainers.append(trainer)
+        com = cls(models)
+        com.trainers_ = trainers
+        return com
+
+    # -- prediction ------------------------------------------------------------
+    def _check(self, frames, source):
+        if len(frames) == 0:
+            raise EmptyTrajectoryError(f"{source}: no structures")
+        allowed = set(self.elements)
+        for k, atoms in enumerate(frames):
+            symbols = atoms.get_chemical_symbols()
+            bad = set(symbols) - allowed
+            if bad:
+                i = next(i for i, s in enumerate(symbols) if s in bad)
+                raise UnknownElementError(f"{source}: structure {k}, atom {i} is {symbols[i]!r}; the "
+                                          f"committee knows only {self.elements}")
+
+    def predict(self, frames: Sequence[Any], batch_size: int = 32, source: str = "frames") -> dict:
+        """Committee predictions for a list of ``ase.Atoms`` (or one).
+
+        Returns
+        -------
+        dict with
+            ``energy_mean``, ``energy_std`` : ``[S]`` total energies (eV);
+            ``energy_std_per_atom`` : ``[S]`` (eV/atom);
+            ``energies`` : ``[M, S]`` every member's energies (eV);
+            ``forces_mean``, ``forces_std`` : list of ``[N_s, 3]`` arrays (eV/Å,
+            std per component);
+            ``atomic_force_deviation`` : list of ``[N_s]`` arrays,
+            sqrt(⟨|F_i − ⟨F_i⟩|²⟩) per atom (eV/Å);
+            ``max_atomic_force_deviation`` : ``[S]`` DP-GEN model deviation (eV/Å);
+            ``mean_atomic_force_deviation`` : ``[S]`` (eV/Å).
+        """
+        from ase import Atoms
+
+        from ..descriptors import AtomsBatch
+
+        if isinstance(frames, Atoms):
+            frames = [frames]
+        self._check(frames, source)
+        n_atoms = np.array([len(a) for a in frames])
+        bounds = np.concatenate([[0], np.cumsum(n_atoms)])
+        p0 = next(self.models[0].parameters())
+        e_all: list[list[np.ndarray]] = [[] for _ in self.models]
+        f_all: list[list[np.ndarray]] = [[] for _ in self.models]
+        modes = [m.training for m in self.models]
+        for m in self.models:
+            m.eval()
+        try:
+            for b in range(0, len(frames), batch_size):
+                # one neighbour list per batch, shared by all members
+                batch = AtomsBatch.from_atoms(list(frames[b:b + batch_size]), elements=self.elements,
+                                              cutoff=self.cutoff, device=p0.device, dtype=p0.dtype)
+                for k, m in enumerate(self.models):
+                    p = next(m.parameters())
+                    same = (p.dtype, p.device) == (p0.dtype, p0.device)
+                    mb = batch if same else batch.to(p.device, p.dtype)
+                    e, f = _predict(m, mb, forces=True)
+                    e_all[k].append(e.detach().cpu().double().numpy())
+                    f_all[k].append(f.detach().cpu().double().numpy())
+        finally:
+            for m, mode in zip(self.models, modes):
+                m.train(mode)
+        e_all = [np.concatenate(e) for e in e_all]
+        f_all = [np.concatenate(f) for f in f_all]
+        E = np.stack(e_all)                       # [M, S]
+        F = np.stack(f_all)                       # [M, N, 3]
+        F_mean = F.mean(axis=0)
+        F_std = F.std(axis=0)
+        dev = np.sqrt(((F - F_mean) ** 2).sum(axis=2).mean(axis=0))   # [N]
+        split = lambda a: [a[bounds[s]:bounds[s + 1]] for s in range(len(frames))]  # noqa: E731
+        atom_structure = np.repeat(np.arange(len(frames)), n_atoms)
+        max_dev = np.full(len(frames), -np.inf)
+        np.maximum.at(max_dev, atom_structure, dev)
+        mean_dev = np.bincount(atom_structure, weights=dev, minlength=len(frames)) / n_atoms
+        return {"energy_mean": E.mean(axis=0), "energy_std": E.std(axis=0),
+                "energy_std_per_atom": E.std(axis=0) / n_atoms, "energies": E,
+                "forces_mean": split(F_mean), "forces_std": split(F_std),
+                "atomic_force_deviation": split(dev),
+                "max_atomic_force_deviation": max_dev, "mean_atomic_force_deviation": mean_dev,
+                "n_atoms": n_atoms}
+
+    def max_force_deviation(self, frames: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        """DP-GEN model deviation ε_F (eV/Å) of every structure, ``[S]``."""
+        return self.predict(frames, batch_size)["max_atomic_force_deviation"]
+
+    def calculator(self, **kwargs) -> "CommitteeCalculator":
+        """An ASE calculator giving the committee mean and deviations."""
+        return CommitteeCalculator(self, **kwargs)
+
+    # -- persistence -----------------------------------------------------------
+    def save(self, directory) -> Path:
+        """Write ``member_K.pt`` files (via ``HDNNP.save``) and ``committee.json`` to ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        files = []
+        for k, m in enumerate(self.models):
+            name = f"member_{k}.pt"
+            m.save(directory / name)
+            files.append(name)
+        atomic_write_json(directory / _MANIFEST, {"format": "mdmlkit.committee/1", "members": files,
+                                                  "elements": self.elements})
+        return directory
+
+    @classmethod
+    def load(cls, directory, device=None) -> "Committee":
+        """Read a committee written by :meth:`save`."""
+        directory = Path(directory)
+        manifest = directory / _MANIFEST
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{manifest}: no committee manifest")
+        meta = json.loads(manifest.read_text())
+        HDNNP = _model_class()
+        kw = {} if device is None else {"device": device}
+        return cls([HDNNP.load(directory / f, **kw) for f in meta["members"]])
+
+
+class CommitteeCalculator(Calculator):
+    """ASE calculator: committee-mean energy (eV) and forces (eV/Å) plus deviations.
+
+    ``calc.results`` additionally holds ``energy_std`` (eV), ``energies`` (per
+    member, eV), ``forces_std`` (``[N, 3]``, eV/Å), ``atomic_force_deviation``
+    (``[N]``, eV/Å) and ``max_force_deviation`` (DP-GEN ε_F, eV/Å).
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, committee: Committee, **kwargs):
+        super().__init__(**kwargs)
+        self.committee = committee
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        p = self.committee.predict([self.atoms], source="CommitteeCalculator")
+        e = float(p["energy_mean"][0])
+        self.results = {"energy": e, "free_energy": e, "forces": p["forces_mean"][0],
+                        "energy_std": float(p["energy_std"][0]), "energies": p["energies"][:, 0],
+                        "forces_std": p["forces_std"][0],
+                        "atomic_force_deviation": p["atomic_force_deviation"][0],
+                        "max_force_deviation": float(p["max_atomic_force_deviation"][0])}
