@@ -174,7 +174,7 @@ def _fingerprint(name: str, **kw: Any):
 
 
 def analyse_size(frames: Sequence[Atoms], fingerprint: str = "coulomb",
-                 map_kwargs: dict[str, Any] | None = None, lindemann_window: int = 20,
+                 map_kwargs: dict[str, Any] | None = None, lindemann_window: int = 50,
                  temperature_bins: int = 24, transition_min_frames: int = 5,
                  progress: bool = False) -> SizeLandscape:
     """Map and analyse the frames of one cluster size (several runs allowed).
@@ -246,7 +246,7 @@ def run_size_scan(sizes: Iterable[int], seeds: Iterable[int] = (0, 1), outdir: s
                   t_start: float = 300.0, t_end: float = 1500.0, rate_K_per_ps: float = 10.0,
                   timestep_fs: float = 2.0, sample_every: int = 100, kind: str = "auto",
                   calculator: Any = "asap3", fingerprint: str = "coulomb",
-                  map_kwargs: dict[str, Any] | None = None, lindemann_window: int = 20,
+                  map_kwargs: dict[str, Any] | None = None, lindemann_window: int = 50,
                   progress: bool = True) -> SizeScan:
     """Heat every size with every seed (resuming finished/interrupted runs), then analyse.
 
