@@ -1,0 +1,37 @@
+"""Behler–Parrinello neural network potentials (2G-HDNNP), n2p2-compatible.
+
+* :class:`HDNNP` (:mod:`.model`): one feed-forward network per element on
+  n2p2-scaled symmetry functions; energies (eV), forces (eV/Å) and stress (eV/Å³)
+  by autograd; ``save``/``load``.
+* :mod:`.n2p2`: ``input.data``, ``input.nn``, ``scaling.data`` and weight files;
+  :func:`load_n2p2_model` / :func:`save_n2p2_model` (runs in LAMMPS ``pair_style hdnnp``).
+* :class:`HDNNPCalculator` (:mod:`.calculator`): ASE calculator with extrapolation checks.
+* :mod:`.extrapolation`: :func:`check_extrapolation`, :class:`ExtrapolationReport`,
+  :class:`ExtrapolationWarning`.
+* :class:`Trainer` (:mod:`.training`), :class:`Committee` (:mod:`.committee`).
+"""
+from .calculator import HDNNPCalculator
+from .extrapolation import (ExtrapolationError, ExtrapolationReport, ExtrapolationWarning,
+                            check_extrapolation)
+from .model import HDNNP, AtomicNetwork
+from .n2p2 import (load_n2p2_model, read_input_data, read_input_nn, read_scaling_data, read_weights,
+                   save_n2p2_model, write_input_data, write_scaling_data, write_weights)
+
+__all__ = [
+    "HDNNP", "AtomicNetwork", "HDNNPCalculator",
+    "ExtrapolationError", "ExtrapolationReport", "ExtrapolationWarning", "check_extrapolation",
+    "load_n2p2_model", "save_n2p2_model", "read_input_data", "write_input_data", "read_input_nn",
+    "read_scaling_data", "write_scaling_data", "read_weights", "write_weights",
+    "Trainer", "Committee", "CommitteeCalculator",
+]
+
+_LAZY = {"Trainer": ".training", "LiveLossPlot": ".training", "Committee": ".committee",
+         "CommitteeCalculator": ".committee"}
+
+
+def __getattr__(name):  # lazy: training/committee pull in more machinery
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,173 @@
+"""HDNNPCalculator (ASE) and extrapolation checks."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms, units
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+from ase.md.velocitydistribution import Stationary
+from ase.md.verlet import VelocityVerlet
+
+from mdmlkit.descriptors import SymmetryFunctionSet
+from mdmlkit.errors import UnknownElementError
+from mdmlkit.potential import (HDNNP, ExtrapolationError, ExtrapolationReport, ExtrapolationWarning,
+                               HDNNPCalculator, check_extrapolation, read_input_data)
+
+from test_potential_model import SFS_TEXT, random_structure
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return [random_structure(14, 11, True), random_structure(10, 12, False), random_structure(16, 13, True)]
+
+
+@pytest.fixture(scope="module")
+def model(frames):
+    m = HDNNP(SymmetryFunctionSet.from_text(SFS_TEXT), hidden=(12, 12), activation="tanh", seed=2)
+    return m.fit_scaling(frames).fit_reference_energies(frames, [-2.0 * len(a) for a in frames])
+
+
+def compressed(atoms: Atoms, factor: float = 0.85) -> Atoms:
+    a = atoms.copy()
+    if a.pbc.all():
+        a.set_cell(a.cell[:] * factor, scale_atoms=True)
+    else:
+        a.positions *= factor
+    return a
+
+
+def test_reproduces_n2p2_reference(n2p2_ref):
+    calc = HDNNPCalculator(n2p2_ref, device="cpu")          # the n2p2 model directory itself
+    for atoms, ref in zip(read_input_data(n2p2_ref / "input.data"), read_input_data(n2p2_ref / "output.data")):
+        atoms.calc = calc
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ExtrapolationWarning)   # training structures: in range
+            e = atoms.get_potential_energy()
+        assert e == pytest.approx(ref.get_potential_energy(), rel=1e-10)
+        np.testing.assert_allclose(atoms.get_forces(), ref.get_forces(), atol=1e-9)
+        assert atoms.get_potential_energies().sum() == pytest.approx(e, rel=1e-12)
+        assert not calc.last_report
+
+
+def test_forces_and_stress_vs_numerical(model, frames):
+    atoms = frames[0].copy()
+    atoms.calc = HDNNPCalculator(model, device="cpu", extrapolation="ignore")
+    f = atoms.get_forces()
+    num_f = calculate_numerical_forces(atoms, eps=1e-5)
+    np.testing.assert_allclose(f, num_f, atol=1e-6)
+    s = atoms.get_stress()
+    num_s = calculate_numerical_stress(atoms, eps=1e-5, voigt=True)
+    np.testing.assert_allclose(s, num_s, atol=1e-7)
+    assert np.abs(s).max() > 1e-4, "stress unexpectedly zero"
+
+
+def _nve_error(model, atoms, dt_fs: float, steps: int) -> float:
+    atoms = atoms.copy()
+    atoms.calc = HDNNPCalculator(model, device="cpu", extrapolation="ignore")
+    rng = np.random.default_rng(0)
+    atoms.set_momenta(rng.normal(size=(len(atoms), 3))
+                      * np.sqrt(atoms.get_masses()[:, None] * units.kB * 300))
+    Stationary(atoms)
+    etot = []
+    dyn = VelocityVerlet(atoms, timestep=dt_fs * units.fs)
+    dyn.attach(lambda: etot.append(atoms.get_total_energy()), interval=1)
+    dyn.run(steps)
+    return float(np.abs(np.array(etot) - etot[0]).max())
+
+
+def test_nve_conserves_energy(model, frames):
+    """Velocity Verlet with consistent, smooth forces: the total-energy error over the same
+    30 fs is small and shrinks as dt² (halving dt divides it by ~4)."""
+    atoms = frames[2]
+    err_1 = _nve_error(model, atoms, 1.0, 30)
+    err_05 = _nve_error(model, atoms, 0.5, 60)
+    kinetic_scale = 1.5 * len(atoms) * units.kB * 300
+    assert err_05 < 2e-3 * kinetic_scale, f"energy error {err_05:.2e} eV over 30 fs"
+    assert 2.5 < err_1 / err_05 < 6.0, (err_1, err_05)
+
+
+def test_unknown_element(model):
+    atoms = Atoms("LaCuO", positions=[[0, 0, 0], [2.2, 0, 0], [0, 2.2, 0]])
+    atoms.calc = HDNNPCalculator(model, device="cpu")
+    with pytest.raises(UnknownElementError, match="atom 1 is Cu"):
+        atoms.get_potential_energy()
+
+
+def test_stress_of_cluster_not_implemented(model, frames):
+    atoms = frames[1].copy()
+    atoms.calc = HDNNPCalculator(model, device="cpu")
+    atoms.get_potential_energy()
+    with pytest.raises(PropertyNotImplementedError):
+        atoms.get_stress()
+
+
+def test_extrapolation_modes(model, frames):
+    inside, outside = frames[0].copy(), compressed(frames[0])
+    inside.calc = HDNNPCalculator(model, device="cpu", extrapolation="raise")
+    inside.get_potential_energy()                       # a training structure: no error
+    assert inside.calc.last_report is not None and len(inside.calc.last_report) == 0
+
+    outside.calc = HDNNPCalculator(model, device="cpu", extrapolation="warn")
+    with pytest.warns(ExtrapolationWarning, match="outside the training range"):
+        outside.get_potential_energy()
+    report = outside.calc.last_report
+    assert report and report.structures == [0]
+
+    outside.calc = HDNNPCalculator(model, device="cpu", extrapolation="raise")
+    with pytest.raises(ExtrapolationError, match="symfunction_short"):
+        outside.get_potential_energy()
+
+    outside.calc = HDNNPCalculator(model, device="cpu", extrapolation="ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        outside.get_potential_energy()
+    assert outside.calc.last_report is None
+    with pytest.raises(ValueError, match="extrapolation"):
+        HDNNPCalculator(model, extrapolation="maybe")
+
+
+def test_check_extrapolation_report(model, frames):
+    test = [frames[0], compressed(frames[1], 0.8), frames[2], compressed(frames[2], 1.3)]
+    report = check_extrapolation(model, test, batch_size=3)      # two chunks
+    assert isinstance(report, ExtrapolationReport)
+    assert report.structures == [1, 3]
+    assert report.n_structures == 4 and report.n_atoms == sum(len(a) for a in test)
+    for r in report:
+        lo, hi = r.G_min, r.G_max
+        tol = report.tolerance * (hi - lo)
+        assert r.value < lo - tol or r.value > hi + tol
+        assert r.line == model.sfs.functions[r.element][r.function].to_line()
+        assert test[r.structure].get_chemical_symbols()[r.atom] == r.element
+        assert r.excess > 0
+    cols = report.to_dict()
+    assert set(cols) == {"structure", "atom", "element", "function", "value", "G_min", "G_max", "line"}
+    text = repr(report)
+    assert "outside the training range" in text and "symfunction_short" in text
+    assert "<table>" in report._repr_html_()
+    assert "no extrapolation" in repr(check_extrapolation(model, frames))
+
+
+def test_check_extrapolation_needs_fitted_scaling(frames):
+    m = HDNNP(SymmetryFunctionSet.from_text(SFS_TEXT), hidden=(3,))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        check_extrapolation(m, frames)
+    with pytest.warns(UserWarning, match="not fitted"):
+        HDNNPCalculator(m, device="cpu")
+
+
+def test_loading_and_dtype(tmp_path, model, frames):
+    path = model.save(tmp_path / "m.pt")
+    atoms = frames[0].copy()
+    atoms.calc = HDNNPCalculator(path, device="cpu")
+    e64 = atoms.get_potential_energy()
+    calc32 = HDNNPCalculator(model, device="cpu", dtype=torch.float32)
+    assert calc32.model is not model and model.dtype == torch.float64   # caller's model untouched
+    atoms.calc = calc32
+    assert atoms.get_potential_energy() == pytest.approx(e64, rel=1e-5)
+    assert "float32" in repr(calc32)
+    with pytest.raises(FileNotFoundError):
+        HDNNPCalculator(tmp_path / "missing.pt")
