@@ -397,7 +397,8 @@ class _ASEEngine(_Engine):
 
         thermalize_momenta(self.atoms, self.proto.t_start, rng=self.rng)
         Stationary(self.atoms)
-        ZeroRotation(self.atoms)
+        if not self.atoms.pbc.any():   # angular momentum is not conserved in a periodic cell
+            ZeroRotation(self.atoms)
 
     def state(self) -> dict:
         return {"positions": self.atoms.get_positions(), "momenta": self.atoms.get_momenta(),

@@ -1,0 +1,284 @@
+"""Train the shipped La2Zr2O7 HDNNP and measure its accuracy on the held-out test split.
+
+Steps (all resumable; rerunning the same command continues where it stopped):
+
+1. read the fixed train/val/test split of ``data/la2zr2o7`` (CHGNet-labelled);
+2. generate a candidate set of n2p2 symmetry functions
+   (:meth:`SymmetryFunctionSet.generate`, radial type 2 + wide angular type 9,
+   rc = 6 Å) and keep ``--n-per-element`` per element by CUR selection on a
+   stratified sample of training structures (saved as ``WORK/selected.nn`` and
+   reused on resume);
+3. train a :class:`~mdmlkit.potential.HDNNP` (one tanh network per element) with
+   :class:`~mdmlkit.potential.Trainer` on energies and forces: Adam, learning rate
+   decaying exponentially from ``--lr`` to ``--lr-final`` over ``--epochs``,
+   best-validation weights restored; checkpoint every epoch to ``WORK/checkpoints``;
+4. write the model to ``OUT`` (``model.pt`` + n2p2 ``input.nn``, ``scaling.data``,
+   ``weights.ZZZ.data`` + ``training_history.json``) and the errors on
+   train/val/test (overall and per structure kind) to
+   ``benchmarks/results/la2zr2o7_accuracy.json`` with the command line, the
+   machine, the timings and whether the accuracy target (test energy RMSE
+   <= 2 meV/atom, force RMSE <= 0.15 eV/Å) is met.
+
+Usage::
+
+    nohup nice python benchmarks/train_la2zr2o7.py > /tmp/train_la2zr2o7.log 2>&1 &
+    python benchmarks/train_la2zr2o7.py --evaluate-only          # re-evaluate OUT/model.pt
+    python benchmarks/train_la2zr2o7.py --subset 400 --epochs 3 --out /tmp/m --work /tmp/w \
+        --results /tmp/acc.json                                  # a smoke run (minutes)
+
+Units: energies eV (errors meV/atom), forces eV/Å, lengths Å.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+ELEMENTS = ["La", "Zr", "O"]
+TARGET = {"energy_rmse_meV_atom": 2.0, "force_rmse_eV_A": 0.15}
+REFERENCE_WORK = {"energy_rmse_meV_atom": 2.73, "force_rmse_eV_A": 0.174}
+DEFAULT_OUT = REPO / "models" / "la2zr2o7"
+DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "la2zr2o7_accuracy.json"
+DEFAULT_WORK = Path.home() / ".cache" / "mdmlkit" / "train-la2zr2o7"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="model directory to write")
+    p.add_argument("--work", default=str(DEFAULT_WORK), help="checkpoints and the selected set")
+    p.add_argument("--results", default=str(DEFAULT_RESULTS), help="accuracy JSON to write")
+    p.add_argument("--data", default=None, help="directory with train/val/test.extxyz.gz "
+                   "(default: the shipped data/la2zr2o7)")
+    p.add_argument("--rc", type=float, default=6.0, help="symmetry-function cutoff, Å")
+    p.add_argument("--n-radial", type=int, default=10, help="candidate radial grid points per element pair")
+    p.add_argument("--n-angular", type=int, default=3, help="candidate angular (rs, eta) points")
+    p.add_argument("--zetas", type=float, nargs="+", default=[1.0, 2.0, 4.0])
+    p.add_argument("--n-per-element", type=int, default=48, help="functions kept per element (CUR)")
+    p.add_argument("--n-select-structures", type=int, default=400,
+                   help="training structures the CUR selection is computed on")
+    p.add_argument("--hidden", type=int, nargs="+", default=[25, 25])
+    p.add_argument("--activation", default="tanh")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--lr-final", type=float, default=5e-5,
+                   help="learning rate reached after --epochs epochs (exponential decay)")
+    p.add_argument("--energy-weight", type=float, default=1.0, help="weight of the (eV/atom)^2 MSE")
+    p.add_argument("--force-weight", type=float, default=0.1, help="weight of the (eV/Å)^2 MSE")
+    p.add_argument("--patience", type=int, default=0, help="early stopping (0: off)")
+    p.add_argument("--subset", type=int, default=0, help="train on this many structures only (smoke runs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--evaluate-only", action="store_true", help="only evaluate OUT/model.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def machine_info() -> dict:
+    import torch
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "cpu": cpu, "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def stratified_sample(frames, n: int, seed: int) -> list:
+    """``n`` structures drawn evenly from every ``info["kind"]`` (deterministic)."""
+    if n >= len(frames):
+        return list(frames)
+    rng = np.random.default_rng(seed)
+    kinds = np.array([str(a.info.get("kind", "")) for a in frames])
+    order = []
+    for kind in sorted(set(kinds)):
+        idx = rng.permutation(np.flatnonzero(kinds == kind))
+        order.append(idx)
+    # round robin over kinds, then random order within the sample
+    picked = []
+    k = 0
+    while len(picked) < n:
+        for idx in order:
+            if k < len(idx) and len(picked) < n:
+                picked.append(int(idx[k]))
+        k += 1
+    return [frames[i] for i in sorted(picked)]
+
+
+def select_symmetry_functions(train, args, work: Path):
+    """The CUR-selected set (read from ``work/selected.nn`` when it exists)."""
+    from mdmlkit.descriptors import SymmetryFunctionSet, select_functions
+    from mdmlkit.utils import atomic_write_text
+
+    path = work / "selected.nn"
+    if path.exists():
+        print(f"[train] reusing symmetry functions {path}", flush=True)
+        return SymmetryFunctionSet.from_input_nn(path)
+    t0 = time.perf_counter()
+    cand = SymmetryFunctionSet.generate(ELEMENTS, rc=args.rc, n_radial=args.n_radial,
+                                        n_angular=args.n_angular, zetas=tuple(args.zetas),
+                                        lambdas=(-1.0, 1.0), r_lower=1.0)
+    sample = stratified_sample(train, args.n_select_structures, args.seed)
+    sel = select_functions(cand, sample, n_select=args.n_per_element, method="cur",
+                           progress=not args.quiet)
+    atomic_write_text(path, "\n".join(sel.to_input_nn_lines(header=True)) + "\n")
+    print(f"[train] candidates {cand.n_features} -> selected {sel.n_features} by CUR on "
+          f"{len(sample)} structures ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return sel
+
+
+def log_epoch(trainer, record: dict) -> None:
+    """Trainer callback: one line per epoch (for log files of background runs)."""
+    print(f"[epoch {record['epoch']:3d}] lr {record['lr']:.2e}  "
+          f"E train/val {record['train_energy_rmse_meV_atom']:7.2f} / {record['val_energy_rmse_meV_atom']:7.2f} "
+          f"meV/atom  F train/val {record['train_force_rmse_meV_A']:6.0f} / "
+          f"{record['val_force_rmse_meV_A']:6.0f} meV/Å  {record['time_s']:6.1f} s", flush=True)
+
+
+def error_table(ev: dict, per_structure: bool = False) -> dict:
+    """JSON-able summary of :meth:`Trainer.evaluate` output.
+
+    With ``per_structure``, also the signed energy error (meV/atom) and the force RMSE
+    (meV/Å) of every structure, in file order (lets a test check the claim on a subset).
+    """
+    keys = ("n_structures", "energy_rmse_meV_atom", "energy_mae_meV_atom", "force_rmse_eV_A",
+            "force_mae_eV_A")
+    out = {k: ev[k] for k in keys if k in ev}
+    out["by_kind"] = {kind: {k: v[k] for k in keys if k in v} for kind, v in ev.get("by_kind", {}).items()}
+    if per_structure:
+        de = 1000.0 * (ev["energy_pred_per_atom"] - ev["energy_ref_per_atom"])
+        out["per_structure"] = {"energy_error_meV_atom": [round(float(x), 5) for x in de],
+                                "force_rmse_meV_A": [round(float(x), 4)
+                                                     for x in ev["force_rmse_per_structure_meV_A"]],
+                                "n_atoms": [int(n) for n in ev["n_atoms"]]}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+
+    from mdmlkit.datasets import load_la2zr2o7
+    from mdmlkit.potential import HDNNP, save_n2p2_model
+    from mdmlkit.potential.training import Trainer
+    from mdmlkit.utils import atomic_write_json
+
+    torch.set_num_threads(args.threads)
+    try:   # numpy BLAS (CUR selection) too: extra threads only fight over busy cores
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    except ImportError:
+        pass
+    out, work = Path(args.out), Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    splits = {s: load_la2zr2o7(s, path=args.data) for s in ("train", "val", "test")}
+    train, val = splits["train"], splits["val"]
+    if args.subset:
+        train = stratified_sample(train, args.subset, args.seed)
+        val = stratified_sample(val, max(args.subset // 8, 16), args.seed)
+    print(f"[train] {len(train)} training, {len(val)} validation, {len(splits['test'])} test "
+          f"structures ({time.perf_counter() - t_start:.0f} s to read)", flush=True)
+    dtype = getattr(torch, args.dtype)
+
+    history, train_time, trainer = None, None, None
+    if args.evaluate_only:
+        model = HDNNP.load(out / "model.pt", device=args.device, dtype=dtype)
+        trainer = Trainer(model, device=args.device, progress=False)
+    else:
+        sfs = select_symmetry_functions(train, args, work)
+        model = HDNNP(sfs, hidden=tuple(args.hidden), activation=args.activation, dtype=dtype,
+                      device=args.device, seed=args.seed)
+        gamma = (args.lr_final / args.lr) ** (1.0 / max(args.epochs - 1, 1))
+        trainer = Trainer(model, energy_weight=args.energy_weight, force_weight=args.force_weight,
+                          lr=args.lr, lr_schedule="exponential", lr_gamma=gamma, min_lr=args.lr_final,
+                          batch_size=args.batch_size, max_epochs=args.epochs,
+                          patience=args.patience or None, seed=args.seed, device=args.device,
+                          checkpoint_dir=work / "checkpoints", progress=not args.quiet,
+                          callbacks=[log_epoch])
+        print(f"[train] {model!r}\n[train] {trainer!r}", flush=True)
+        t0 = time.perf_counter()
+        trainer.fit(train, val, resume=True)
+        train_time = time.perf_counter() - t0
+        history = trainer.history_
+        print(trainer.rmse_table(every=max(1, len(history) // 25)), flush=True)
+        model.save(out / "model.pt")
+        save_n2p2_model(model, out, header="La2Zr2O7 HDNNP trained on CHGNet labels by mdmlkit "
+                        "(benchmarks/train_la2zr2o7.py)")
+        atomic_write_json(out / "training_history.json",
+                          {"history": history, "best_epoch": trainer.best_epoch_,
+                           "params": trainer.get_params()})
+
+    t0 = time.perf_counter()
+    errors = {name: error_table(trainer.evaluate(frames, source=f"{name} split"), per_structure=name == "test")
+              for name, frames in (("train", train), ("val", val), ("test", splits["test"]))}
+    eval_time = time.perf_counter() - t0
+    test = errors["test"]
+    met = {"energy": test["energy_rmse_meV_atom"] <= TARGET["energy_rmse_meV_atom"],
+           "forces": test["force_rmse_eV_A"] <= TARGET["force_rmse_eV_A"]}
+    cmd = "python " + " ".join(shlex.quote(a) for a in
+                               [os.path.relpath(__file__, REPO), *(sys.argv[1:] if argv is None else argv)])
+    hist, best_epoch, previous = history, trainer.best_epoch_ if history is not None else None, {}
+    if history is None:   # --evaluate-only: keep the training record of the earlier run
+        import json
+
+        if (out / "training_history.json").exists():
+            saved = json.loads((out / "training_history.json").read_text())
+            hist, best_epoch = saved["history"], saved.get("best_epoch")
+        if Path(args.results).exists():
+            previous = json.loads(Path(args.results).read_text())
+    result = {
+        "benchmark": "la2zr2o7_hdnnp_accuracy",
+        "description": "Behler-Parrinello HDNNP for La2Zr2O7 trained on the shipped CHGNet-labelled "
+                       "data set (data/la2zr2o7); errors on its fixed train/val/test split. Energy "
+                       "RMSE per atom, force RMSE per Cartesian component.",
+        "command": previous.get("command", cmd) if args.evaluate_only else cmd,
+        "evaluation_command": cmd,
+        "settings": previous.get("settings") if args.evaluate_only and previous else
+        {k: v for k, v in vars(args).items() if k not in ("quiet",)},
+        "model": {"repr": repr(model), "n_parameters": model.n_parameters(),
+                  "n_features": model.n_features, "cutoff_A": model.cutoff,
+                  "path": os.path.relpath(out, REPO) if out.resolve().is_relative_to(REPO) else str(out)},
+        "errors": errors,
+        "target": TARGET, "reference_work": REFERENCE_WORK, "target_met": met,
+        "epochs_run": len(hist) if hist else None,
+        "best_epoch": best_epoch,
+        "training_wall_s_this_session": previous.get("training_wall_s_this_session") if args.evaluate_only
+        else train_time,
+        "training_wall_s_total": float(sum(h["time_s"] for h in hist)) if hist else None,
+        "evaluation_wall_s": eval_time,
+        "machine": machine_info(),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    atomic_write_json(args.results, result)
+    for name, e in errors.items():
+        print(f"[train] {name:5s}: E RMSE {e['energy_rmse_meV_atom']:.3f} meV/atom, "
+              f"F RMSE {e['force_rmse_eV_A']:.4f} eV/Å ({e['n_structures']} structures)")
+    print(f"[train] target (test E <= 2 meV/atom, F <= 0.15 eV/Å): "
+          f"{'met' if all(met.values()) else 'NOT met'} {met}; wrote {args.results}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

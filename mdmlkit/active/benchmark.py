@@ -1,0 +1,363 @@
+"""Pool-based active-learning benchmarks: learning curves, labels-to-target, OOD detection.
+
+::
+
+    strategies = {"random": RandomQuery(), "ae": AutoencoderQuery(), "fps": FarthestPointQuery(),
+                  "qbc": CommitteeQuery(n_models=3)}
+    res = run_learning_curves(strategies, pool, test, seeds=(0, 1, 2), rounds=5, k=10,
+                              n_initial=10, model=HDNNP(sfs, hidden=(10, 10)),
+                              trainer_kwargs={"max_epochs": 40})
+    res.plot("force_rmse_meV_A")
+    labels_to_reach(res)        # labels each strategy needs for random's final accuracy
+
+Every (strategy, seed) run is an :class:`~mdmlkit.active.ActiveLearningLoop` on
+the same pool with a :class:`~mdmlkit.active.ReplayOracle` revealing the stored
+labels; for one seed all strategies start from the same random initial set and
+the same weight initialisation, and are evaluated on the same fixed test set.
+With ``workdir`` every run checkpoints and an interrupted benchmark resumes.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from ..errors import EmptyTrajectoryError, InputError
+from ..utils import atomic_write_json
+from .loop import ActiveLearningLoop
+from .oracle import ReplayOracle
+from .queries import Query
+
+__all__ = ["LearningCurves", "run_learning_curves", "labels_to_reach", "ood_detection",
+           "machine_info"]
+
+_METRICS = ("energy_rmse_meV_atom", "force_rmse_meV_A", "energy_mae_meV_atom", "force_mae_meV_A")
+_UNITS = {"energy_rmse_meV_atom": "energy RMSE / meV/atom", "force_rmse_meV_A": "force RMSE / meV/Å",
+          "energy_mae_meV_atom": "energy MAE / meV/atom", "force_mae_meV_A": "force MAE / meV/Å"}
+
+
+@dataclass
+class LearningCurves:
+    """Results of :func:`run_learning_curves`.
+
+    Attributes
+    ----------
+    records : list of dict
+        One per (strategy, seed, round): ``strategy``, ``seed``, ``round``,
+        ``n_labelled``, test errors (``energy_rmse_meV_atom``, ``force_rmse_meV_A``,
+        MAEs), ``query_time_s`` (query fit + select, s), ``label_time_s``,
+        ``train_time_s``, ``n_failed_total``, ``selected_kinds`` (``atoms.info["kind"]``
+        counts of the structures labelled in that round) and ``by_kind`` test errors.
+    meta : dict
+        Parameters of the benchmark.
+    """
+
+    records: list[dict] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def strategies(self) -> list[str]:
+        return list(dict.fromkeys(r["strategy"] for r in self.records))
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({int(r["seed"]) for r in self.records})
+
+    def __repr__(self) -> str:
+        return (f"LearningCurves(strategies={self.strategies}, seeds={self.seeds}, "
+                f"records={len(self.records)})")
+
+    def curve(self, strategy: str, metric: str = "force_rmse_meV_A") -> dict[str, np.ndarray]:
+        """Mean and spread over seeds per round.
+
+        Returns ``n_labelled`` (mean over seeds), ``mean``, ``std`` (ddof=0),
+        ``min``, ``max`` and ``values`` [n_seeds, n_rounds] of ``metric``; rounds
+        missing for a seed are NaN.
+        """
+        rows = [r for r in self.records if r["strategy"] == strategy]
+        if not rows:
+            raise InputError(f"no results for strategy {strategy!r}; have {self.strategies}")
+        seeds = sorted({r["seed"] for r in rows})
+        n_rounds = max(r["round"] for r in rows) + 1
+        vals = np.full((len(seeds), n_rounds), np.nan)
+        nlab = np.full((len(seeds), n_rounds), np.nan)
+        for r in rows:
+            s = seeds.index(r["seed"])
+            vals[s, r["round"]] = r.get(metric, np.nan)
+            nlab[s, r["round"]] = r["n_labelled"]
+        with np.errstate(invalid="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return {"n_labelled": np.nanmean(nlab, axis=0), "mean": np.nanmean(vals, axis=0),
+                        "std": np.nanstd(vals, axis=0), "min": np.nanmin(vals, axis=0),
+                        "max": np.nanmax(vals, axis=0), "values": vals}
+
+    def query_time(self, strategy: str) -> dict[str, float]:
+        """Wall time per query round (fit + select), s: mean, std, total over all runs."""
+        t = np.array([r["query_time_s"] for r in self.records
+                      if r["strategy"] == strategy and r["round"] > 0], dtype=float)
+        if t.size == 0:
+            return {"mean": float("nan"), "std": float("nan"), "total": 0.0}
+        return {"mean": float(t.mean()), "std": float(t.std()), "total": float(t.sum())}
+
+    def summary(self, metric: str = "force_rmse_meV_A") -> dict[str, dict]:
+        """Per strategy: final ``n_labelled``, final mean ± std of ``metric`` and query time."""
+        out = {}
+        for s in self.strategies:
+            c = self.curve(s, metric)
+            out[s] = {"n_labelled": float(c["n_labelled"][-1]), "mean": float(c["mean"][-1]),
+                      "std": float(c["std"][-1]), "query_time_s": self.query_time(s)["mean"]}
+        return out
+
+    def table(self):
+        """All records as a ``pandas.DataFrame``."""
+        import pandas as pd
+
+        return pd.DataFrame(self.records)
+
+    def plot(self, metric: str = "force_rmse_meV_A", ax=None, logy: bool = True):
+        """Mean ± std (band) of ``metric`` vs labelled structures, one line per strategy."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3.5))
+        for s in self.strategies:
+            c = self.curve(s, metric)
+            line, = ax.plot(c["n_labelled"], c["mean"], "o-", ms=3, label=s)
+            ax.fill_between(c["n_labelled"], c["mean"] - c["std"], c["mean"] + c["std"],
+                            color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("labelled structures")
+        ax.set_ylabel(_UNITS.get(metric, metric))
+        if logy:
+            ax.set_yscale("log")
+        ax.legend()
+        return ax
+
+    def to_dict(self) -> dict:
+        return {"records": self.records, "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "LearningCurves":
+        return cls(list(d["records"]), dict(d.get("meta", {})))
+
+    def save(self, path) -> Path:
+        """Write JSON atomically."""
+        atomic_write_json(path, self.to_dict())
+        return Path(path)
+
+
+def _make_query(spec, seed: int) -> Query:
+    if isinstance(spec, Query):
+        q = spec.clone()
+        if "seed" in q._param_names():
+            q.set_params(seed=seed)
+        return q
+    if callable(spec):
+        return spec(seed)
+    raise InputError(f"strategy must be a Query or a callable seed -> Query, got {spec!r}")
+
+
+def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]],
+                        pool: Sequence[Atoms], test: Sequence[Atoms], seeds: Sequence[int] = (0, 1, 2),
+                        rounds: int = 5, k: int = 10, n_initial: int = 10, model=None,
+                        trainer_kwargs: dict | Callable[[int], dict] | None = None, val: Sequence[Atoms] | None = None,
+                        warm_start: bool = False, workdir=None, progress: bool = True,
+                        callback: Callable[[dict], None] | None = None) -> LearningCurves:
+    """Learning curves of several strategies on a pre-labelled pool (see module docstring).
+
+    Parameters
+    ----------
+    strategies : dict name -> Query or callable(seed) -> Query
+        Query instances are cloned per seed (their ``seed`` set to the run's seed).
+    pool : sequence of labelled ase.Atoms
+        Candidates; their labels are revealed by a :class:`ReplayOracle` only when chosen.
+    test : sequence of labelled ase.Atoms
+        Fixed held-out test set.
+    seeds : sequence of int
+        One run per seed and strategy (initial set, weights, training order).
+    rounds, k, n_initial : int
+        Query rounds, structures per round, random initial structures.
+    model : HDNNP or callable(seed) -> HDNNP
+        Potential template.
+    trainer_kwargs : dict or callable
+        For :class:`~mdmlkit.potential.Trainer`, or ``n_labelled -> dict``.
+    val : sequence of labelled ase.Atoms, optional
+        Validation set for early stopping (same for all runs).
+    warm_start : bool
+        Retrain from the previous round's weights.
+    workdir : path, optional
+        ``workdir/<strategy>/seed_<s>`` checkpoints; finished runs are reloaded.
+    progress : bool
+        tqdm bar over runs.
+    callback : callable, optional
+        Called with each finished run's records (list of dict).
+    """
+    from tqdm.auto import tqdm
+
+    if not strategies:
+        raise InputError("no strategies given")
+    pool = list(pool)
+    if not pool:
+        raise EmptyTrajectoryError("benchmark pool: no structures")
+    if model is None:
+        raise InputError("give a potential template (HDNNP) or a factory seed -> HDNNP")
+    if n_initial + rounds * k > len(pool):
+        raise InputError(f"n_initial + rounds * k = {n_initial + rounds * k} exceeds the pool "
+                         f"({len(pool)} structures)")
+    oracle = ReplayOracle(pool)
+    res = LearningCurves(meta={"seeds": list(seeds), "rounds": rounds, "k": k, "n_initial": n_initial,
+                               "n_pool": len(pool), "n_test": len(test),
+                               "trainer_kwargs": repr(trainer_kwargs) if callable(trainer_kwargs) else
+                               {kk: v for kk, v in (trainer_kwargs or {}).items()
+                                if isinstance(v, (int, float, str, bool, type(None)))},
+                               "warm_start": warm_start, "strategies": list(strategies)})
+    runs = [(name, s) for s in seeds for name in strategies]
+    bar = tqdm(runs, desc="learning curves", disable=not progress, unit="run")
+    for name, seed in bar:
+        bar.set_postfix(strategy=name, seed=seed)
+        m = model(seed) if callable(model) and not hasattr(model, "state_dict") else model
+        query = _make_query(strategies[name], seed)
+        wd = None if workdir is None else Path(workdir) / name / f"seed_{seed}"
+        loop = ActiveLearningLoop(query, pool, m, oracle=oracle, initial=n_initial, k=k,
+                                  n_rounds=rounds, test=test, val=val,
+                                  trainer_kwargs=trainer_kwargs, warm_start=warm_start, workdir=wd,
+                                  seed=seed, progress=False)
+        t0 = time.perf_counter()
+        loop.run()
+        run_records = []
+        for h in loop.history_:
+            rec = {"strategy": name, "seed": int(seed), "round": int(h["round"]),
+                   "n_labelled": int(h["n_labelled"]),
+                   "query_time_s": float(h.get("query_fit_time_s", 0.0) + h.get("query_select_time_s", 0.0)),
+                   "query_fit_time_s": float(h.get("query_fit_time_s", 0.0)),
+                   "query_select_time_s": float(h.get("query_select_time_s", 0.0)),
+                   "label_time_s": float(h.get("label_time_s", 0.0)),
+                   "train_time_s": float(h.get("train_time_s", 0.0)),
+                   "n_failed_total": int(h.get("n_failed_total", 0))}
+            rec.update({mm: float(h[mm]) for mm in _METRICS if mm in h})
+            if "by_kind" in h:
+                rec["by_kind"] = h["by_kind"]
+            kinds: dict[str, int] = {}
+            for sel in loop.selections_:
+                if sel["round"] == h["round"] and sel["status"] == "labelled":
+                    kd = str(pool[sel["pool_index"]].info.get("kind", "unknown"))
+                    kinds[kd] = kinds.get(kd, 0) + 1
+            rec["selected_kinds"] = kinds
+            run_records.append(rec)
+        res.records.extend(run_records)
+        res.meta.setdefault("run_wall_s", {})[f"{name}/seed_{seed}"] = time.perf_counter() - t0
+        if callback is not None:
+            callback(run_records)
+    bar.close()
+    return res
+
+
+def labels_to_reach(results: LearningCurves, target: float | None = None,
+                    metric: str = "force_rmse_meV_A", reference: str = "random") -> dict[str, dict]:
+    """Labels each strategy needs to reach ``target`` (default: ``reference``'s final mean error).
+
+    The seed-averaged curve of every strategy is scanned round by round; the
+    first round whose mean ``metric`` is at or below ``target`` gives
+    ``n_labelled`` (mean over seeds) and ``fraction`` = n_labelled / (final
+    ``n_labelled`` of the reference strategy).  A strategy that never reaches the
+    target gets ``n_labelled=None`` and ``fraction=None`` (it would need more
+    than the benchmark's budget).
+
+    Returns ``{strategy: {"n_labelled", "fraction", "round", "final_mean", "target"}}``.
+    """
+    if reference not in results.strategies:
+        raise InputError(f"reference strategy {reference!r} not in the results {results.strategies}")
+    ref = results.curve(reference, metric)
+    n_ref = float(ref["n_labelled"][-1])
+    if target is None:
+        target = float(ref["mean"][-1])
+    out = {}
+    for s in results.strategies:
+        c = results.curve(s, metric)
+        hit = np.flatnonzero(c["mean"] <= target + 1e-12)
+        if hit.size:
+            r = int(hit[0])
+            n = float(c["n_labelled"][r])
+            out[s] = {"n_labelled": n, "fraction": n / n_ref, "round": r,
+                      "final_mean": float(c["mean"][-1]), "target": float(target)}
+        else:
+            out[s] = {"n_labelled": None, "fraction": None, "round": None,
+                      "final_mean": float(c["mean"][-1]), "target": float(target)}
+    return out
+
+
+def ood_detection(query: Query, model, in_distribution: Sequence[Atoms],
+                  out_of_distribution: Sequence[Atoms], threshold: float | None = None) -> dict[str, Any]:
+    """Does the (fitted) query flag out-of-distribution structures the potential fails on?
+
+    Parameters
+    ----------
+    query : fitted Query with :meth:`~Query.uncertainty`
+    model : trained HDNNP
+        The potential trained on the same training set as the query.
+    in_distribution, out_of_distribution : sequences of labelled ase.Atoms
+        Held-out structures like the training set / unlike it (e.g. 2000 K
+        snapshots or vacancy cells kept out of the training set).
+    threshold : float, optional
+        Flagging threshold (default ``query.threshold_``).
+
+    Returns
+    -------
+    dict with per-structure ``uncertainty_id``/``_ood`` and ``force_rmse_id``/``_ood``
+    (meV/Å, the potential's error computed from the labels), ``auc`` (ROC AUC of
+    the uncertainty separating OOD from ID; 0.5 = chance, 1 = perfect),
+    ``flagged_id``/``flagged_ood`` (fractions above the threshold),
+    ``force_rmse_id_mean``/``_ood_mean`` and ``spearman`` (rank correlation of
+    uncertainty and force error over all structures).
+    """
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    from ..potential.training import Trainer
+
+    ids, oods = list(in_distribution), list(out_of_distribution)
+    if not ids or not oods:
+        raise EmptyTrajectoryError("ood_detection needs in- and out-of-distribution structures")
+    u_id = np.asarray(query.uncertainty(ids), dtype=float)
+    u_ood = np.asarray(query.uncertainty(oods), dtype=float)
+    thr = float(query.threshold_ if threshold is None else threshold)
+    tr = Trainer(model, progress=False)
+    f_id = tr.evaluate(ids, source="in-distribution")["force_rmse_per_structure_meV_A"]
+    f_ood = tr.evaluate(oods, source="out-of-distribution")["force_rmse_per_structure_meV_A"]
+    y = np.r_[np.zeros(len(ids)), np.ones(len(oods))]
+    u = np.r_[u_id, u_ood]
+    f = np.r_[f_id, f_ood]
+    return {"uncertainty_id": u_id, "uncertainty_ood": u_ood, "force_rmse_id": f_id,
+            "force_rmse_ood": f_ood, "threshold": thr, "auc": float(roc_auc_score(y, u)),
+            "flagged_id": float(np.mean(u_id > thr)), "flagged_ood": float(np.mean(u_ood > thr)),
+            "force_rmse_id_mean": float(np.sqrt(np.mean(f_id ** 2))),
+            "force_rmse_ood_mean": float(np.sqrt(np.mean(f_ood ** 2))),
+            "spearman": float(spearmanr(u, f).statistic)}
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU count, load average, platform and library versions (for benchmark records)."""
+    import torch
+
+    info = {"platform": platform.platform(), "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    try:
+        info["load_average"] = list(os.getloadavg())
+    except OSError:  # pragma: no cover
+        pass
+    try:
+        import ase
+
+        info["ase"] = ase.__version__
+    except Exception:  # noqa: BLE001  # pragma: no cover
+        pass
+    return info

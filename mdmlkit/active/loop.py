@@ -1,0 +1,549 @@
+"""The pool-based active-learning loop: select → label → retrain → evaluate, repeated.
+
+::
+
+    loop = ActiveLearningLoop(AutoencoderQuery(), pool, model=HDNNP(sfs, hidden=(10, 10)),
+                              oracle=EMT(), initial=10, k=5, n_rounds=4, test=test,
+                              trainer_kwargs={"max_epochs": 50}, workdir="al_run")
+    loop.run()                    # resumes from al_run/ after an interruption
+    loop.learning_curve()         # n_labelled, energy/force RMSE per round
+    loop.selection_table()        # which structures were chosen and why
+
+Round 0 labels ``initial`` random pool structures (or takes a labelled list) and
+trains the potential.  Each later round fits the query on the current training
+set, selects ``k`` unlabelled pool structures, labels them with the oracle,
+retrains (from scratch with the same seed, or continuing from the previous
+weights with ``warm_start=True``) and evaluates on the fixed ``test`` set.
+
+Checkpoints (``workdir``): after labelling and after training of every round
+``state.json`` (the commit point, written last and atomically), the labelled
+structures (``labelled_rNNNN.traj``, ASE trajectory, lossless) and the model
+weights (``model_rNNNN.pt``) are written; :meth:`run` continues from the last
+commit, so an interrupted run makes the same selections as an uninterrupted one.
+
+Failures: a structure on which the oracle raises or returns NaN is recorded
+(``failures_``, ``selections_``), marked failed in the pool (never offered
+again) and skipped; the round goes on with the others.  Oracle calls, including
+failed ones, count against ``budget``.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from ..errors import EmptyTrajectoryError, InconsistentFramesError, InputError
+from ..utils import atomic_path, atomic_torch_save, atomic_write_json
+from .features import as_frames
+from .oracle import as_oracle
+from .queries import Query
+
+__all__ = ["ActiveLearningLoop"]
+
+log = logging.getLogger(__name__)
+
+_FORMAT = "mdmlkit.active-loop/1"
+_METRICS = ("energy_rmse_meV_atom", "energy_mae_meV_atom", "force_rmse_meV_A", "force_mae_meV_A")
+
+
+def _strip(atoms: Atoms) -> Atoms:
+    """Copy without calculator (labels hidden from the queries)."""
+    a = atoms.copy()
+    a.calc = None
+    return a
+
+
+def _check_elements(frames: Sequence[Atoms], elements: Sequence[str], source: str) -> None:
+    from ..errors import UnknownElementError
+
+    known = set(elements)
+    for k, a in enumerate(frames):
+        syms = a.get_chemical_symbols()
+        bad = sorted(set(syms) - known)
+        if bad:
+            i = syms.index(bad[0])
+            raise UnknownElementError(f"{source}: structure {k}, atom {i} is {bad[0]!r}; the "
+                                      f"potential and its descriptor know only {list(elements)}")
+
+
+def _fingerprint(frames: Sequence[Atoms]) -> str:
+    from ..datasets import frames_fingerprint
+
+    return frames_fingerprint(frames)
+
+
+class ActiveLearningLoop:
+    """Pool-based active learning of an HDNNP (see the module docstring).
+
+    Parameters
+    ----------
+    query : Query
+        Selection strategy (:class:`AutoencoderQuery`, :class:`CommitteeQuery`,
+        :class:`FarthestPointQuery`, :class:`RandomQuery`, or your own).  A query
+        with ``sfs=None`` gets ``model.sfs``; a :class:`CommitteeQuery` with
+        ``model=None`` gets ``model`` and ``trainer_kwargs``.
+    pool : sequence of ase.Atoms
+        Unlabelled candidates.  Labels they carry are hidden from the query
+        (copies without calculators are used).
+    model : HDNNP
+        Template potential; it is copied, never trained in place.
+    oracle : ASE calculator, factory, :class:`Oracle` or None
+        Labels the chosen structures; None = the CHGNet teacher.  For
+        benchmarks, :class:`ReplayOracle` reveals labels of a labelled pool.
+    initial : int or sequence of labelled ase.Atoms
+        Round 0: this many random pool structures (seeded by ``seed``), or a
+        labelled starting set (not from the pool).
+    k : int
+        Structures selected per round (the last round takes what is left).
+    budget : int, optional
+        Maximum oracle calls after the initial set.  A budget larger than the
+        pool is capped at the pool size (with a warning).
+    n_rounds : int, optional
+        Rounds after round 0 (default: until the budget or the pool runs out).
+    test, val : sequence of labelled ase.Atoms, optional
+        Fixed test set for the learning curve; validation set for early stopping.
+    trainer_kwargs : dict or callable
+        For :class:`~mdmlkit.potential.Trainer` (``progress`` defaults to False), or
+        ``n_labelled -> dict`` to adapt training to the set size (e.g. a fixed number
+        of optimiser steps per round: ``max_epochs ≈ steps · batch_size / n_labelled``).
+    warm_start : bool
+        Continue training from the previous round's weights.
+    workdir : path, optional
+        Checkpoint directory (resumed automatically when it holds a checkpoint).
+    seed : int
+        Seeds the initial choice, the weight initialisation and the training.
+    progress : bool
+        tqdm bar over rounds.
+    callbacks : iterable of callables
+        ``cb(loop, record)`` after every trained round (e.g. live plots).
+
+    Attributes
+    ----------
+    labelled_ : list of ase.Atoms
+        Training set; ``info["al_round"]`` and ``info["al_pool_index"]`` (−1: not from the pool).
+    pool_status_ : ndarray of str
+        "unlabelled", "labelled" or "failed" per pool structure.
+    history_ : list of dict
+        One record per round (learning curve, timings).
+    selections_ : list of dict
+        Every chosen structure: round, pool index, status and the query's reasons.
+    failures_ : dict[int, str]
+        Pool index -> oracle failure.
+    model_ : HDNNP
+        Potential of the last trained round.
+    n_oracle_calls_ : int
+        After the initial set.
+    """
+
+    def __init__(self, query: Query, pool: Sequence[Atoms], model, oracle=None,
+                 initial: int | Sequence[Atoms] = 10, k: int = 10, budget: int | None = None,
+                 n_rounds: int | None = None, test: Sequence[Atoms] | None = None,
+                 val: Sequence[Atoms] | None = None,
+                 trainer_kwargs: dict | Callable[[int], dict] | None = None,
+                 warm_start: bool = False, workdir=None, seed: int = 0, progress: bool = True,
+                 callbacks: Iterable[Callable] = ()):
+        self.pool = [_strip(a) for a in as_frames(pool, "pool")]
+        _check_elements(self.pool, model.elements, "pool")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"k (structures per round) must be a positive integer, got {k!r}")
+        if n_rounds is not None and n_rounds < 0:
+            raise InputError(f"n_rounds must be >= 0, got {n_rounds}")
+        if isinstance(initial, (int, np.integer)) and not isinstance(initial, bool):
+            if not 1 <= initial <= len(self.pool):
+                raise InputError(f"initial={initial} random structures requested from a pool of "
+                                 f"{len(self.pool)}")
+        else:
+            initial = list(initial)
+            if not initial:
+                raise EmptyTrajectoryError("initial training set: no structures")
+        self.query = query
+        self.model = model
+        self.oracle = as_oracle(oracle)
+        self.initial = initial
+        self.k = int(k)
+        n_avail = len(self.pool) - (initial if isinstance(initial, (int, np.integer)) else 0)
+        if budget is not None:
+            if budget < 0:
+                raise InputError(f"budget must be >= 0, got {budget}")
+            if budget > n_avail:
+                warnings.warn(f"budget={budget} exceeds the {n_avail} pool structures left after the "
+                              f"initial set; the loop stops when the pool is exhausted",
+                              stacklevel=2)
+                budget = n_avail
+        self.budget = budget
+        self.n_rounds = n_rounds
+        self.test = None if test is None else list(test)
+        self.val = None if val is None else list(val)
+        self.trainer_kwargs = trainer_kwargs if callable(trainer_kwargs) else dict(trainer_kwargs or {})
+        self.warm_start = bool(warm_start)
+        self.workdir = None if workdir is None else Path(workdir)
+        self.seed = int(seed)
+        self.progress = progress
+        self.callbacks = list(callbacks)
+        self._wire_query()
+        self._reset_state()
+
+    # ------------------------------------------------------------------ setup
+    def _wire_query(self) -> None:
+        q = self.query
+        if hasattr(q, "sfs") and q.sfs is None:
+            q.sfs = self.model.sfs
+        if type(q).__name__ == "CommitteeQuery":
+            if q.model is None and q.committee is None:
+                q.model = self.model
+            if q.trainer_kwargs is None:
+                q.trainer_kwargs = self.trainer_kwargs if callable(self.trainer_kwargs) else \
+                    {k: v for k, v in self.trainer_kwargs.items()
+                     if k not in ("checkpoint_dir", "callbacks")}
+
+    def _reset_state(self) -> None:
+        self.labelled_: list[Atoms] = []
+        self.pool_status_ = np.full(len(self.pool), "unlabelled", dtype="<U10")
+        self.history_: list[dict] = []
+        self.selections_: list[dict] = []
+        self.failures_: dict[int, str] = {}
+        self.model_ = None
+        self.trainer_ = None
+        self.n_oracle_calls_ = 0
+        self.round_ = -1            # last round whose labels are in labelled_
+        self.phase_ = "trained"     # "labelled": round_ labelled but not yet trained
+        self.otf_state_: dict | None = None
+        self._pending: dict = {}
+
+    def __repr__(self) -> str:
+        st = (f", round={self.round_}, labelled={len(self.labelled_)}, "
+              f"failed={len(self.failures_)}") if self.round_ >= 0 else ", not started"
+        last = ""
+        if self.history_ and "force_rmse_meV_A" in self.history_[-1]:
+            h = self.history_[-1]
+            last = (f", test E={h['energy_rmse_meV_atom']:.2f} meV/atom, "
+                    f"F={h['force_rmse_meV_A']:.0f} meV/Å")
+        return (f"ActiveLearningLoop(query={type(self.query).__name__}, pool={len(self.pool)}, "
+                f"k={self.k}, budget={self.budget}, n_rounds={self.n_rounds}, "
+                f"warm_start={self.warm_start}{st}{last})")
+
+    # ------------------------------------------------------------------ state
+    @property
+    def unlabelled_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.pool_status_ == "unlabelled")
+
+    def _config(self) -> dict:
+        init = int(self.initial) if isinstance(self.initial, (int, np.integer)) else \
+            {"frames": _fingerprint(self.initial)}
+        if not hasattr(self, "_pool_fp"):
+            self._pool_fp = _fingerprint(self.pool)
+        return {"pool": self._pool_fp, "n_pool": len(self.pool), "k": self.k,
+                "seed": self.seed, "initial": init, "query": type(self.query).__name__,
+                "warm_start": self.warm_start}
+
+    def _state_path(self) -> Path | None:
+        return None if self.workdir is None else self.workdir / "state.json"
+
+    def save_checkpoint(self) -> None:
+        """Write the current state atomically to ``workdir`` (no-op without one)."""
+        if self.workdir is None:
+            return
+        import ase.io
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        tag = f"r{self.round_:04d}_{self.phase_}"
+        lab_name = f"labelled_{tag}.traj"
+        with atomic_path(self.workdir / lab_name) as tmp:
+            ase.io.write(tmp, self.labelled_, format="traj") if self.labelled_ else tmp.write_bytes(b"")
+        model_name = None
+        if self.model_ is not None:
+            model_name = f"model_{tag}.pt"
+            atomic_torch_save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
+                              self.workdir / model_name)
+        otf_name = None
+        if self.otf_state_ is not None and self.otf_state_.get("atoms") is not None:
+            otf_name = f"otf_{tag}.traj"
+            with atomic_path(self.workdir / otf_name) as tmp:
+                ase.io.write(tmp, self.otf_state_["atoms"], format="traj")
+        state = {"format": _FORMAT, "config": self._config(), "round": self.round_,
+                 "phase": self.phase_, "pool_status": self.pool_status_.tolist(),
+                 "failures": {str(k): v for k, v in self.failures_.items()},
+                 "history": self.history_, "selections": self.selections_,
+                 "n_oracle_calls": self.n_oracle_calls_, "labelled_file": lab_name,
+                 "model_file": model_name, "pending": self._pending,
+                 "otf": None if self.otf_state_ is None else
+                 {k: v for k, v in self.otf_state_.items() if k != "atoms"} | {"atoms_file": otf_name}}
+        atomic_write_json(self.workdir / "state.json", state)
+        keep = {lab_name, model_name, otf_name, "state.json"}
+        for f in self.workdir.iterdir():
+            if f.is_file() and f.name not in keep and f.suffix in (".traj", ".pt") and \
+                    f.name.startswith(("labelled_r", "model_r", "otf_r")):
+                f.unlink()
+
+    def load_checkpoint(self) -> bool:
+        """Restore the state from ``workdir``; False when there is no checkpoint."""
+        path = self._state_path()
+        if path is None or not path.is_file():
+            return False
+        import ase.io
+        import torch
+
+        state = json.loads(path.read_text())
+        if state.get("format") != _FORMAT:
+            raise InconsistentFramesError(f"{path}: not an active-learning checkpoint ({_FORMAT})")
+        old, new = state["config"], self._config()
+        diff = {k: (old.get(k), new[k]) for k in new if old.get(k) != new[k]}
+        if diff:
+            raise InconsistentFramesError(
+                f"{path} was written for a different set-up (checkpoint vs now: {diff}); use a "
+                "fresh workdir or the original pool/parameters")
+        lab = self.workdir / state["labelled_file"]
+        self.labelled_ = ase.io.read(lab, ":", format="traj") if lab.stat().st_size else []
+        self.pool_status_ = np.asarray(state["pool_status"], dtype="<U10")
+        self.failures_ = {int(k): v for k, v in state["failures"].items()}
+        self.history_ = list(state["history"])
+        self.selections_ = list(state["selections"])
+        self.n_oracle_calls_ = int(state["n_oracle_calls"])
+        self.round_ = int(state["round"])
+        self.phase_ = state["phase"]
+        self._pending = dict(state.get("pending") or {})
+        self.model_ = None
+        if state.get("model_file"):
+            model = copy.deepcopy(self.model)
+            model.load_state_dict(torch.load(self.workdir / state["model_file"], map_location="cpu",
+                                             weights_only=True))
+            self.model_ = model
+        otf = state.get("otf")
+        if otf is not None:
+            otf = dict(otf)
+            name = otf.pop("atoms_file", None)
+            otf["atoms"] = ase.io.read(self.workdir / name, format="traj") if name else None
+        self.otf_state_ = otf
+        return True
+
+    # ------------------------------------------------------------------ steps
+    def _label(self, pool_indices: Sequence[int], round_: int, reasons: Sequence[dict] | None = None,
+               count: bool = True, frames: Sequence[Atoms] | None = None) -> dict:
+        """Label pool structures (or ``frames``), update the state; returns timing/counts."""
+        frames = [self.pool[i] for i in pool_indices] if frames is None else list(frames)
+        res = self.oracle.label(frames, progress=False)
+        strategy = getattr(self.query, "name", type(self.query).__name__)
+        for j, pi in enumerate(pool_indices):
+            rec = {"round": round_, "pool_index": int(pi), "strategy": strategy}
+            if reasons is not None:
+                rec.update({k: v for k, v in reasons[j].items()})
+            if j in res.labelled:
+                a = res.labelled[j]
+                a.info["al_round"] = round_
+                a.info["al_pool_index"] = int(pi)
+                self.labelled_.append(a)
+                if pi >= 0:
+                    self.pool_status_[pi] = "labelled"
+                rec["status"] = "labelled"
+            else:
+                if pi >= 0:
+                    self.pool_status_[pi] = "failed"
+                    self.failures_[int(pi)] = res.failures[j]
+                rec["status"] = "failed"
+                rec["failure"] = res.failures[j]
+                log.warning("round %d: pool structure %d could not be labelled (%s); skipped",
+                            round_, pi, res.failures[j])
+            rec["label_time_s"] = res.times[j]
+            self.selections_.append(rec)
+        if count:
+            self.n_oracle_calls_ += len(frames)
+        return {"n_new": len(res.labelled), "n_failed": len(res.failures),
+                "label_time_s": res.time_s}
+
+    def _initial_round(self) -> None:
+        t0 = time.perf_counter()
+        if isinstance(self.initial, (int, np.integer)):
+            rng = np.random.default_rng([self.seed, 0])
+            idx = np.sort(rng.choice(len(self.pool), int(self.initial), replace=False))
+            info = self._label(idx.tolist(), 0, [{"rank": r, "reason": "initial random"}
+                                                 for r in range(len(idx))], count=False)
+        else:
+            from ..potential.training import check_training_frames
+
+            check_training_frames(self.initial, self.model.elements, "initial training set")
+            for a in self.initial:
+                b = a.copy()
+                b.calc = a.calc
+                b.info["al_round"] = 0
+                b.info["al_pool_index"] = -1
+                self.labelled_.append(b)
+            info = {"n_new": len(self.initial), "n_failed": 0, "label_time_s": 0.0}
+        if not self.labelled_:
+            from ..errors import OracleError
+
+            raise OracleError("round 0: the oracle failed on every initial structure: "
+                              + "; ".join(f"{k}: {v}" for k, v in list(self.failures_.items())[:3]))
+        self.round_, self.phase_ = 0, "labelled"
+        self._pending = {"round": 0, "mode": "initial", "n_selected": int(info["n_new"] + info["n_failed"]),
+                         "query_fit_time_s": 0.0, "query_select_time_s": 0.0,
+                         "wall_label_s": time.perf_counter() - t0, **info}
+
+    def _select_round(self, r: int, n: int) -> None:
+        pool_idx = self.unlabelled_indices
+        t0 = time.perf_counter()
+        self.query.fit(self.labelled_)
+        t_fit = time.perf_counter() - t0
+        sel = self.query.select([self.pool[i] for i in pool_idx], n)
+        t_sel = time.perf_counter() - t0 - t_fit
+        chosen = pool_idx[np.asarray(sel.indices, dtype=np.int64)]
+        info = self._label(chosen.tolist(), r, sel.reasons)
+        self.round_, self.phase_ = r, "labelled"
+        self._pending = {"round": r, "mode": "pool", "n_selected": int(n),
+                         "query_fit_time_s": t_fit, "query_select_time_s": t_sel, **info}
+
+    def _trainer_kwargs(self, n: int) -> dict:
+        tk = self.trainer_kwargs
+        return dict(tk(n)) if callable(tk) else dict(tk)
+
+    def _new_model(self):
+        if self.warm_start and self.model_ is not None:
+            return self.model_
+        from ..potential.committee import reinitialise
+
+        return reinitialise(copy.deepcopy(self.model), self.seed)
+
+    def _train_round(self) -> dict:
+        from ..potential.training import Trainer
+
+        r = self.round_
+        kw = {"progress": False, **self._trainer_kwargs(len(self.labelled_))}
+        kw.pop("seed", None)
+        ckpt = None
+        if self.workdir is not None:
+            ckpt = self.workdir / f"trainer_r{r:04d}"
+            kw["checkpoint_dir"] = ckpt
+        t0 = time.perf_counter()
+        rec = dict(self._pending)
+        rec.setdefault("round", r)
+        if rec.get("n_new", 1) == 0 and self.model_ is not None:
+            trainer, model = self.trainer_, self.model_       # nothing new: keep the model
+            rec["retrained"] = False
+        else:
+            model = self._new_model()
+            trainer = Trainer(model, seed=self.seed, **kw)
+            trainer.fit(self.labelled_, self.val, resume=ckpt is not None)
+            rec["retrained"] = True
+            rec["epochs"] = len(trainer.history_)
+        rec["train_time_s"] = time.perf_counter() - t0
+        rec["n_labelled"] = len(self.labelled_)
+        rec["n_oracle_calls"] = self.n_oracle_calls_
+        rec["n_failed_total"] = len(self.failures_)
+        if self.test is not None:
+            if trainer is None:       # resumed run that kept its model: a trainer only to evaluate
+                trainer = Trainer(model, progress=False)
+            t1 = time.perf_counter()
+            ev = trainer.evaluate(self.test, source="test set")
+            rec.update({m: float(ev[m]) for m in _METRICS if m in ev})
+            if "by_kind" in ev:
+                rec["by_kind"] = {kd: {m: float(v[m]) for m in _METRICS if m in v}
+                                  for kd, v in ev["by_kind"].items()}
+            rec["eval_time_s"] = time.perf_counter() - t1
+        self.model_, self.trainer_ = model, trainer
+        self.history_.append(rec)
+        self.phase_ = "trained"
+        self._pending = {}
+        self.save_checkpoint()
+        if ckpt is not None and ckpt.is_dir():
+            import shutil
+
+            shutil.rmtree(ckpt, ignore_errors=True)
+        for cb in self.callbacks:
+            cb(self, rec)
+        return rec
+
+    def _rounds_done(self) -> int:
+        return sum(1 for h in self.history_ if h.get("mode") == "pool")
+
+    def _next_size(self, n_rounds: int | None) -> int:
+        """Structures to select in the next round (0: stop)."""
+        if n_rounds is not None and self._rounds_done() >= n_rounds:
+            return 0
+        n = min(self.k, self.unlabelled_indices.size)
+        if self.budget is not None:
+            n = min(n, self.budget - self.n_oracle_calls_)
+        return max(n, 0)
+
+    # ------------------------------------------------------------------ public
+    def run(self, n_rounds: int | None = None, resume: bool = True) -> "ActiveLearningLoop":
+        """Run (or continue) the loop until ``n_rounds`` pool rounds, the budget or the pool is used up.
+
+        ``n_rounds`` overrides the constructor's.  With ``resume`` (default) and a
+        checkpoint in ``workdir`` the loop continues from it; ``resume=False``
+        starts afresh (the old checkpoint is overwritten).
+        """
+        from tqdm.auto import tqdm
+
+        n_rounds = self.n_rounds if n_rounds is None else n_rounds
+        if self.round_ < 0:
+            if not (resume and self.load_checkpoint()):
+                self._reset_state()
+        total = None
+        if n_rounds is not None:
+            total = n_rounds + 1
+        elif self.budget is not None:
+            total = math.ceil(self.budget / self.k) + 1
+        bar = tqdm(total=total, initial=len(self.history_), desc=f"active learning ({self.query.name})",
+                   unit="round", disable=not self.progress)
+        try:
+            if self.round_ < 0:
+                self._initial_round()
+                self.save_checkpoint()
+            while True:
+                if self.phase_ == "labelled":
+                    rec = self._train_round()
+                    bar.update(1)
+                    if "force_rmse_meV_A" in rec:
+                        bar.set_postfix(n=rec["n_labelled"], E=f"{rec['energy_rmse_meV_atom']:.2f}",
+                                        F=f"{rec['force_rmse_meV_A']:.0f}")
+                n = self._next_size(n_rounds)
+                if n == 0:
+                    break
+                self._select_round(self.round_ + 1, n)
+                self.save_checkpoint()
+        finally:
+            bar.close()
+        return self
+
+    def run_on_the_fly(self, atoms: Atoms, n_steps: int, temperature_K: float, **kwargs):
+        """On-the-fly learning during MD; see :func:`mdmlkit.active.onthefly.run_on_the_fly`."""
+        from .onthefly import run_on_the_fly
+
+        return run_on_the_fly(self, atoms, n_steps, temperature_K, **kwargs)
+
+    # ------------------------------------------------------------------ results
+    def learning_curve(self) -> dict[str, np.ndarray]:
+        """Per trained round: ``round``, ``n_labelled``, ``n_oracle_calls``, the test-set
+        ``energy_rmse_meV_atom``, ``force_rmse_meV_A`` (and MAEs) and the timings (s)."""
+        keys = ["round", "n_labelled", "n_oracle_calls", *_METRICS, "query_fit_time_s",
+                "query_select_time_s", "label_time_s", "train_time_s"]
+        return {k: np.array([h.get(k, np.nan) for h in self.history_], dtype=float) for k in keys}
+
+    def selection_table(self):
+        """``selections_`` as a ``pandas.DataFrame`` (one row per chosen structure)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.selections_)
+
+    def plot(self, metric: str = "force_rmse_meV_A", ax=None, label: str | None = None):
+        """Test error vs labelled structures (one line; pass ``ax`` to overlay several loops)."""
+        import matplotlib.pyplot as plt
+
+        from .benchmark import _UNITS
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3.5))
+        lc = self.learning_curve()
+        ax.plot(lc["n_labelled"], lc[metric], "o-", ms=3,
+                label=label or getattr(self.query, "name", type(self.query).__name__))
+        ax.set_xlabel("labelled structures")
+        ax.set_ylabel(_UNITS.get(metric, metric))
+        ax.legend()
+        return ax

@@ -1,0 +1,136 @@
+"""The shipped La2Zr2O7 HDNNP (``models/la2zr2o7``) and its accuracy claim.
+
+Checks that the model loads (mdmlkit ``model.pt`` and the n2p2 files), that it
+reproduces, structure by structure, the test-split errors recorded in
+``benchmarks/results/la2zr2o7_accuracy.json`` by ``benchmarks/train_la2zr2o7.py``
+on a subset of the test split (every 4th structure), that the recorded totals follow
+from those per-structure errors, and that an n2p2 export reloads to identical
+predictions.  The reference labels are the teacher's (CHGNet) in ``data/la2zr2o7``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_DIR = REPO / "models" / "la2zr2o7"
+ACCURACY = REPO / "benchmarks" / "results" / "la2zr2o7_accuracy.json"
+EVERY = 4   # test-split subset: structures 0, 4, 8, ... (all kinds and both cell sizes)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from mdmlkit.potential import HDNNP
+
+    return HDNNP.load(MODEL_DIR / "model.pt")
+
+
+@pytest.fixture(scope="module")
+def claim() -> dict:
+    return json.loads(ACCURACY.read_text())
+
+
+@pytest.fixture(scope="module")
+def subset():
+    from mdmlkit.datasets import load_la2zr2o7
+
+    frames = load_la2zr2o7("test")
+    idx = np.arange(0, len(frames), EVERY)
+    return idx, [frames[i] for i in idx]
+
+
+@pytest.fixture(scope="module")
+def evaluation(model, subset):
+    from mdmlkit.potential.training import Trainer
+
+    torch.set_num_threads(1)
+    return Trainer(model, progress=False).evaluate(subset[1], source="test subset")
+
+
+def _predict(model, frames):
+    from mdmlkit.descriptors import AtomsBatch
+
+    batch = AtomsBatch.from_atoms(frames, model.elements, model.cutoff, dtype=model.dtype)
+    e, f = model.energy_and_forces(batch)
+    return e.detach().numpy(), f.detach().numpy()
+
+
+def test_shipped_files(model):
+    names = ["model.pt", "input.nn", "scaling.data", "training_history.json"]
+    names += [f"weights.{z:03d}.data" for z in (8, 40, 57)]
+    sizes = {n: (MODEL_DIR / n).stat().st_size for n in names}
+    assert sum(sizes.values()) < 2_000_000, sizes          # small enough to ship in git
+    assert model.elements == ["La", "Zr", "O"]
+    assert model.is_scaling_fitted
+    assert model.cutoff == pytest.approx(6.0)
+    assert all(n > 0 for n in model.n_features.values())
+
+
+def test_claimed_totals_follow_from_per_structure_errors(claim):
+    test = claim["errors"]["test"]
+    per = test["per_structure"]
+    de = np.asarray(per["energy_error_meV_atom"])
+    frmse = np.asarray(per["force_rmse_meV_A"])
+    n = np.asarray(per["n_atoms"])
+    assert len(de) == len(frmse) == len(n) == test["n_structures"]
+    assert np.sqrt(np.mean(de ** 2)) == pytest.approx(test["energy_rmse_meV_atom"], rel=1e-4)
+    # force RMSE over all components = sqrt(sum_s 3 n_s rmse_s^2 / sum_s 3 n_s)
+    f_all = np.sqrt(np.sum(n * frmse ** 2) / np.sum(n)) / 1000.0
+    assert f_all == pytest.approx(test["force_rmse_eV_A"], rel=1e-4)
+    met = claim["target_met"]
+    assert met["energy"] == (test["energy_rmse_meV_atom"] <= claim["target"]["energy_rmse_meV_atom"])
+    assert met["forces"] == (test["force_rmse_eV_A"] <= claim["target"]["force_rmse_eV_A"])
+    assert claim["command"].startswith("python benchmarks/train_la2zr2o7.py")
+
+
+def test_reproduces_claimed_test_errors_on_subset(claim, subset, evaluation):
+    idx, frames = subset
+    per = claim["errors"]["test"]["per_structure"]
+    de = 1000.0 * (evaluation["energy_pred_per_atom"] - evaluation["energy_ref_per_atom"])
+    np.testing.assert_allclose(de, np.asarray(per["energy_error_meV_atom"])[idx], atol=2e-3, rtol=0)
+    np.testing.assert_allclose(evaluation["force_rmse_per_structure_meV_A"],
+                               np.asarray(per["force_rmse_meV_A"])[idx], atol=2e-2, rtol=1e-6)
+    # the subset is a fair sample: its RMSEs are close to the claimed full-split values
+    test = claim["errors"]["test"]
+    assert evaluation["energy_rmse_meV_atom"] < 1.5 * test["energy_rmse_meV_atom"]
+    assert evaluation["force_rmse_eV_A"] < 1.5 * test["force_rmse_eV_A"]
+    assert set(evaluation["by_kind"]) == set(test["by_kind"])   # every kind is represented
+
+
+def test_perfect_crystal_matches_teacher(model, claim):
+    """The relaxed pyrochlore of the teacher (manifest) is a near-minimum of the model too."""
+    from mdmlkit.datasets import data_dir
+    from mdmlkit.pyrochlore import conventional_cell
+
+    relaxed = json.loads((data_dir() / "la2zr2o7" / "manifest.json").read_text())["relaxed"]
+    atoms = conventional_cell(relaxed["a"], relaxed["x48f"])
+    e, f = _predict(model, [atoms])
+    tol = max(3.0 * claim["errors"]["test"]["energy_rmse_meV_atom"], 5.0)
+    assert 1000.0 * abs(e[0] / len(atoms) - relaxed["energy_per_atom"]) < tol
+    # site symmetry: La (16d, -3m), Zr (16c, -3m) and O' (8b, -43m) sites leave no vector
+    # invariant, so their forces vanish exactly in the perfect crystal
+    sym = np.array(atoms.get_chemical_symbols())
+    on_centre = np.r_[np.flatnonzero(sym != "O"), np.arange(len(atoms) - 8, len(atoms))]
+    assert np.abs(f[on_centre]).max() < 1e-8
+    assert np.abs(f).max() < 20 * claim["errors"]["test"]["force_rmse_eV_A"]
+
+
+def test_n2p2_files_and_export_reload_identically(model, subset, tmp_path):
+    from mdmlkit.potential import load_n2p2_model, save_n2p2_model
+
+    frames = subset[1][:6]
+    e_ref, f_ref = _predict(model, frames)
+    shipped = load_n2p2_model(MODEL_DIR)                 # the n2p2 files that ship beside model.pt
+    save_n2p2_model(model, tmp_path / "export")
+    exported = load_n2p2_model(tmp_path / "export")
+    for other in (shipped, exported):
+        assert other.elements == model.elements
+        e, f = _predict(other, frames)
+        np.testing.assert_allclose(e, e_ref, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(f, f_ref, rtol=1e-10, atol=1e-10)
+    for name in ("input.nn", "scaling.data"):
+        assert (tmp_path / "export" / name).exists()
