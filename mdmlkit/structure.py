@@ -48,7 +48,7 @@ __all__ = [
     "CU_CUTOFF", "FCC_SHELL_FACTOR", "ATOM_MOTIFS", "CLUSTER_MOTIFS",
     "distance_matrix", "adaptive_cutoff", "neighbor_matrix", "CNAResult",
     "common_neighbour_analysis", "atom_motifs", "motif_fractions", "coordination_stats",
-    "motif_label", "MotifClassifier", "lindemann_index",
+    "motif_label", "MotifClassifier",
 ]
 
 #: Fixed bond cutoff for Cu (Å): midway between the first (2.55 Å) and second
@@ -424,44 +424,3 @@ def _as_frames(frames: Sequence[Atoms] | Atoms, source: str) -> list[Atoms]:
             raise InputError(f"{source}: frame {k} is {type(a).__name__}, not ase.Atoms")
     check_frames(frames, source=source)
     return frames
-
-
-# ----------------------------------------------------------------------------- Lindemann
-
-def lindemann_index(frames: Sequence[Atoms], per_atom: bool = False) -> float | np.ndarray:
-    """Lindemann index of a trajectory of one cluster (dimensionless).
-
-    ``delta_i = 1/(N-1) sum_{j != i} sqrt(<r_ij^2> - <r_ij>^2) / <r_ij>`` with averages
-    over frames; returns the mean over atoms (or ``[N]`` with ``per_atom=True``).
-    Non-periodic distances; values above ~0.1 indicate a liquid-like cluster.
-
-    Raises :class:`~mdmlkit.errors.EmptyTrajectoryError` for fewer than two frames and
-    :class:`~mdmlkit.errors.InconsistentFramesError` when atom counts differ.
-    """
-    frames = list(frames)
-    check_frames(frames, source="lindemann_index", min_frames=2, same_size=True)
-    n = len(frames[0])
-    if n < 2:
-        raise InputError(f"lindemann_index: {n} atom(s); need at least 2")
-    s1 = np.zeros((n, n))
-    s2 = np.zeros((n, n))
-    for chunk in _chunks(len(frames), n):
-        pos = np.stack([frames[k].get_positions() for k in chunk])       # [F, N, 3]
-        diff = pos[:, :, None, :] - pos[:, None, :, :]
-        r = np.sqrt(np.einsum("fijk,fijk->fij", diff, diff))
-        s1 += r.sum(axis=0)
-        s2 += (r * r).sum(axis=0)
-    mean = s1 / len(frames)
-    var = np.maximum(s2 / len(frames) - mean ** 2, 0.0)
-    off = ~np.eye(n, dtype=bool)
-    ratio = np.zeros((n, n))
-    ratio[off] = np.sqrt(var[off]) / mean[off]
-    delta = ratio.sum(axis=1) / (n - 1)
-    return delta if per_atom else float(delta.mean())
-
-
-def _chunks(n_frames: int, n_atoms: int, max_bytes: float = 64e6):
-    """Index ranges of frames whose ``[F, N, N, 3]`` float64 temporaries fit ``max_bytes``."""
-    size = max(1, int(max_bytes // max(1, 8 * 3 * n_atoms * n_atoms)))
-    for start in range(0, n_frames, size):
-        yield range(start, min(start + size, n_frames))

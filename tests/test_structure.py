@@ -10,9 +10,10 @@ from ase.build import bulk
 from ase.cluster import Decahedron, Icosahedron, Octahedron
 
 from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError, NonFiniteError
+from mdmlkit.thermo import lindemann_index
 from mdmlkit.structure import (
     ATOM_MOTIFS, CLUSTER_MOTIFS, FCC_SHELL_FACTOR, MotifClassifier, adaptive_cutoff, atom_motifs,
-    common_neighbour_analysis, coordination_stats, lindemann_index, motif_fractions, motif_label,
+    common_neighbour_analysis, coordination_stats, motif_fractions, motif_label,
     neighbor_matrix,
 )
 
@@ -327,13 +328,12 @@ def test_lindemann_index(relaxed, hot):
         b = a.copy()
         b.positions = rot.apply(a.positions) + k * np.array([1.0, -2.0, 0.5])
         rigid.append(b)
-    assert lindemann_index(rigid) == pytest.approx(0.0, abs=1e-7)
-    solid = _langevin(a, 300.0, n_frames=10, every=200, seed=2)
-    delta_solid = lindemann_index(solid)
-    delta_liquid = lindemann_index(hot["ico55"][:4])
-    assert delta_solid < 0.1 < delta_liquid                # Lindemann criterion
-    per_atom = lindemann_index(solid, per_atom=True)
-    assert per_atom.shape == (55,) and per_atom.mean() == pytest.approx(delta_solid)
+    assert lindemann_index(rigid, window=4).delta[0] == pytest.approx(0.0, abs=1e-7)
+    solid = lindemann_index(_langevin(a, 300.0, n_frames=10, every=200, seed=2), window=10)
+    liquid = lindemann_index(hot["ico55"][:4], window=4)
+    assert solid.delta[0] < 0.1 < liquid.delta[0]          # Lindemann criterion
+    assert solid.delta_atoms.shape == (1, 55)
+    assert solid.delta_atoms.mean() == pytest.approx(solid.delta[0])
 
 
 # ----------------------------------------------------------------------------- errors
