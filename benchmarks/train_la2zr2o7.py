@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=0, help="early stopping (0: off)")
     p.add_argument("--subset", type=int, default=0, help="train on this many structures only (smoke runs)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-model", default=None,
+                   help="warm start: continue training this model.pt (its symmetry functions, "
+                        "scaling and reference energies are kept; --hidden etc. are ignored)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
@@ -207,14 +210,19 @@ def main(argv: list[str] | None = None) -> int:
         model = HDNNP.load(out / "model.pt", device=args.device, dtype=dtype)
         trainer = Trainer(model, device=args.device, progress=False)
     else:
-        sfs = select_symmetry_functions(train, args, work)
-        model = HDNNP(sfs, hidden=tuple(args.hidden), activation=args.activation, dtype=dtype,
-                      device=args.device, seed=args.seed)
+        if args.init_model:
+            model = HDNNP.load(args.init_model, device=args.device, dtype=dtype)
+            print(f"[train] warm start from {args.init_model}", flush=True)
+        else:
+            sfs = select_symmetry_functions(train, args, work)
+            model = HDNNP(sfs, hidden=tuple(args.hidden), activation=args.activation, dtype=dtype,
+                          device=args.device, seed=args.seed)
         gamma = (args.lr_final / args.lr) ** (1.0 / max(args.epochs - 1, 1))
         trainer = Trainer(model, energy_weight=args.energy_weight, force_weight=args.force_weight,
                           lr=args.lr, lr_schedule="exponential", lr_gamma=gamma, min_lr=args.lr_final,
                           batch_size=args.batch_size, max_epochs=args.epochs,
                           patience=args.patience or None, seed=args.seed, device=args.device,
+                          fit_normalisation=not args.init_model,
                           checkpoint_dir=work / "checkpoints", progress=not args.quiet,
                           callbacks=[log_epoch])
         print(f"[train] {model!r}\n[train] {trainer!r}", flush=True)

@@ -121,8 +121,19 @@ class SizeScan:
         return iter(self.sizes.values())
 
     def summary(self) -> list[dict[str, Any]]:
-        """One dict per size (sorted by size); see :meth:`SizeLandscape.summary`."""
-        return [self.sizes[n].summary() for n in sorted(self.sizes)]
+        """One dict per size (sorted by size); see :meth:`SizeLandscape.summary`.
+
+        Adds ``stability_d2E_eV``, the second difference of the lowest total energy
+        ``Δ2E(n) = E(n+1) + E(n-1) - 2 E(n)`` (eV; NaN unless n-1 and n+1 were scanned):
+        positive for a size more stable than its neighbours (the usual cluster-science
+        signature of a magic number).
+        """
+        rows = [self.sizes[n].summary() for n in sorted(self.sizes)]
+        d2 = stability_second_difference([r["n_atoms"] for r in rows],
+                                         [r["E_min_per_atom_eV"] * r["n_atoms"] for r in rows])
+        for r, v in zip(rows, d2):
+            r["stability_d2E_eV"] = float(v)
+        return rows
 
     def magic_contrast(self, key: str) -> list[dict[str, Any]]:
         """For each magic size, ``key`` against the mean of its scanned non-magic neighbours.
@@ -131,7 +142,7 @@ class SizeScan:
         ``difference = value - neighbour_mean`` (same unit as ``key``).  Neighbours are
         the non-magic sizes of the scan closest below and above.
         """
-        rows = []
+        rows, summary = [], {r["n_atoms"]: r for r in self.summary()}
         sizes = sorted(self.sizes)
         nonmagic = [n for n in sizes if not is_magic(n)]
         for n in sizes:
@@ -141,9 +152,10 @@ class SizeScan:
             above = [m for m in nonmagic if m > n]
             neigh = ([below[-1]] if below else []) + ([above[0]] if above else [])
             neigh = [m for m in neigh if abs(m - n) <= max(3, 0.1 * n)]
-            value = float(self.sizes[n].summary()[key])
-            vals = [float(self.sizes[m].summary()[key]) for m in neigh]
-            mean = float(np.nanmean(vals)) if vals else float("nan")
+            value = float(summary[n][key])
+            vals = [float(summary[m][key]) for m in neigh]
+            finite = [v for v in vals if np.isfinite(v)]
+            mean = float(np.mean(finite)) if finite else float("nan")
             rows.append(dict(n_atoms=n, value=value, neighbours=neigh, neighbour_mean=mean,
                              difference=value - mean))
         return rows
@@ -153,7 +165,7 @@ class SizeScan:
         rows = self.summary()
         cols = ["n_atoms", "magic", "n_frames", "T_melt_Cv_K", "T_melt_Lindemann_K",
                 "T_leave_start_basin_K", "T_amorphous_K", "n_basins", "n_local_minima",
-                "E_min_per_atom_eV", "start_motif"]
+                "C_peak_kB_per_atom", "E_min_per_atom_eV", "stability_d2E_eV", "start_motif"]
         out = ["  ".join(f"{c:>12.12s}" for c in cols)]
         for r in rows:
             cells = []
@@ -165,6 +177,23 @@ class SizeScan:
 
     def __repr__(self) -> str:
         return f"SizeScan(sizes={sorted(self.sizes)})"
+
+
+def stability_second_difference(sizes: Sequence[int], energies: Sequence[float]) -> np.ndarray:
+    """Second difference ``Δ2E(n) = E(n+1) + E(n-1) - 2 E(n)`` of total energies (eV).
+
+    ``sizes`` and ``energies`` (total energy of the lowest structure of each size, eV)
+    are matched by position; entries whose n-1 or n+1 is missing get NaN.  Δ2E > 0
+    marks a size that is more stable than the mean of its neighbours.
+    """
+    sizes = [int(n) for n in sizes]
+    if len(sizes) != len(energies):
+        raise InputError(f"{len(sizes)} sizes but {len(energies)} energies")
+    if len(set(sizes)) != len(sizes):
+        raise InputError(f"duplicate cluster sizes in {sizes}")
+    E = dict(zip(sizes, (float(e) for e in energies)))
+    return np.array([E[n + 1] + E[n - 1] - 2.0 * E[n] if (n - 1 in E and n + 1 in E) else np.nan
+                     for n in sizes])
 
 
 def _fingerprint(name: str, **kw: Any):
