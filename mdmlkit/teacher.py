@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import warnings
 from typing import Any, Callable
 
 from .errors import InputError
@@ -75,6 +76,17 @@ def chgnet_calculator(device: str | None = None, model_name: str = "0.3.0",
     with contextlib.redirect_stdout(io.StringIO()):   # CHGNet prints device banners
         model = CHGNet.load(model_name=model_name, use_device=dev, verbose=False)
         calc = CHGNetCalculator(model=model, use_device=dev, on_isolated_atoms="ignore")
+    # CHGNet 0.4 calls float() on a tensor that requires grad inside every calculation, and
+    # torch warns each time: silence that one message (only) at its source
+    _calculate = calc.calculate
+
+    def calculate(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning,
+                                    message="Converting a tensor with requires_grad=True to a scalar")
+            return _calculate(*args, **kwargs)
+
+    calc.calculate = calculate
     return calc
 
 
