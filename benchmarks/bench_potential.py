@@ -1,23 +1,42 @@
-"""Benchmark: cost of one MD step with the mdmlkit HDNNP on pyrochlore La2Zr2O7.
+"""Benchmark: cost of one MD step with the mdmlkit HDNNP on pyrochlore La2Zr2O7, vs CHGNet.
 
-One MD step = ASE velocity-Verlet step = neighbour list + symmetry functions +
-networks + autograd forces (+ the extrapolation check, as in production use).
-Cells: the conventional pyrochlore cell (88 atoms) and its 2×2×2 supercell
-(704 atoms), built with ``ase.spacegroup.crystal`` (Fd-3m, origin choice 2,
-a = 10.8 Å; La 16d, Zr 16c, O 48f x = 0.33, O' 8b).  Descriptors: 60 n2p2
-symmetry functions per element (12 radial type 2, 24 angular type 3, 24 type 9),
-rc = 6 Å, polynomial cutoff (type 6, alpha 0.1); networks 60-25-25-1 tanh.
+One MD step = ASE velocity-Verlet step = neighbour list (a Verlet list with a 1 Å
+skin, rebuilt when an atom has moved more than 0.5 Å) + symmetry functions +
+extrapolation check + networks + one autograd backward pass (forces and virial)
++ ASE bookkeeping.  Cells: the conventional pyrochlore cell (88 atoms) and its
+2×2×2 supercell (704 atoms), built with ``ase.spacegroup.crystal`` (Fd-3m,
+origin choice 2, a = 10.8 Å; La 16d, Zr 16c, O 48f x = 0.33, O' 8b), momenta
+drawn at 600 K, 1 fs steps.
 
-The CHGNet teacher (``pip install mdmlkit[teacher]``) is timed on the same cells
-in the same run when installed.  Targets: ≥ 100× faster than the teacher and
-≤ ~200 µs/atom/step (n2p2's C++ on the developer machine).
+Two potentials:
+
+* ``shipped`` (primary, the realistic case): ``models/la2zr2o7/model.pt``, the
+  trained model -- 48 functions per element, types 2 and 9 (type 9 through
+  angular moments), rc 6 Å, networks 48-25-25-1 tanh.
+* ``synthetic_2_3_9``: 60 functions per element (12 type 2, 24 narrow-angular
+  type 3, 24 type 9), rc 6 Å, cutoff type 6 (alpha 0.1), networks 60-25-25-1,
+  random weights.  Type 3 needs explicit triplets, so this is the slow case.
+
+Variants of each, timed interleaved in the same process (every variant of a
+case makes one step per round, in a rotating order, so load changes on a shared
+machine hit all variants alike): float64 (the default), float32, and float64
+with a fresh neighbour list every step (``skin=0``).  The CHGNet teacher
+(``pip install mdmlkit[teacher]``) is timed in the same run, its steps spread
+over the rounds of both cases.  Per variant:
+median (and best) wall time per step, µs/atom, and the breakdown recorded by
+``HDNNPCalculator.timings`` (median per step of each phase; the ASE
+integrator/bookkeeping rest is the step time minus the phases).
+Targets: ≤ 200 µs/atom/step (n2p2's C++, values + derivatives + networks, 60
+functions per element, rc 6 Å, measured on the development machine) and ≥ 100×
+faster than the teacher.
 
 Usage::
 
-    python benchmarks/bench_potential.py                   # CPU (and CUDA if present)
-    python benchmarks/bench_potential.py --steps 20 --no-teacher --sizes 88
+    python benchmarks/bench_potential.py                      # CPU, 1 torch thread
+    python benchmarks/bench_potential.py --sizes 88 --rounds 4 --no-teacher
 
-Writes ``benchmarks/results/potential.json`` atomically (with machine info).
+Writes ``benchmarks/results/potential.json`` atomically (machine info, load
+averages before/after every size, and a top-level ``summary``).
 """
 from __future__ import annotations
 
@@ -44,7 +63,10 @@ from mdmlkit.potential import HDNNP, HDNNPCalculator  # noqa: E402
 from mdmlkit.utils import atomic_write_json  # noqa: E402
 
 N2P2_TARGET_US_PER_ATOM = 200.0
+TEACHER_TARGET_SPEEDUP = 100.0
 ELEMENTS = ("La", "Zr", "O")
+SHIPPED_MODEL = ROOT / "models" / "la2zr2o7" / "model.pt"
+PHASES = ("neighbour_list", "descriptors", "extrapolation_check", "networks", "backward", "results")
 
 
 def pyrochlore(a: float = 10.8, x48f: float = 0.33, repeat: int = 1) -> Atoms:
@@ -71,10 +93,10 @@ def symmetry_functions(rc: float = 6.0) -> SymmetryFunctionSet:
     return SymmetryFunctionSet.from_text("\n".join(lines))
 
 
-def make_model(dtype: torch.dtype, device) -> HDNNP:
+def synthetic_model() -> HDNNP:
     sfs = symmetry_functions()
     assert all(n == 60 for n in sfs.n_features.values()), sfs.n_features
-    model = HDNNP(sfs, hidden=(25, 25), activation="tanh", dtype=dtype, seed=0)
+    model = HDNNP(sfs, hidden=(25, 25), activation="tanh", dtype=torch.float64, seed=0)
     rng = np.random.default_rng(0)
     train = []
     for k in range(4):
@@ -84,7 +106,16 @@ def make_model(dtype: torch.dtype, device) -> HDNNP:
         train.append(a)
     model.fit_scaling(train)
     model.fit_reference_energies(train, rng.normal(-8.0, 0.01, len(train)) * 88)
-    return model.to(device)
+    return model
+
+
+def describe(model: HDNNP) -> dict:
+    types = sorted({f.type for fs in model.sfs.functions.values() for f in fs})
+    el = model.elements[0]
+    return {"elements": model.elements, "functions_per_element": model.n_features,
+            "symmetry_function_types": types, "cutoff_A": model.cutoff,
+            "network": "-".join(map(str, model.layer_sizes(el))) + " " + "/".join(model.activations(el)),
+            "parameters": model.n_parameters(), "acsf": model.acsf.extra_repr()}
 
 
 def _sync(device) -> None:
@@ -92,44 +123,62 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def time_md(calc, atoms: Atoms, steps: int, warmup: int, device=None) -> dict:
-    """Median wall time of one velocity-Verlet step (s) and the per-step spread."""
-    atoms = atoms.copy()
-    atoms.calc = calc
-    rng = np.random.default_rng(1)   # Maxwell-Boltzmann momenta at 600 K
-    atoms.set_momenta(rng.normal(size=(len(atoms), 3)) * np.sqrt(atoms.get_masses()[:, None] * units.kB * 600))
-    dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs)
-    dyn.run(warmup)
-    times = []
-    for _ in range(steps):
-        _sync(device)
-        t0 = time.perf_counter()
-        dyn.run(1)
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "steps": steps}
+class Runner:
+    """An MD run of one variant that can be advanced a few timed steps at a time."""
 
+    def __init__(self, calc, atoms: Atoms, device, warmup: int):
+        self.atoms = atoms.copy()
+        self.atoms.calc = calc
+        self.calc = calc
+        rng = np.random.default_rng(1)   # Maxwell-Boltzmann momenta at 600 K (same for all variants)
+        self.atoms.set_momenta(rng.normal(size=(len(atoms), 3))
+                               * np.sqrt(self.atoms.get_masses()[:, None] * units.kB * 600))
+        self.dyn = VelocityVerlet(self.atoms, timestep=1.0 * units.fs)
+        self.device = device
+        self.times: list[float] = []
+        self.phases: list[dict] = []          # per step: seconds of each calculator phase
+        self.extrapolating_steps = 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.dyn.run(warmup)
+        if isinstance(calc, HDNNPCalculator):
+            calc.timings = {}
+            self._last: dict = {}
+            self.builds0 = calc.neighbor_list_builds
 
-def breakdown(model: HDNNP, atoms: Atoms, repeats: int) -> dict:
-    """Median time of the parts of a force call (s): neighbour list + batch, forward, backward."""
-    out = {"neighbour_list_s": [], "forward_s": [], "backward_s": []}
-    dev = model.device
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        batch = AtomsBatch.from_atoms([atoms], model.elements, model.cutoff, device=dev, dtype=model.dtype)
-        _sync(dev)
-        t1 = time.perf_counter()
-        pos = batch.positions.requires_grad_(True)
-        e = model(batch).sum()
-        _sync(dev)
-        t2 = time.perf_counter()
-        torch.autograd.grad(e, pos)
-        _sync(dev)
-        t3 = time.perf_counter()
-        out["neighbour_list_s"].append(t1 - t0)
-        out["forward_s"].append(t2 - t1)
-        out["backward_s"].append(t3 - t2)
-    return {k: statistics.median(v) for k, v in out.items()}
+    def steps(self, n: int) -> None:
+        for _ in range(n):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # 600 K may leave the training range: counted below
+                _sync(self.device)
+                t0 = time.perf_counter()
+                self.dyn.run(1)
+                _sync(self.device)
+                self.times.append(time.perf_counter() - t0)
+            report = getattr(self.calc, "last_report", None)
+            self.extrapolating_steps += bool(report)
+            if isinstance(self.calc, HDNNPCalculator):
+                tm = dict(self.calc.timings)
+                self.phases.append({k: tm.get(k, 0.0) - self._last.get(k, 0.0) for k in PHASES})
+                self._last = tm
+
+    def result(self, n_atoms: int) -> dict:
+        med = statistics.median(self.times)
+        out = {"s_per_step": med, "us_per_atom_step": 1e6 * med / n_atoms,
+               "min_s": min(self.times), "min_us_per_atom_step": 1e6 * min(self.times) / n_atoms,
+               "max_s": max(self.times), "steps": len(self.times)}
+        if isinstance(self.calc, HDNNPCalculator):
+            # median over steps of each phase (one force call per step); the rest of the
+            # step (ASE integrator and bookkeeping) is the step time minus the phases
+            parts = {k: statistics.median(ph[k] for ph in self.phases) for k in PHASES}
+            parts["ase_and_integrator"] = statistics.median(
+                t - sum(ph.values()) for t, ph in zip(self.times, self.phases))
+            out["breakdown_s"] = parts
+            out["breakdown_us_per_atom"] = {k: 1e6 * v / n_atoms for k, v in parts.items()}
+            out["force_calls"] = self.calc.timings.get("calls", 0)
+            out["neighbour_list_builds"] = self.calc.neighbor_list_builds - self.builds0
+            out["extrapolating_steps"] = self.extrapolating_steps
+        return out
 
 
 def teacher_calculator(device: str):
@@ -147,7 +196,7 @@ def teacher_calculator(device: str):
 def machine_info(devices: list[str]) -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "processor": platform.processor(),
             "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+            "load_average_start": _load()}
     try:
         with open("/proc/cpuinfo") as fh:
             names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
@@ -159,59 +208,117 @@ def machine_info(devices: list[str]) -> dict:
     return info
 
 
+def _load():
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[88, 704], help="cell sizes (88·k³ atoms)")
-    p.add_argument("--steps", type=int, default=10, help="timed MD steps per case")
+    p.add_argument("--cases", nargs="+", default=["shipped", "synthetic_2_3_9"])
+    p.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="the 'shipped' model file")
+    p.add_argument("--rounds", type=int, default=24,
+                   help="interleaved rounds: every HDNNP variant makes one step per round")
+    p.add_argument("--teacher-steps", type=int, default=4, help="timed CHGNet steps, spread over the rounds")
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--teacher-steps", type=int, default=3)
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument("--skin", type=float, default=1.0, help="Verlet-list skin of the default variants, Å")
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when available")
     p.add_argument("--no-teacher", action="store_true")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; use 1 on a shared/oversubscribed machine)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads for all potentials, teacher included (default 1: shared machine)")
     p.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "potential.json")
     args = p.parse_args(argv)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    dtype = getattr(torch, args.dtype)
-    results = {"benchmark": "HDNNP MD step (velocity Verlet, ASE) on pyrochlore La2Zr2O7",
-               "model": "60 symmetry functions/element (rc 6 Å, n2p2 types 2/3/9), networks 60-25-25-1 tanh",
-               "dtype": args.dtype, "n2p2_target_us_per_atom": N2P2_TARGET_US_PER_ATOM,
-               "machine": machine_info(devices), "cases": []}
+    results = {"benchmark": "HDNNP MD step (velocity Verlet, ASE, 600 K, 1 fs) on pyrochlore La2Zr2O7 vs CHGNet",
+               "n2p2_target_us_per_atom": N2P2_TARGET_US_PER_ATOM,
+               "teacher_target_speedup": TEACHER_TARGET_SPEEDUP,
+               "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+               "machine": machine_info(devices), "models": {}, "cases": []}
+    base_models = {}
+    if "shipped" in args.cases:
+        base_models["shipped"] = HDNNP.load(args.model)
+    if "synthetic_2_3_9" in args.cases:
+        base_models["synthetic_2_3_9"] = synthetic_model()
+    results["models"] = {k: describe(m) for k, m in base_models.items()}
+    results["models"].get("shipped", {})["path"] = str(args.model)
+    summary: dict = {}
     for device in devices:
-        model = make_model(dtype, device)
-        calc = HDNNPCalculator(model, device=device)
         teacher = None if args.no_teacher else teacher_calculator(device)
         for n in args.sizes:
             k = round((n / 88) ** (1 / 3))
             if 88 * k ** 3 != n:
                 raise SystemExit(f"size {n} is not 88·k³")
             atoms = pyrochlore(repeat=k)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")       # MD at 600 K may leave the fitted range
-                t = time_md(calc, atoms, args.steps, args.warmup, device)
-                parts = breakdown(model, atoms, max(3, args.steps // 2))
-            case = {"device": device, "n_atoms": n, "hdnnp_s_per_step": t["median_s"],
-                    "hdnnp_us_per_atom": 1e6 * t["median_s"] / n, "hdnnp_min_s": t["min_s"],
-                    "hdnnp_max_s": t["max_s"], "steps": t["steps"], "breakdown_s": parts}
-            if teacher is not None:
-                tt = time_md(teacher, atoms, args.teacher_steps, 1, device)
-                case.update(teacher="CHGNet", teacher_s_per_step=tt["median_s"],
-                            teacher_us_per_atom=1e6 * tt["median_s"] / n,
-                            speedup_vs_teacher=tt["median_s"] / t["median_s"])
-            case["meets_n2p2_target"] = case["hdnnp_us_per_atom"] <= N2P2_TARGET_US_PER_ATOM
-            results["cases"].append(case)
-            msg = (f"{device:5s} {n:5d} atoms: HDNNP {1e3 * t['median_s']:8.2f} ms/step "
-                   f"= {case['hdnnp_us_per_atom']:7.1f} µs/atom "
-                   f"(nl {1e3 * parts['neighbour_list_s']:.1f} ms, fwd {1e3 * parts['forward_s']:.1f} ms, "
-                   f"bwd {1e3 * parts['backward_s']:.1f} ms)")
-            if "teacher_s_per_step" in case:
-                msg += (f" | CHGNet {1e3 * case['teacher_s_per_step']:8.1f} ms/step "
-                        f"-> {case['speedup_vs_teacher']:.0f}x faster")
-            print(msg, flush=True)
+            load_before = _load()
+            runners: dict[tuple[str, str], Runner] = {}
+            for case, model in base_models.items():
+                for variant, dtype, skin in (("float64", torch.float64, args.skin),
+                                             ("float32", torch.float32, args.skin),
+                                             ("float64_fresh_list", torch.float64, 0.0)):
+                    calc = HDNNPCalculator(model, device=device, dtype=dtype, skin=skin)
+                    runners[(case, variant)] = Runner(calc, atoms, device, args.warmup)
+            t_runner = Runner(teacher, atoms, device, 1) if teacher is not None else None
+            # one case at a time (a slow case's big allocations would otherwise tax the step
+            # that follows it), its variants in a rotating order; teacher steps spread over all
+            total = args.rounds * len(base_models)
+            every = max(total // max(args.teacher_steps, 1), 1)
+            k_round = 0
+            for case in base_models:
+                order = [r for (c, _), r in runners.items() if c == case]
+                for k in range(args.rounds):
+                    for r in order[k % len(order):] + order[:k % len(order)]:
+                        r.steps(1)
+                    k_round += 1
+                    if t_runner is not None and k_round % every == 0 \
+                            and len(t_runner.times) < args.teacher_steps:
+                        t_runner.steps(1)
+            load_after = _load()
+            t_res = t_runner.result(n) if t_runner is not None else None
+            n_pairs = int(AtomsBatch.from_atoms(atoms, ELEMENTS, 6.0).pair_i.numel())
+            for (case, variant), r in runners.items():
+                res = r.result(n)
+                entry = {"device": device, "n_atoms": n, "n_pairs_within_6A": n_pairs, "case": case,
+                         "variant": variant, "skin_A": 0.0 if variant.endswith("fresh_list") else args.skin,
+                         "load_average_before": load_before, "load_average_after": load_after, **res,
+                         "meets_n2p2_target": res["us_per_atom_step"] <= N2P2_TARGET_US_PER_ATOM}
+                if t_res is not None:
+                    entry.update(teacher="CHGNet", teacher_s_per_step=t_res["s_per_step"],
+                                 teacher_us_per_atom_step=t_res["us_per_atom_step"],
+                                 teacher_steps=t_res["steps"],
+                                 speedup_vs_teacher=t_res["s_per_step"] / res["s_per_step"])
+                    entry["meets_teacher_target"] = entry["speedup_vs_teacher"] >= TEACHER_TARGET_SPEEDUP
+                results["cases"].append(entry)
+                b = res["breakdown_us_per_atom"]
+                msg = (f"{device:4s} {n:4d} atoms {case:16s} {variant:18s} {1e3 * res['s_per_step']:8.2f} ms/step "
+                       f"= {res['us_per_atom_step']:7.1f} µs/atom (" + ", ".join(
+                           f"{k.split('_')[0][:5]} {v:.0f}" for k, v in b.items()) + ")")
+                if t_res is not None:
+                    msg += f"  {entry['speedup_vs_teacher']:.0f}x CHGNet"
+                print(msg, flush=True)
+                s = summary.setdefault(f"{case}_{device}", {}).setdefault(str(n), {})
+                s[f"{variant}_us_per_atom_step"] = round(res["us_per_atom_step"], 1)
+                if t_res is not None:
+                    s[f"{variant}_speedup_vs_chgnet"] = round(entry["speedup_vs_teacher"], 1)
+                    s["chgnet_us_per_atom_step"] = round(t_res["us_per_atom_step"], 1)
+                if variant == "float64":
+                    s["float64_best_us_per_atom_step"] = round(res["min_us_per_atom_step"], 1)
+                    s["meets_200us_per_atom"] = entry["meets_n2p2_target"]
+                    if t_res is not None:
+                        s["meets_100x_vs_chgnet"] = entry["meets_teacher_target"]
+                s["load_average_1min_before_after"] = [load_before[0], load_after[0]] if load_before else None
+            if t_res is not None:
+                print(f"{device:4s} {n:4d} atoms CHGNet {t_res['s_per_step']:8.2f} s/step "
+                      f"= {t_res['us_per_atom_step']:7.0f} µs/atom ({t_res['steps']} steps)", flush=True)
+    results["summary"] = summary
+    results["summary_notes"] = (
+        "µs per atom per velocity-Verlet step: median over interleaved steps (best: fastest step); "
+        "float64 = default calculator (1 Å Verlet skin), float32 = dtype=torch.float32 (angular "
+        "moments still accumulate in float64), float64_fresh_list = skin=0; speed-up = CHGNet median "
+        "step time / HDNNP median step time, same run, same torch thread count; targets: <= 200 "
+        "µs/atom (n2p2 C++) and >= 100x CHGNet; see machine.load_average_* and per-case load averages")
+    results["machine"]["load_average_end"] = _load()
     atomic_write_json(args.output, results)
     print(f"wrote {args.output}")
     return results

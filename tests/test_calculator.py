@@ -171,3 +171,76 @@ def test_loading_and_dtype(tmp_path, model, frames):
     assert "float32" in repr(calc32)
     with pytest.raises(FileNotFoundError):
         HDNNPCalculator(tmp_path / "missing.pt")
+
+
+# ------------------------------------------------------------ Verlet (skin) lists
+@pytest.mark.parametrize("which", [0, 1])          # periodic cell, cluster
+def test_skin_list_md_equals_fresh_lists(model, frames, which):
+    """Along a hot MD run, the calculator that reuses its skin list gives the energies,
+    per-atom energies, forces and stress of a calculator that builds a fresh list every
+    step, and it does rebuild when atoms have moved more than skin / 2."""
+    atoms = frames[which].copy()
+    calc = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.4)
+    fresh = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.0)
+    atoms.calc = calc
+    rng = np.random.default_rng(5)
+    atoms.set_momenta(rng.normal(size=(len(atoms), 3))
+                      * np.sqrt(atoms.get_masses()[:, None] * units.kB * 2000))
+    Stationary(atoms)
+    dyn = VelocityVerlet(atoms, timestep=2.0 * units.fs)
+    start = atoms.get_positions()
+    max_disp = 0.0
+    steps = 25
+    for _ in range(steps):
+        dyn.run(1)
+        max_disp = max(max_disp, np.linalg.norm(atoms.get_positions() - start, axis=1).max())
+        ref = atoms.copy()
+        ref.calc = fresh
+        assert atoms.get_potential_energy() == pytest.approx(ref.get_potential_energy(), rel=1e-13, abs=1e-11)
+        np.testing.assert_allclose(atoms.get_forces(), ref.get_forces(), rtol=1e-10, atol=1e-11)
+        np.testing.assert_allclose(atoms.get_potential_energies(), ref.get_potential_energies(),
+                                   rtol=1e-10, atol=1e-11)
+        if atoms.pbc.all():
+            np.testing.assert_allclose(atoms.get_stress(), ref.get_stress(), rtol=1e-10, atol=1e-12)
+    assert max_disp > 0.4, "the test should move atoms by more than the skin"
+    assert 2 <= calc.neighbor_list_builds < steps // 2, calc.neighbor_list_builds
+    assert fresh.neighbor_list_builds == steps
+
+
+def test_skin_list_rebuilt_on_cell_change_and_big_moves(model, frames):
+    atoms = frames[0].copy()
+    calc = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=1.0)
+    atoms.calc = calc
+    atoms.get_forces()
+    atoms.positions[3] += [0.3, 0.0, 0.0]           # < skin / 2: reused
+    atoms.get_forces()
+    assert calc.neighbor_list_builds == 1
+    atoms.positions[3] += [0.3, 0.0, 0.0]           # 0.6 Å from the build positions: rebuilt
+    atoms.get_forces()
+    assert calc.neighbor_list_builds == 2
+    atoms.set_cell(atoms.cell[:] * 1.01, scale_atoms=True)
+    e = atoms.get_potential_energy()
+    assert calc.neighbor_list_builds == 3
+    ref = atoms.copy()
+    ref.calc = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.0)
+    assert e == pytest.approx(ref.get_potential_energy(), rel=1e-13)
+    with pytest.raises(ValueError, match="skin"):
+        HDNNPCalculator(model, skin=-1.0)
+
+
+def test_timings_breakdown(model, frames):
+    atoms = frames[0].copy()
+    calc = HDNNPCalculator(model, device="cpu", extrapolation="ignore")
+    atoms.calc = calc
+    atoms.get_forces()
+    assert calc.timings is None
+    calc.timings = {}
+    atoms.positions[0] += 0.01
+    atoms.get_forces()
+    atoms.positions[0] += 0.01
+    atoms.get_forces()
+    assert calc.timings["calls"] == 2
+    assert {"neighbour_list", "descriptors", "extrapolation_check", "networks", "backward",
+            "results"} <= set(calc.timings)
+    assert all(v >= 0 for v in calc.timings.values())
+    assert "skin=1 Å" in repr(calc)

@@ -439,3 +439,80 @@ def test_compute_helper(ref):
     v = np.concatenate([x for _, x in values])
     for el, Z in (("La", 57), ("Zr", 40), ("O", 8)):
         assert np.allclose(feats[el], v[z == Z], atol=1e-10)
+
+
+# ------------------------------------------------- padded layout, Verlet lists
+def test_absent_element_and_isolated_atom_vs_naive(mixed_sfs):
+    """Edge cases of the padded neighbour tables: an element with no atoms, an atom
+    with no neighbours, neighbour blocks that are empty for some centres."""
+    rng = np.random.default_rng(3)
+    pos = [[0.0, 0.0, 0.0], [1.6, 0.3, 0.0], [0.2, 1.7, 0.4], [-1.1, 0.4, 1.3], [20.0, 0.0, 0.0]]
+    atoms = Atoms("O5", positions=np.array(pos) + rng.normal(0, 0.05, (5, 3)))
+    batch = AtomsBatch.from_atoms(atoms, mixed_sfs.elements, mixed_sfs.cutoff, device="cpu")
+    G = ACSF(mixed_sfs)(batch)
+    assert G["Zr"].shape == (0, mixed_sfs.n_features["Zr"])
+    mine = per_atom(G, batch)
+    assert np.allclose(mine, naive_acsf(atoms, mixed_sfs), rtol=1e-11, atol=1e-12)
+    assert np.all(mine[4] == 0.0)
+
+
+@pytest.mark.parametrize("pbc", [True, False])
+def test_with_positions_on_skin_list_equals_fresh_batch(mixed_sfs, pbc):
+    """A list built for rc + skin, moved with with_positions (every atom by < skin / 2),
+    gives the values, forces and virial of a fresh list built at the new positions."""
+    skin = 0.8
+    atoms = small_cell(4, 12)
+    atoms.pbc = pbc
+    acsf = ACSF(mixed_sfs)
+    base = AtomsBatch.from_atoms(atoms, mixed_sfs.elements, mixed_sfs.cutoff + skin, device="cpu")
+    rng = np.random.default_rng(0)
+    w = {el: torch.as_tensor(rng.normal(size=n)) for el, n in mixed_sfs.n_features.items()}
+    for step in range(3):
+        moved = atoms.copy()
+        moved.positions += rng.uniform(-1, 1, (len(atoms), 3)) * (0.45 * skin / np.sqrt(3))
+        fresh = AtomsBatch.from_atoms(moved, mixed_sfs.elements, mixed_sfs.cutoff, device="cpu")
+        reused = base.with_positions(moved.positions)
+        assert reused.pair_i is base.pair_i and reused.positions is not base.positions
+        assert reused.pair_i.numel() > fresh.pair_i.numel()     # the skin pairs are there
+        out = []
+        for b in (fresh, reused):
+            b.positions.requires_grad_(True)
+            strain = torch.zeros(1, 3, 3, dtype=torch.float64, requires_grad=True)
+            G = acsf(b, strain=strain if pbc else None)
+            E = weighted_energy(G, w)
+            grads = torch.autograd.grad(E, [b.positions, strain] if pbc else [b.positions])
+            out.append((G, E, grads))
+        (g0, e0, d0), (g1, e1, d1) = out
+        for el in mixed_sfs.elements:
+            assert torch.allclose(g0[el], g1[el], rtol=1e-12, atol=1e-13)
+        assert e0.item() == pytest.approx(e1.item(), rel=1e-13)
+        for a, b in zip(d0, d1):
+            assert torch.allclose(a, b, rtol=1e-11, atol=1e-12)
+    with pytest.raises(ValueError, match="shape"):
+        base.with_positions(atoms.positions[:-1])
+
+
+def test_check_min_distance_on_moved_batch(mixed_sfs):
+    atoms = small_cell(4, 9)
+    b = AtomsBatch.from_atoms(atoms, mixed_sfs.elements, mixed_sfs.cutoff, device="cpu")
+    moved = atoms.positions.copy()
+    moved[1] = moved[0] + [0.3, 0.0, 0.0]
+    b.with_positions(atoms.positions).check_min_distance()          # unchanged: fine
+    with pytest.raises(AtomsTooCloseError, match="atoms 0 .* and 1 |atoms 1 .* and 0 "):
+        b.with_positions(moved).check_min_distance()
+
+
+@pytest.mark.parametrize("n_max", [1, 2, 3, 4, 5, 8])
+def test_top_degree_monomials_lift_to_all_moments(n_max):
+    """For unit vectors the monomials of degrees n_max - 1 and n_max determine all lower
+    ones (x^2 + y^2 + z^2 = 1): the moment path only accumulates those."""
+    from mdmlkit.descriptors.terms import (monomial_table, monomials, monomials_top,
+                                           moment_lift_table)
+
+    u = torch.as_tensor(np.random.default_rng(n_max).normal(size=(200, 3)))
+    u = u / u.norm(dim=1, keepdim=True)
+    top = monomials_top(u, n_max)
+    assert top.shape[1] == (n_max + 1) ** 2
+    exps, deg, _ = monomial_table(n_max)
+    assert torch.allclose(top, monomials(u, n_max)[:, deg >= n_max - 1], rtol=0, atol=1e-15)
+    assert torch.allclose(top @ moment_lift_table(n_max), monomials(u, n_max), rtol=0, atol=1e-14)

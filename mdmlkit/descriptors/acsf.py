@@ -2,13 +2,19 @@
 
 Functions are grouped by (central element, neighbour element) for type 2 and
 (central element, unordered neighbour-element pair, type) for types 3 and 9.
-Pairs are sorted once per batch by (element of i, element of j) so every
-group is one contiguous, centre-sorted slice; triplets of a group are built
-from those slices by index arithmetic.  Each group is evaluated with [n, K]
-tensor operations and summed per centre with ``index_add``.  Type-9
-functions with integer zeta go through angular moments instead of triplets
-(see :mod:`mdmlkit.descriptors.terms`).  The only Python loop is over groups
-(a few dozen), never over atoms, pairs or triplets.
+Pairs within the cutoff are sorted once per batch by (element of i, element
+of j, i); the order itself depends only on the species and is kept across
+:meth:`AtomsBatch.with_positions` copies, so a step of MD only filters it by
+distance.  The pairs of every centre element are laid out in a padded
+[atoms, neighbour slots] table, one block of slots per neighbour element
+(empty slots point to a dummy pair beyond every cutoff, which contributes
+exact zeros); radial sums are then dense reductions over the slots and the
+angular moments of type 9 (:mod:`mdmlkit.descriptors.terms`) one batched
+matrix product per (centre, neighbour) element block -- no scatter of
+[pairs x moments] tensors forward or backward.  Angular functions that
+cannot use moments (type 3, non-integer zeta) are evaluated over explicit
+triplets built by index arithmetic.  The only Python loops are over element
+blocks (a few dozen), never over atoms, pairs or triplets.
 
 Derivatives come from autograd through the pair vectors
 ``positions[j] - positions[i] + shift``; nothing is cached between calls
@@ -25,9 +31,10 @@ from torch import nn
 
 from ..errors import ModelMismatchError
 from .batch import AtomsBatch, build_triplets
+from .cutoff import cutoff_function
 from .symfunc import SymmetryFunctionSet
-from .terms import (angular_factors, binomial_lambda_table, monomial_table, monomials,
-                    radial_factors)
+from .terms import (angular_factors, binomial_lambda_table, moment_lift_table, monomial_table,
+                    monomials_top, radial_factors)
 
 
 #: Largest integer zeta evaluated through angular moments (cost ~ zeta^3 per pair).
@@ -35,12 +42,14 @@ MOMENT_ZETA_MAX = 8
 ANGULAR_METHODS = ("auto", "triplets")
 
 
-def _columns(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """x[:, idx], skipping the copy when idx is 0..n-1."""
-    if idx.numel() == x.shape[1] and bool((idx == torch.arange(
-            x.shape[1], device=idx.device)).all()):
-        return x
-    return x.index_select(1, idx)
+def _columns(x: torch.Tensor, idx: torch.Tensor, identity: bool) -> torch.Tensor:
+    """x[:, idx], skipping the copy when idx is 0..n-1 (``identity``, known from the plan)."""
+    return x if identity else x.index_select(1, idx)
+
+
+def _uniform_rc(values) -> float | None:
+    values = [float(v) for v in values]
+    return values[0] if values and all(v == values[0] for v in values) else None
 
 
 def _moment_eligible(f) -> bool:
@@ -99,6 +108,8 @@ class ACSF(nn.Module):
         self._triplet: dict[int, dict] = {}  # c -> {"rname", "aname", "groups"}
         self._cols: dict[int, list[int]] = {c: [] for c in range(n_el)}
         self._order: dict[int, list[tuple]] = {c: [] for c in range(n_el)}
+        self._rc: dict[str, float | None] = {}   # block -> its common rc (None: mixed)
+        self._identity: dict[str, bool] = {}     # triplet column maps that are 0..k-1
         trip_rc = trip3_rc = 0.0
         for c, el in enumerate(self.elements):
             rad: dict[int, list[int]] = {}
@@ -122,6 +133,7 @@ class ACSF(nn.Module):
                                   [fs[i].rc for i in cols]], **f64)
                 name = f"_rad_{c}_{e}"
                 self.register_buffer(name, p, persistent=False)
+                self._rc[name] = _uniform_rc([fs[i].rc for i in cols])
                 self._radial.append((c, e, name, len(cols)))
                 self._order[c].append(("rad", name))
                 self._cols[c] += cols
@@ -131,27 +143,38 @@ class ACSF(nn.Module):
                 n_max = int(max(fs[i].zeta for i in cols_all))
                 self.register_buffer(f"_mom_{c}", torch.tensor(uniq, **f64).T.contiguous(),
                                      persistent=False)
-                groups = []
-                for (e1, e2), cols in sorted(mom.items()):
+                self._rc[f"_mom_{c}"] = _uniform_rc([u[2] for u in uniq])
+                # function-level tables: every moment function of c in one set of tensor ops
+                groups, elems = [], sorted({e for pair in mom for e in pair})
+                fidx, didx, coef, pref, diagc, half = [], [], [], [], [], []
+                for g, ((e1, e2), cols) in enumerate(sorted(mom.items())):
                     ridx = [uniq.index((fs[i].eta, fs[i].rs, fs[i].rc)) for i in cols]
                     lam = torch.tensor([fs[i].lambda_ for i in cols], **f64)
                     zeta = torch.tensor([fs[i].zeta for i in cols], **f64)
-                    name = f"_mom_{c}_{e1}_{e2}"
-                    self.register_buffer(name + "_r", torch.tensor(ridx), persistent=False)
-                    self.register_buffer(name + "_coef", binomial_lambda_table(lam, zeta, n_max),
-                                         persistent=False)
-                    self.register_buffer(name + "_pref", torch.exp2(1.0 - zeta), persistent=False)
-                    self.register_buffer(name + "_diag", (1.0 + lam) ** zeta, persistent=False)
-                    groups.append((e1, e2, name, len(cols)))
-                    self._order[c].append(("mom", name))
+                    fidx += [g * len(uniq) + u for u in ridx]
+                    didx += [elems.index(e1) * len(uniq) + u for u in ridx]
+                    coef.append(binomial_lambda_table(lam, zeta, n_max))
+                    pref.append(torch.exp2(1.0 - zeta))
+                    same = e1 == e2     # same-element sums: drop j = k, count each pair once
+                    diagc.append((1.0 + lam) ** zeta if same else torch.zeros_like(lam))
+                    half.append(torch.full_like(lam, 0.5 if same else 1.0))
+                    groups.append((e1, e2, len(cols)))
                     self._cols[c] += cols
+                name = f"_mom_{c}"
+                self._order[c].append(("mom", name + "_all"))
+                for key, val in (("_fidx", torch.tensor(fidx)), ("_didx", torch.tensor(didx)),
+                                 ("_g1", torch.tensor([elems.index(g[0]) for g in groups])),
+                                 ("_g2", torch.tensor([elems.index(g[1]) for g in groups])),
+                                 ("_coef", torch.cat(coef)), ("_pref", torch.cat(pref)),
+                                 ("_diagc", torch.cat(diagc)), ("_half", torch.cat(half)),
+                                 ("_lift", moment_lift_table(n_max).to(torch.float64))):
+                    self.register_buffer(name + key, val, persistent=False)
                 _, deg, w = monomial_table(n_max)
                 wdeg = np.zeros((len(deg), n_max + 1))
                 wdeg[np.arange(len(deg)), deg] = w
                 self.register_buffer(f"_mom_{c}_wdeg", torch.tensor(wdeg, **f64), persistent=False)
-                self._moment[c] = {"name": f"_mom_{c}", "n_max": n_max, "groups": groups,
-                                   "elements": sorted({e for g in groups for e in g[:2]}),
-                                   "same": sorted({g[0] for g in groups if g[0] == g[1]})}
+                self._moment[c] = {"name": name, "n_max": n_max, "groups": groups,
+                                   "elements": elems, "n_functions": len(fidx)}
             if trip:
                 cols_all = [i for cols in trip.values() for i in cols]
                 ur, _ = _unique_index([(fs[i].eta, fs[i].rs, fs[i].rc) for i in cols_all])
@@ -168,10 +191,14 @@ class ACSF(nn.Module):
                         persistent=False)
                     self.register_buffer(name + "_a", torch.tensor(
                         [ua.index((fs[i].lambda_, fs[i].zeta)) for i in cols]), persistent=False)
+                    for suffix, n_all in (("_r", len(ur)), ("_a", len(ua))):
+                        idx = getattr(self, name + suffix).tolist()
+                        self._identity[name + suffix] = idx == list(range(n_all))
                     groups.append((e1, e2, t, name, len(cols)))
                     self._order[c].append(("trip", name))
                     self._cols[c] += cols
                 self._triplet[c] = {"groups": groups}
+                self._rc[f"_tr_{c}_r"] = _uniform_rc([u[2] for u in ur])
         for c in range(n_el):
             inv = np.empty(len(self._cols[c]), dtype=np.int64)
             inv[np.asarray(self._cols[c], dtype=np.int64)] = np.arange(len(inv))
@@ -182,7 +209,7 @@ class ACSF(nn.Module):
         self.register_buffer("_dtype_probe", torch.zeros((), **f64), persistent=False)
 
     def extra_repr(self) -> str:
-        n_mom = sum(g[-1] for m in self._moment.values() for g in m["groups"])
+        n_mom = sum(m["n_functions"] for m in self._moment.values())
         n_tri = sum(g[-1] for m in self._triplet.values() for g in m["groups"])
         return (f"elements={self.elements}, n_features={self.n_features}, "
                 f"cutoff={self.cutoff:g} Å, cutoff_type={self.cutoff_type}, "
@@ -215,25 +242,75 @@ class ACSF(nn.Module):
                                      f"the largest symmetry-function cutoff {self.cutoff} Å")
 
     def _pair_groups(self, batch: AtomsBatch):
-        """Pairs with r < cutoff sorted by (species_i, species_j); slice starts."""
+        """Pairs with r < cutoff sorted by (species_i, species_j, i); slice starts.
+
+        Returns ``(sel, ctr, starts)``: batch pair indices in group order, the
+        centre's row within its element, and the start of group ``c * n_el +
+        e`` in ``sel`` (``starts[-1] == len(sel)``).  Positions in ``sel`` are
+        the *compact* pair ids used by :meth:`forward`.  The species order is
+        computed once per pair list (``batch._static``), the distance filter
+        once per positions (``batch._cache``).
+        """
         key = ("acsf_pairs", self.cutoff)
         if key not in batch._cache:
             n_el = len(self.elements)
-            d = self._detached_vectors(batch).norm(dim=1)
-            sel = torch.nonzero(d < self.cutoff).flatten()
-            gkey = batch.species[batch.pair_i[sel]] * n_el + batch.species[batch.pair_j[sel]]
-            order = torch.argsort(gkey, stable=True)
-            sel = sel[order]
+            skey = ("acsf_pair_order", n_el)
+            if skey not in batch._static:
+                gkey = batch.species[batch.pair_i] * n_el + batch.species[batch.pair_j]
+                order = torch.argsort(gkey, stable=True)
+                batch._static[skey] = (order, gkey[order], batch.local_index[batch.pair_i[order]])
+            order, gkey, ctr = batch._static[skey]
+            if batch.cutoff <= self.cutoff:       # the list is exactly the pairs within cutoff
+                keep = batch.detached_vectors().norm(dim=1)[order] < self.cutoff
+            else:
+                keep = batch.detached_vectors().index_select(0, order).norm(dim=1) < self.cutoff
+            sel, gkey, ctr = order[keep], gkey[keep], ctr[keep]
             counts = torch.bincount(gkey, minlength=n_el * n_el).tolist()
             starts = np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist()
-            ctr = batch.local_index[batch.pair_i[sel]]
             batch._cache[key] = (sel, ctr, starts)
+        return batch._cache[key]
+
+    def _padded(self, batch: AtomsBatch):
+        """Padded neighbour tables of every (centre element, neighbour element), cached.
+
+        Returns ``(pads, nb)`` with ``pads[c][e]`` [n_c * nb[c][e]]: the compact
+        pair ids of the element-e neighbours of every element-c atom,
+        row-major [atom, slot], ``nb[c][e]`` being the largest number of e
+        neighbours of any c atom; empty slots hold the dummy id ``len(sel)``.
+        Built for all blocks at once by index arithmetic.
+        """
+        key = ("acsf_padded", self.cutoff)
+        if key in batch._cache:
+            return batch._cache[key]
+        sel, pctr, pstart = self._pair_groups(batch)
+        n_el = len(self.elements)
+        counts = [int(batch.element_index[el].numel()) for el in self.elements]
+        n_max_c = max(counts + [1])
+        dev = sel.device
+        sizes = torch.as_tensor(np.diff(pstart), device=dev)
+        block = torch.repeat_interleave(torch.arange(n_el * n_el, device=dev), sizes)   # c*n_el+e
+        flat = block * n_max_c + pctr              # ascending: pairs are (c, e, centre) sorted
+        cnt = torch.bincount(flat, minlength=n_el * n_el * n_max_c)
+        nb_t = cnt.view(n_el * n_el, n_max_c).amax(dim=1)
+        n_c_t = torch.as_tensor(counts, device=dev).repeat_interleave(n_el)
+        size_t = n_c_t * nb_t                                        # padded size of each block
+        base = torch.cumsum(size_t, 0) - size_t
+        start = torch.cumsum(cnt, 0) - cnt
+        rank = torch.arange(sel.numel(), device=dev) - start[flat]
+        slot = base[block] + pctr * nb_t[block] + rank
+        pad = torch.full((int(size_t.sum()),), sel.numel(), dtype=torch.long, device=dev)
+        pad[slot] = torch.arange(sel.numel(), device=dev)
+        chunks = pad.split(size_t.tolist())
+        nb_l = nb_t.tolist()
+        pads = [list(chunks[c * n_el:(c + 1) * n_el]) for c in range(n_el)]
+        nb = [nb_l[c * n_el:(c + 1) * n_el] for c in range(n_el)]
+        batch._cache[key] = (pads, nb)
         return batch._cache[key]
 
     def _triplets(self, batch: AtomsBatch, c: int, e1: int, e2: int, narrow: bool):
         """Triplets of centre element c with neighbours of elements e1, e2.
 
-        Returns global pair indices (a, b) and the centres' rows: every
+        Returns compact pair ids (a, b) and the centres' rows: every
         unordered neighbour pair once (a < b within the e1 list when e1 == e2).
         Built directly per group from the centre-sorted pair slices by index
         arithmetic (no sort, no loop over atoms).  ``narrow``: keep only
@@ -246,19 +323,18 @@ class ACSF(nn.Module):
             return batch._cache[key]
         if narrow:
             a, b, ctr = self._triplets(batch, c, e1, e2, narrow=False)
-            v = self._detached_vectors(batch)
+            v = self._compact_vectors(batch)
             keep = torch.nonzero((v[b] - v[a]).norm(dim=1) < self.triplet3_cutoff).flatten()
             batch._cache[key] = (a[keep], b[keep], ctr[keep])
             return batch._cache[key]
         n_el = len(self.elements)
-        psel, pctr, pstart = self._pair_groups(batch)
-        d = self._detached_vectors(batch).norm(dim=1)
+        _, pctr, pstart = self._pair_groups(batch)
+        d = self._compact_vectors(batch).norm(dim=1)
 
         def close(e):
             s, t = pstart[c * n_el + e], pstart[c * n_el + e + 1]
-            idx, ctr = psel[s:t], pctr[s:t]
-            keep = torch.nonzero(d[idx] < self.triplet_cutoff).flatten()
-            return idx[keep], ctr[keep]
+            keep = torch.nonzero(d[s:t] < self.triplet_cutoff).flatten()
+            return keep + s, pctr[s:t][keep]
 
         ia, ca = close(e1)
         n_c = int(batch.element_index[self.elements[c]].numel())
@@ -277,13 +353,26 @@ class ACSF(nn.Module):
         batch._cache[key] = (ia[p], ib[q], ca[p])
         return batch._cache[key]
 
-    @staticmethod
-    def _detached_vectors(batch: AtomsBatch) -> torch.Tensor:
-        """Pair vectors without autograd history (for index bookkeeping), cached."""
-        if "detached_vectors" not in batch._cache:
-            with torch.no_grad():
-                batch._cache["detached_vectors"] = batch.pair_vectors()
-        return batch._cache["detached_vectors"]
+    def _compact_vectors(self, batch: AtomsBatch) -> torch.Tensor:
+        """Detached vectors of the pairs within cutoff, in compact (group) order, cached."""
+        key = ("acsf_compact_vectors", self.cutoff)
+        if key not in batch._cache:
+            sel, _, _ = self._pair_groups(batch)
+            batch._cache[key] = batch.detached_vectors().index_select(0, sel)
+        return batch._cache[key]
+
+    def _cutoff_cache(self):
+        """``fc_of(r, rc)``: f_c(r; rc) evaluated once per (dtype, rc); None when rc is None
+        (functions of a block with different cutoffs evaluate f_c themselves)."""
+        fcs: dict = {}
+
+        def fc_of(r: torch.Tensor, rc: float | None):
+            if rc is None:
+                return None
+            if (r.dtype, rc) not in fcs:
+                fcs[(r.dtype, rc)] = cutoff_function(r, rc, self.cutoff_type, self.alpha)
+            return fcs[(r.dtype, rc)]
+        return fc_of
 
     # ------------------------------------------------------------- forward
     def forward(self, batch: AtomsBatch, strain: torch.Tensor | None = None
@@ -306,53 +395,93 @@ class ACSF(nn.Module):
             ``batch.element_index[el]``, columns in n2p2 sorted order.
         """
         self._check(batch)
-        vec = batch.pair_vectors(strain).to(self.dtype)
-        dist = vec.norm(dim=1)
         n_el = len(self.elements)
         counts = [int(batch.element_index[el].numel()) for el in self.elements]
+        psel, pctr, pstart = self._pair_groups(batch)
+        vec = batch.pair_vectors(strain, index=psel).to(self.dtype)       # compact pairs [Ps, 3]
         zeros = lambda *shape, dtype=vec.dtype: torch.zeros(  # noqa: E731
             *shape, dtype=dtype, device=vec.device)
         parts: dict[str, torch.Tensor] = {}
-        psel, pctr, pstart = self._pair_groups(batch)
         ct, al = self.cutoff_type, self.alpha
 
-        # type 2
+        # types 2 and 9 (moments) over the padded neighbour table of each centre element
+        dense = sorted({c for c, *_ in self._radial} | set(self._moment))
+        if dense:
+            # dummy pair for empty slots: beyond every cutoff, so R = 0 and dR/dr = 0 exactly
+            far = zeros(1, 3)
+            far[0, 0] = 2.0 * self.cutoff + 1.0
+            vec_ext = torch.cat([vec, far])
+        radial_of: dict[int, dict[int, tuple]] = {}
         for c, e, name, k in self._radial:
-            s, t = pstart[c * n_el + e], pstart[c * n_el + e + 1]
-            idx = psel[s:t]
-            p = getattr(self, name)
-            R = radial_factors(dist.index_select(0, idx), p[0], p[1], p[2], ct, al)
-            parts[name] = zeros(counts[c], k).index_add(0, pctr[s:t], R)
+            radial_of.setdefault(c, {})[e] = (name, k)
+        for c in dense:
+            n_c = counts[c]
+            rad, plan = radial_of.get(c, {}), self._moment.get(c)
+            if n_c == 0:
+                for name, k in rad.values():
+                    parts[name] = zeros(0, k)
+                if plan is not None:
+                    parts[plan["name"] + "_all"] = zeros(0, plan["n_functions"])
+                continue
+            pads, nb = self._padded(batch)
+            pads, nb = pads[c], nb[c]
+            mom_el = plan["elements"] if plan is not None else []
+            if plan is not None:
+                pm = getattr(self, plan["name"])
+                n_max = plan["n_max"]
+                mom, diag = [], []
+            # one block of neighbour slots per neighbour element: contiguous [n_c, nb, ...]
+            # tensors (fast batched matmuls; no slicing, whose backward fills full-size zeros)
+            for e in sorted(set(rad) | set(mom_el)):
+                v = vec_ext.index_select(0, pads[e]).view(n_c, nb[e], 3)
+                r = v.norm(dim=2)                                          # [n_c, nb]
+                fc_of = self._cutoff_cache()
+                R = None
+                if e in rad:
+                    name, k = rad[e]
+                    pr = getattr(self, name)
+                    rc = self._rc[name]
+                    if (e in mom_el and v.dtype == torch.float64 and rc is not None
+                            and rc == self._rc[plan["name"]]):
+                        # type-2 and moment radial factors of this block in one go
+                        pr = torch.cat([pr, pm], dim=1)
+                        G2, R = radial_factors(r, pr[0], pr[1], pr[2], ct, al,
+                                               fc=fc_of(r, rc)).split([k, pm.shape[1]], dim=-1)
+                    else:
+                        G2 = radial_factors(r, pr[0], pr[1], pr[2], ct, al, fc=fc_of(r, rc))
+                    parts[name] = G2.sum(dim=1)
+                if e not in mom_el:
+                    continue
+                if v.dtype == torch.float64:
+                    v64, r64 = v, r
+                else:                     # moments accumulate in float64 (cancellation)
+                    v64 = v.to(torch.float64)
+                    r64 = v64.norm(dim=2)
+                if R is None:
+                    R = radial_factors(r64, pm[0], pm[1], pm[2], ct, al,
+                                       fc=fc_of(r64, self._rc[plan["name"]]))   # [n_c, nb, U]
+                mono = monomials_top(v64 / r64[..., None], n_max)            # [n_c, nb, T]
+                mom.append(torch.bmm(R.transpose(1, 2), mono))              # [n_c, U, T]
+                diag.append((R * R).sum(dim=1))                             # [n_c, U]
+            if plan is None:
+                continue
+            # all type-9 moment functions of c at once (see terms): moments of every degree
+            # from the top two, products of the two neighbour elements' moments per
+            # degree, then each function's binomial sum over degrees
+            name = plan["name"]
+            Mo = torch.stack(mom, dim=1) @ getattr(self, name + "_lift")     # [n, E, U, M]
+            prod = Mo.index_select(1, getattr(self, name + "_g1")) * Mo.index_select(
+                1, getattr(self, name + "_g2"))                             # [n, G, U, M]
+            S = (prod @ getattr(self, name + "_wdeg")).flatten(1, 2)         # [n, G*U, n_max+1]
+            val = (S.index_select(1, getattr(self, name + "_fidx"))
+                   * getattr(self, name + "_coef")).sum(-1)                  # [n, F]
+            dg = torch.cat(diag, dim=1).index_select(1, getattr(self, name + "_didx"))
+            val = getattr(self, name + "_half") * (val - getattr(self, name + "_diagc") * dg)
+            parts[name + "_all"] = (val * getattr(self, name + "_pref")).to(vec.dtype)
 
-        # type 9 by angular moments (float64 accumulation)
-        if self._moment:
-            vec64 = vec.to(torch.float64)
-            dist64 = vec64.norm(dim=1)
-        for c, plan in self._moment.items():
-            p = getattr(self, plan["name"])
-            n_max = plan["n_max"]
-            wdeg = getattr(self, plan["name"] + "_wdeg")
-            mom, diag = {}, {}
-            for e in plan["elements"]:
-                s, t = pstart[c * n_el + e], pstart[c * n_el + e + 1]
-                idx, ctr = psel[s:t], pctr[s:t]
-                r = dist64.index_select(0, idx)
-                R = radial_factors(r, p[0], p[1], p[2], ct, al)            # [P, U]
-                mono = monomials(vec64.index_select(0, idx) / r[:, None], n_max)          # [P, M]
-                mom[e] = zeros(counts[c], R.shape[1], mono.shape[1], dtype=torch.float64
-                               ).index_add(0, ctr, R[:, :, None] * mono[:, None, :])
-                if e in plan["same"]:
-                    diag[e] = zeros(counts[c], R.shape[1], dtype=torch.float64
-                                    ).index_add(0, ctr, R * R)
-            for e1, e2, name, k in plan["groups"]:
-                S = (mom[e1] * mom[e2]) @ wdeg                            # [n, U, n_max+1]
-                ridx = getattr(self, name + "_r")
-                val = (S[:, ridx, :] * getattr(self, name + "_coef")[None]).sum(-1)
-                if e1 == e2:
-                    val = 0.5 * (val - getattr(self, name + "_diag") * diag[e1][:, ridx])
-                parts[name] = (val * getattr(self, name + "_pref")).to(vec.dtype)
-
-        # types 3 and 9 over explicit triplets
+        # types 3 and 9 over explicit triplets (compact pair ids)
+        if self._triplet:
+            dist = vec.norm(dim=1)
         for c, plan in self._triplet.items():
             pr, pa = getattr(self, f"_tr_{c}_r"), getattr(self, f"_tr_{c}_a")
             Rp = None
@@ -362,7 +491,9 @@ class ACSF(nn.Module):
                     parts[name] = zeros(counts[c], k)
                     continue
                 if Rp is None:
-                    Rp = radial_factors(dist, pr[0], pr[1], pr[2], ct, al)     # all pairs
+                    rc = self._rc[f"_tr_{c}_r"]
+                    fc = None if rc is None else cutoff_function(dist, rc, ct, al)
+                    Rp = radial_factors(dist, pr[0], pr[1], pr[2], ct, al, fc=fc)   # all pairs
                 va, vb = vec.index_select(0, a), vec.index_select(0, b)
                 cos = (va * vb).sum(dim=1) / (dist.index_select(0, a) * dist.index_select(0, b))
                 rad = Rp.index_select(0, a) * Rp.index_select(0, b)
@@ -370,8 +501,8 @@ class ACSF(nn.Module):
                     rad = rad * radial_factors((vb - va).norm(dim=1), pr[0], pr[1], pr[2],
                                                ct, al)
                 ang = angular_factors(cos, pa[0], pa[1])
-                term = (_columns(rad, getattr(self, name + "_r"))
-                        * _columns(ang, getattr(self, name + "_a")))
+                term = (_columns(rad, getattr(self, name + "_r"), self._identity[name + "_r"])
+                        * _columns(ang, getattr(self, name + "_a"), self._identity[name + "_a"]))
                 parts[name] = zeros(counts[c], k).index_add(0, ctr, term)
 
         out = {}

@@ -29,7 +29,10 @@ class AtomsBatch:
     in input order.  The neighbour list and the index bookkeeping cached by
     :class:`ACSF` belong to the positions the batch was built with: positions
     may carry gradients (or be nudged for finite differences), but build a new
-    batch when atoms really move (MD step, relaxation).
+    batch when atoms really move (MD step, relaxation) -- or, with a list
+    built for a larger cutoff (a Verlet "skin"), move the atoms with
+    :meth:`with_positions` while no atom has moved more than half the skin
+    (what :class:`~mdmlkit.potential.HDNNPCalculator` does in MD).
 
     Attributes
     ----------
@@ -81,7 +84,9 @@ class AtomsBatch:
         for idx in self.element_index.values():
             local[idx] = torch.arange(len(idx), device=species.device)
         self.local_index = local
-        self._cache: dict = {}
+        self._cache: dict = {}    # bookkeeping that depends on the positions
+        self._static: dict = {}   # bookkeeping that depends only on pairs and species (shared
+        #                           with the batches made by with_positions)
 
     # ---------------------------------------------------------------- build
     @classmethod
@@ -210,18 +215,68 @@ class AtomsBatch:
                 f"n_pairs={self.pair_i.numel()}, elements={self.elements}, "
                 f"cutoff={self.cutoff:g} Å, dtype={self.dtype}, device={self.device})")
 
-    def pair_vectors(self, strain: torch.Tensor | None = None) -> torch.Tensor:
-        """Vectors r_j - r_i (+ image shift) of all pairs, Å, [P, 3].
+    def pair_vectors(self, strain: torch.Tensor | None = None,
+                     index: torch.Tensor | None = None) -> torch.Tensor:
+        """Vectors r_j - r_i (+ image shift) of all pairs (or of pairs ``index``), Å, [P, 3].
 
         With ``strain`` [S, 3, 3] every vector of structure s becomes
         ``r @ (I + strain[s])``; the derivative of the energy with respect to
         a zero strain is the virial (stress times volume).
         """
-        v = self.positions[self.pair_j] - self.positions[self.pair_i] + self.shifts
+        pi, pj, sh = self.pair_i, self.pair_j, self.shifts
+        if index is not None:
+            pi, pj, sh = pi[index], pj[index], sh[index]
+        v = self.positions.index_select(0, pj) - self.positions.index_select(0, pi) + sh
         if strain is not None:
             eye = torch.eye(3, dtype=v.dtype, device=v.device)
-            v = torch.einsum("pk,pkl->pl", v, (eye + strain)[self.structure[self.pair_i]])
+            if strain.shape[0] == 1:          # one structure: a single [P, 3] @ [3, 3]
+                v = v @ (eye + strain[0])
+            else:
+                v = torch.einsum("pk,pkl->pl", v, (eye + strain)[self.structure[pi]])
         return v
+
+    def with_positions(self, positions) -> "AtomsBatch":
+        """The same structures and pair list with new Cartesian positions (Å, [N, 3]).
+
+        Use with a pair list built for a cutoff larger than needed (``cutoff =
+        rc + skin``): the list stays complete for ``rc`` as long as no atom
+        has moved more than ``skin / 2`` from the positions it was built for
+        (the caller checks that).  Index bookkeeping that depends only on the
+        pairs and species is shared; everything depending on positions is
+        recomputed.  The new positions are a fresh leaf tensor.
+        """
+        pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
+        if pos.shape != self.positions.shape:
+            raise ValueError(f"positions of shape {tuple(pos.shape)}, the batch has "
+                             f"{tuple(self.positions.shape)}")
+        new = object.__new__(AtomsBatch)
+        new.__dict__.update(self.__dict__)
+        new.positions = pos.detach()
+        new._cache = {}
+        return new
+
+    def check_min_distance(self, min_distance: float = MIN_DISTANCE) -> None:
+        """Raise :class:`AtomsTooCloseError` if two atoms are closer than ``min_distance`` Å."""
+        if self.pair_i.numel() == 0:
+            return
+        d = self.detached_vectors().norm(dim=1)
+        k = int(torch.argmin(d))
+        if float(d[k]) < min_distance:
+            i, j = int(self.pair_i[k]), int(self.pair_j[k])
+            s = int(self.structure[i])
+            first = int((torch.cumsum(self.n_atoms, 0) - self.n_atoms)[s])
+            el = self.elements
+            raise AtomsTooCloseError(
+                f"structure {s}: atoms {i - first} ({el[int(self.species[i])]}) and {j - first} "
+                f"({el[int(self.species[j])]}) are {float(d[k]):.4f} Å apart "
+                f"(image {self.cell_shifts[k].tolist()}), less than {min_distance} Å")
+
+    def detached_vectors(self) -> torch.Tensor:
+        """All pair vectors without autograd history (index bookkeeping), cached."""
+        if "detached_vectors" not in self._cache:
+            with torch.no_grad():
+                self._cache["detached_vectors"] = self.pair_vectors()
+        return self._cache["detached_vectors"]
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> "AtomsBatch":
         """Copy on another device and/or float dtype (positions stay a leaf)."""
@@ -247,8 +302,7 @@ class AtomsBatch:
         """
         key = ("triplets", float(cutoff))
         if key not in self._cache:
-            with torch.no_grad():
-                d = self.pair_vectors().norm(dim=1)
+            d = self.detached_vectors().norm(dim=1)
             sel = torch.nonzero(d < cutoff).flatten()          # still sorted by centre
             self._cache[key] = build_triplets(self.pair_i[sel], self.positions.shape[0], sel)
         return self._cache[key]

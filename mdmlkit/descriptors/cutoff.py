@@ -84,7 +84,7 @@ def cutoff_function(r: torch.Tensor, rc: float | torch.Tensor, cutoff_type: int 
     # Clamping x to [0, 1] reproduces f = 1 below r_ci and f = 0 beyond rc
     # (values and zero slopes), since every shape below has f(0) = 1,
     # f(1) = 0 and f'(0) = f'(1) = 0.
-    x = ((r - rci) / (rc - rci)).clamp(0.0, 1.0)
+    x = ((r - rci) / (rc - rci) if alpha else r / rc).clamp(0.0, 1.0)
     if cutoff_type == 1:
         return 0.5 * (torch.cos(math.pi * x) + 1.0)
     if cutoff_type == 4:

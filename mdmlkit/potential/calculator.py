@@ -6,14 +6,27 @@
 >>> atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
 
 Energies in eV, forces in eV/Å, stress in eV/Å³ (ASE Voigt order xx, yy, zz, yz,
-xz, xy; positive = tensile).  Every call builds the neighbour list anew, computes
-the symmetry functions once, checks them against the training range
-(:mod:`~mdmlkit.potential.extrapolation`) and differentiates the energy by autograd.
+xz, xy; positive = tensile).  Every call computes the symmetry functions once,
+checks them against the training range (:mod:`~mdmlkit.potential.extrapolation`)
+and differentiates the energy by autograd (one backward pass gives forces and
+the virial).
+
+Neighbour list: a Verlet list with a ``skin`` (default 1 Å) is built for
+``rc + skin`` and reused while no atom has moved more than ``skin / 2`` from
+where it was when the list was built and the cell, periodicity and atoms are
+unchanged; the pairs within ``rc`` are picked from it every call.  The pairs
+are then exactly those a fresh list would give, so results equal a fresh-list
+calculation up to floating-point summation order (~1e-15 relative);
+``skin=0`` builds a new list on every call (cheaper when the cell changes
+every step, as in NPT or cell relaxations, which rebuild the list anyway).
+``calc.neighbor_list_builds`` counts the builds; set ``calc.timings = {}`` to
+record where the time of each call goes.
 """
 from __future__ import annotations
 
 import copy
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -68,6 +81,9 @@ class HDNNPCalculator(Calculator):
         the check.  The last check is kept in :attr:`last_report`.
     tolerance : float
         Relative tolerance of the range check.
+    skin : float
+        Verlet-list skin, Å (see the module docstring); 0 rebuilds the
+        neighbour list on every call.
 
     Raises (on calculation)
     -----------------------
@@ -78,10 +94,12 @@ class HDNNPCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model, device=None, dtype: torch.dtype | None = None, extrapolation: str = "warn",
-                 tolerance: float = DEFAULT_TOLERANCE, **kwargs):
+                 tolerance: float = DEFAULT_TOLERANCE, skin: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if extrapolation not in _MODES:
             raise ValueError(f"extrapolation={extrapolation!r}, choose from {_MODES}")
+        if not (skin >= 0.0 and np.isfinite(skin)):
+            raise ValueError(f"skin={skin!r} Å must be finite and >= 0")
         device = resolve_device(device)
         model = load_model(model, device=device, dtype=dtype)
         dtype = dtype or model.dtype
@@ -91,14 +109,52 @@ class HDNNPCalculator(Calculator):
         self.extrapolation = extrapolation
         self.tolerance = float(tolerance)
         self.last_report: ExtrapolationReport | None = None
+        self.skin = float(skin)
+        self.neighbor_list_builds = 0
+        #: Set to a dict to accumulate the wall time (s) of each phase of the calculations
+        #: ("neighbour_list", "descriptors", "extrapolation_check", "networks", "backward",
+        #: "results") and their number ("calls"); None (default) records nothing.
+        self.timings: dict | None = None
+        self._verlet: dict | None = None     # the reusable pair list and what it was built for
         if extrapolation != "ignore" and not model.is_scaling_fitted:
             warnings.warn("the model's scaling statistics are not fitted: extrapolation is not checked",
                           stacklevel=2)
 
     def __repr__(self) -> str:
         return (f"HDNNPCalculator(elements={self.model.elements}, cutoff={self.model.cutoff:g} Å, "
-                f"device={self.model.device}, dtype={str(self.model.dtype).replace('torch.', '')}, "
+                f"skin={self.skin:g} Å, device={self.model.device}, "
+                f"dtype={str(self.model.dtype).replace('torch.', '')}, "
                 f"extrapolation={self.extrapolation!r})")
+
+    def _batch(self, atoms):
+        """The batch of ``atoms``: the Verlet list moved to the new positions when valid,
+        else a freshly built list (for ``rc + skin``)."""
+        from ..descriptors import AtomsBatch
+        from ..errors import NonFiniteError
+
+        model = self.model
+        pos = atoms.get_positions()
+        v = self._verlet
+        if (v is not None and self.skin > 0 and pos.shape == v["positions"].shape
+                and np.array_equal(atoms.numbers, v["numbers"])
+                and np.array_equal(atoms.pbc, v["pbc"])
+                and np.array_equal(atoms.cell.array, v["cell"])):
+            if not np.all(np.isfinite(pos)):
+                idx = np.flatnonzero(~np.isfinite(pos).all(axis=1))
+                raise NonFiniteError(f"structure 0: non-finite positions of atoms {idx[:10].tolist()}")
+            d2 = np.einsum("ij,ij->i", pos - v["positions"], pos - v["positions"])
+            if d2.max(initial=0.0) < (0.5 * self.skin) ** 2:
+                batch = v["batch"].with_positions(pos)
+                batch.check_min_distance()
+                return batch
+        self._check_elements(atoms)
+        batch = AtomsBatch.from_atoms([atoms], model.elements, model.cutoff + self.skin,
+                                      device=model.device, dtype=model.dtype)
+        self.neighbor_list_builds += 1
+        if self.skin > 0:
+            self._verlet = {"batch": batch, "positions": pos.copy(), "numbers": atoms.numbers.copy(),
+                            "pbc": np.array(atoms.pbc, dtype=bool), "cell": atoms.cell.array.copy()}
+        return batch
 
     def _check_elements(self, atoms) -> None:
         known = set(self.model.elements)
@@ -109,17 +165,15 @@ class HDNNPCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        from ..descriptors import AtomsBatch
-
         atoms = self.atoms
-        self._check_elements(atoms)
         want_stress = "stress" in properties
         periodic = bool(np.all(atoms.pbc))
         if want_stress and not periodic:
             raise PropertyNotImplementedError("stress needs a structure periodic in all three directions")
         model = self.model
-        batch = AtomsBatch.from_atoms([atoms], model.elements, model.cutoff, device=model.device,
-                                      dtype=model.dtype)
+        tick = self._clock()
+        batch = self._batch(atoms)
+        tick("neighbour_list")
         with torch.enable_grad():
             pos = batch.positions.requires_grad_(True)
             inputs = [pos]
@@ -128,10 +182,14 @@ class HDNNPCalculator(Calculator):
                 strain = torch.zeros(1, 3, 3, dtype=model.dtype, device=model.device, requires_grad=True)
                 inputs.append(strain)
             G = model.descriptors(batch, strain)
+            tick("descriptors")
             self._extrapolation_check(G, batch)
+            tick("extrapolation_check")
             e_atoms = model.energy_from_descriptors(G, batch)
             energy = e_atoms.sum()
+            tick("networks")
             grads = torch.autograd.grad(energy, inputs)
+            tick("backward")
         e = float(energy.detach())
         self.results["energy"] = e
         self.results["free_energy"] = e
@@ -141,6 +199,23 @@ class HDNNPCalculator(Calculator):
             g = grads[1][0].detach().cpu().double().numpy()
             sigma = 0.5 * (g + g.T) / atoms.get_volume()
             self.results["stress"] = full_3x3_to_voigt_6_stress(sigma)
+        tick("results")
+
+    def _clock(self):
+        """``tick(phase)`` adds the time since the previous tick to ``self.timings[phase]``
+        (seconds; CUDA synchronised) when :attr:`timings` is a dict, else does nothing."""
+        if self.timings is None:
+            return lambda phase: None
+        sync = torch.cuda.synchronize if self.model.device.type == "cuda" else (lambda: None)
+        t = [time.perf_counter()]
+        self.timings["calls"] = self.timings.get("calls", 0) + 1
+
+        def tick(phase):
+            sync()
+            now = time.perf_counter()
+            self.timings[phase] = self.timings.get(phase, 0.0) + now - t[0]
+            t[0] = now
+        return tick
 
     def _extrapolation_check(self, G, batch) -> None:
         if self.extrapolation == "ignore" or not self.model.is_scaling_fitted:
