@@ -47,6 +47,12 @@ def _cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     return int(main_train(rest) or 0)
 
 
+def _cmd_fix_nglview(args: argparse.Namespace) -> int:
+    from . import nglview_labext
+
+    return nglview_labext.main(([] if args.check else ["--fix"]) + ["--prefix", args.prefix])
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mdmlkit", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -58,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02")
     rn.add_argument("--no-html", action="store_true", help="skip the HTML export")
     rn.set_defaults(func=_cmd_run_notebooks)
+
+    fx = sub.add_parser("fix-nglview", help="make nglview's JupyterLab extension register the "
+                        "version its Python side requests (nglview 4.0.1 bug; 3D views stay blank)")
+    fx.add_argument("--check", action="store_true", help="only report (exit 1 on a mismatch)")
+    fx.add_argument("--prefix", default=sys.prefix, help="environment prefix (default: this one)")
+    fx.set_defaults(func=_cmd_fix_nglview)
 
     md = sub.add_parser("md", help="molecular dynamics")
     mdsub = md.add_subparsers(dest="md_command", required=True)

@@ -55,16 +55,13 @@ class NotebookRun:
 
 
 def export_html(ipynb: Path | str, html: Path | str) -> Path:
-    """Write ``ipynb`` as standalone HTML; widget state saved by the run is embedded."""
-    import nbformat
-    from nbconvert import HTMLExporter
+    """Write ``ipynb`` as standalone HTML; widget state saved by the run is embedded.
 
-    nb = nbformat.read(str(ipynb), as_version=4)
-    exporter = HTMLExporter()
-    body, _ = exporter.from_notebook_node(nb)
-    with atomic_path(html) as tmp:
-        Path(tmp).write_text(body, encoding="utf-8")
-    return Path(html)
+    The page works offline: widget JavaScript is inlined (see :mod:`mdmlkit.html_report`).
+    """
+    from .html_report import export_html as _export_html
+
+    return _export_html(ipynb, html)
 
 
 def run_notebook(path: Path | str, output_dir: Path | str, parameters: dict[str, Any] | None = None,
@@ -83,6 +80,9 @@ def run_notebook(path: Path | str, output_dir: Path | str, parameters: dict[str,
     params = {"output_dir": str(output_dir / path.stem)}
     params.update(parameters or {})
     out_nb = output_dir / path.name
+    # a non-interactive MPLBACKEND (e.g. Agg in CI) would reach the kernel and hide every figure
+    if os.environ.get("MPLBACKEND", "").lower() in ("agg", "pdf", "svg", "ps", "cairo"):
+        os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     t0 = time.perf_counter()
     error = None
     try:
@@ -90,7 +90,9 @@ def run_notebook(path: Path | str, output_dir: Path | str, parameters: dict[str,
             try:
                 pm.execute_notebook(str(path), str(tmp), parameters=params, kernel_name=kernel_name,
                                     cwd=str(cwd or path.parent), progress_bar=False,
-                                    execution_timeout=timeout, log_output=False)
+                                    execution_timeout=timeout, log_output=False,
+                                    # the kernel's own start-up log (TCP transport notice) is noise
+                                    extra_arguments=["--IPKernelApp.log_level=ERROR"])
             except Exception:
                 # keep the partially executed notebook for diagnosis under a distinct name
                 if Path(tmp).exists():

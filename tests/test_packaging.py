@@ -1,6 +1,7 @@
 """Packaging consistency: environment.yml and pyproject.toml list the same packages."""
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 
@@ -58,3 +59,25 @@ def test_console_entry_point_parses():
 
     args = build_parser().parse_args(["run-notebooks", "--quick", "--only", "01"])
     assert args.quick and args.only == ["01"]
+
+
+def test_nglview_labextension_fix(tmp_path, monkeypatch):
+    """`mdmlkit fix-nglview` rewrites a mis-registered lab extension version (nglview#1181)."""
+    from mdmlkit import nglview_labext
+    from mdmlkit.cli import main
+
+    monkeypatch.setattr(nglview_labext, "frontend_version", lambda: "4.0")
+    ext = nglview_labext.labextension_dir(tmp_path)
+    (ext / "static").mkdir(parents=True)
+    (ext / "package.json").write_text(json.dumps({"name": "nglview-js-widgets", "version": "3.1.5"}))
+    js = ext / "static" / "remoteEntry.js"
+    js.write_text('a.x=1;e.exports={version:"3.1.5",other:"3.1.5"};b.exports={version:"1.2.3"}')
+    assert nglview_labext.check(tmp_path)[0] is False
+    assert main(["fix-nglview", "--check", "--prefix", str(tmp_path)]) == 1
+    assert main(["fix-nglview", "--prefix", str(tmp_path)]) == 0
+    assert nglview_labext.check(tmp_path)[0] is True
+    assert json.loads((ext / "package.json").read_text())["version"] == "4.0.0"
+    # only the version module changed; other strings and modules are untouched
+    assert js.read_text() == 'a.x=1;e.exports={version:"4.0.0",other:"3.1.5"};b.exports={version:"1.2.3"}'
+    assert nglview_labext.fix(tmp_path) == []             # idempotent
+    assert not list(ext.rglob(".*.tmp"))                  # no temp files left behind
