@@ -29,3 +29,15 @@ def n2p2_ref(shared_dir: Path) -> Path:
     if not d.is_dir():
         pytest.skip(f"{d} not present")
     return d
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The tests use small tensors: one intra-op thread is faster than two on a shared
+    2-core machine (and keeps timings of parallel jobs sane)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

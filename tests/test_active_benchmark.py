@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from mdmlkit.active import (AutoencoderQuery, FarthestPointQuery, LearningCurves, RandomQuery,
                             labels_to_reach, ood_detection, run_learning_curves)
@@ -15,14 +14,6 @@ from mdmlkit.errors import InputError
 from mdmlkit.potential import HDNNP
 
 TRAIN = {"max_epochs": 4, "batch_size": 4, "patience": None, "lr": 5e-3}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -36,15 +36,6 @@ def emt_frames(n: int, seed: int, rattle: float = 0.08, a_range=(3.5, 3.75)) -> 
     return frames
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is faster (and kinder to a shared machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def sfs():
     return generate_set(ELEMENTS, rc=4.5, n_radial=8, n_angular=0)   # radial: EMT-like, fast

@@ -47,15 +47,6 @@ def emt_frames(n: int, seed: int, rattle: float = 0.08, clusters: int = 0) -> li
     return frames
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is faster (and kinder to a shared machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def sfs():
     return generate_set(ELEMENTS, rc=4.5, n_radial=4, n_angular=1)   # 20 functions per element
