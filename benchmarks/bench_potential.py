@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -60,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 from mdmlkit.descriptors import AtomsBatch, SymmetryFunctionSet  # noqa: E402
 from mdmlkit.potential import HDNNP, HDNNPCalculator  # noqa: E402
-from mdmlkit.utils import atomic_write_json  # noqa: E402
+from mdmlkit.utils import atomic_write_json, machine_info  # noqa: E402
 
 N2P2_TARGET_US_PER_ATOM = 200.0
 TEACHER_TARGET_SPEEDUP = 100.0
@@ -193,21 +192,6 @@ def teacher_calculator(device: str):
         return CHGNetCalculator(model, use_device=device)
 
 
-def machine_info(devices: list[str]) -> dict:
-    info = {"platform": platform.platform(), "python": platform.python_version(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "load_average_start": _load()}
-    try:
-        with open("/proc/cpuinfo") as fh:
-            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
-        info["cpu_model"] = names[0] if names else None
-    except OSError:
-        pass
-    if "cuda" in devices:
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
 def _load():
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
@@ -235,7 +219,7 @@ def main(argv=None) -> dict:
                "n2p2_target_us_per_atom": N2P2_TARGET_US_PER_ATOM,
                "teacher_target_speedup": TEACHER_TARGET_SPEEDUP,
                "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-               "machine": machine_info(devices), "models": {}, "cases": []}
+               "machine": machine_info(("numpy", "torch", "ase", "chgnet")), "models": {}, "cases": []}
     base_models = {}
     if "shipped" in args.cases:
         base_models["shipped"] = HDNNP.load(args.model)

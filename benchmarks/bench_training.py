@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mdmlkit.utils import atomic_write_json  # noqa: E402
+from mdmlkit.utils import atomic_write_json, machine_info  # noqa: E402
 
 RESULT = REPO / "benchmarks" / "results" / "training.json"
 ELEMENTS = ["La", "Zr", "O"]
@@ -109,23 +108,6 @@ def run_case(work: Path, n_atoms: int, nproc: int, threads: int, epochs: int, ba
             "epoch_time_s": t_epoch, "epoch_times_s": times,
             "structures_per_s": n_train / t_epoch, "atoms_per_s": n_train * n_atoms / t_epoch,
             "wall_s": wall}
-
-
-def machine_info() -> dict:
-    import torch
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpu": cpu, "cpu_count": os.cpu_count(),
-            "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def main(argv=None) -> int:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 import time
@@ -87,24 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluate-only", action="store_true", help="only evaluate OUT/model.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
-
-
-def machine_info() -> dict:
-    import torch
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpu": cpu, "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def stratified_sample(frames, n: int, seed: int) -> list:
@@ -184,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     from mdmlkit.datasets import load_la2zr2o7
     from mdmlkit.potential import HDNNP, save_n2p2_model
     from mdmlkit.potential.training import Trainer
-    from mdmlkit.utils import atomic_write_json
+    from mdmlkit.utils import atomic_write_json, machine_info
 
     torch.set_num_threads(args.threads)
     try:   # numpy BLAS (CUR selection) too: extra threads only fight over busy cores

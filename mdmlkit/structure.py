@@ -200,7 +200,6 @@ class CNAResult:
 
 
 def _cna_from_adjacency(adj: np.ndarray, cutoff: float) -> CNAResult:
-    n = len(adj)
     i, j = np.nonzero(np.triu(adj, 1))
     bonds = np.stack([i, j], axis=1).astype(np.int64)
     cn = adj.sum(axis=1).astype(np.int64)

@@ -106,3 +106,52 @@ def check_frames(frames: Sequence[Any], source: str = "<frames>", min_frames: in
             raise InconsistentFramesError(
                 f"{source}: frame {k} has {len(atoms)} atoms but frame 0 has {n0}; "
                 "one map needs frames of equal size")
+
+
+def machine_info(packages: Sequence[str] = ("numpy", "torch", "ase"), **extra: Any) -> dict[str, Any]:
+    """Where a measurement was taken, for benchmark records.
+
+    CPU model and count, memory (GiB), load averages (1/5/15 min), platform, Python,
+    torch intra-op threads, the CUDA device (if any), ``<package>`` versions for each of
+    ``packages`` that imports (None otherwise) and any ``extra`` items.
+    """
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {"cpu": cpu, "cpu_count": os.cpu_count(),
+                            "platform": platform.platform(), "python": platform.python_version()}
+    try:
+        info["mem_total_GiB"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        pass
+    try:
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):  # pragma: no cover
+        info["load_average"] = None
+    for name in packages:
+        try:
+            mod = __import__(name)
+            version = getattr(mod, "__version__", None)
+            if version is None:
+                from importlib.metadata import version as dist_version
+
+                version = dist_version(name)
+            info[name] = str(version)
+        except Exception:  # noqa: BLE001 - optional packages may be missing or broken
+            info[name] = None
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:  # pragma: no cover
+        pass
+    info.update(extra)
+    return info

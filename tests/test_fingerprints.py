@@ -262,17 +262,9 @@ def test_rdf_first_minimum_for_cu(cu55, frames):
 
 # ----------------------------------------------------------------------------- ACSF
 
-def _descriptors_or_skip():
-    try:
-        from mdmlkit.descriptors import ACSF, AtomsBatch, SymmetryFunctionSet  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"mdmlkit.descriptors not available yet ({exc})")
-
-
 def test_averaged_acsf_dimer_analytic():
     """Cu2: the radial G2 of both atoms is exp(-eta r^2) f_c(r) (poly2 cutoff), the
     angular ones vanish; the averages equal these."""
-    _descriptors_or_skip()
     r, rc = 2.4, 6.0
     cu2 = Atoms("Cu2", positions=[[0, 0, 0], [r, 0, 0]], cell=[20, 20, 20])
     fp = AveragedACSF()
@@ -287,7 +279,6 @@ def test_averaged_acsf_dimer_analytic():
 
 
 def test_averaged_acsf_invariance_and_batching(frames):
-    _descriptors_or_skip()
     fp = AveragedACSF(batch_size=3, device="cpu")
     x = fp.fit_transform(frames)
     assert x.shape == (len(frames), 13)

@@ -61,7 +61,7 @@ class _Crash(RuntimeError):
 
 
 def test_interrupted_run_resumes_to_identical_trajectory(cu55, tmp_path):
-    ref = _short(cu55, tmp_path / "ref.extxyz")
+    _short(cu55, tmp_path / "ref.extxyz")                  # uninterrupted reference
 
     def crash(frame):
         if frame.info["step"] == 620:   # between checkpoints (every 4 frames = 80 steps)

@@ -18,8 +18,6 @@ With ``workdir`` every run checkpoints and an interrupted benchmark resumes.
 """
 from __future__ import annotations
 
-import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +27,7 @@ import numpy as np
 from ase import Atoms
 
 from ..errors import EmptyTrajectoryError, InputError
-from ..utils import atomic_write_json
+from ..utils import atomic_write_json, machine_info
 from .loop import ActiveLearningLoop
 from .oracle import ReplayOracle
 from .queries import Query
@@ -341,23 +339,3 @@ def ood_detection(query: Query, model, in_distribution: Sequence[Atoms],
             "force_rmse_id_mean": float(np.sqrt(np.mean(f_id ** 2))),
             "force_rmse_ood_mean": float(np.sqrt(np.mean(f_ood ** 2))),
             "spearman": float(spearmanr(u, f).statistic)}
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU count, load average, platform and library versions (for benchmark records)."""
-    import torch
-
-    info = {"platform": platform.platform(), "python": platform.python_version(),
-            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-    try:
-        info["load_average"] = list(os.getloadavg())
-    except OSError:  # pragma: no cover
-        pass
-    try:
-        import ase
-
-        info["ase"] = ase.__version__
-    except Exception:  # noqa: BLE001  # pragma: no cover
-        pass
-    return info

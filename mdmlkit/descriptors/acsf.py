@@ -395,7 +395,6 @@ class ACSF(nn.Module):
             ``batch.element_index[el]``, columns in n2p2 sorted order.
         """
         self._check(batch)
-        n_el = len(self.elements)
         counts = [int(batch.element_index[el].numel()) for el in self.elements]
         psel, pctr, pstart = self._pair_groups(batch)
         vec = batch.pair_vectors(strain, index=psel).to(self.dtype)       # compact pairs [Ps, 3]
