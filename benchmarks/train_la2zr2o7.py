@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default=str(DEFAULT_OUT), help="model directory to write")
-    p.add_argument("--work", default=str(DEFAULT_WORK), help="checkpoints and the selected set")
+    p.add_argument("--work", default=None,
+                   help="checkpoints and the selected set (default: a folder under "
+                        f"{DEFAULT_WORK} named after the settings, so that a run with other "
+                        "settings never resumes this one's checkpoint)")
     p.add_argument("--results", default=str(DEFAULT_RESULTS), help="accuracy JSON to write")
     p.add_argument("--data", default=None, help="directory with train/val/test.extxyz.gz "
                    "(default: the shipped data/la2zr2o7)")
@@ -142,6 +145,21 @@ def select_symmetry_functions(train, args, work: Path):
     return sel
 
 
+def default_work_dir(args: argparse.Namespace) -> Path:
+    """``DEFAULT_WORK/run-<hash of the settings that define the training run>``."""
+    import hashlib
+    import json
+
+    keys = ("data", "rc", "n_radial", "n_angular", "zetas", "n_per_element", "n_select_structures",
+            "hidden", "activation", "epochs", "batch_size", "lr", "lr_final", "energy_weight",
+            "force_weight", "patience", "subset", "seed", "dtype", "init_model")
+    spec = {k: getattr(args, k, None) for k in keys}
+    if spec["init_model"]:
+        spec["init_model"] = str(Path(spec["init_model"]).resolve())
+    digest = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return DEFAULT_WORK / f"run-{digest}"
+
+
 def log_epoch(trainer, record: dict) -> None:
     """Trainer callback: one line per epoch (for log files of background runs)."""
     print(f"[epoch {record['epoch']:3d}] lr {record['lr']:.2e}  "
@@ -185,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         threadpool_limits(args.threads)
     except ImportError:
         pass
-    out, work = Path(args.out), Path(args.work)
+    out, work = Path(args.out), Path(args.work) if args.work else default_work_dir(args)
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     splits = {s: load_la2zr2o7(s, path=args.data) for s in ("train", "val", "test")}
