@@ -23,8 +23,7 @@ The shipped model (``models/la2zr2o7``) came from two stages: this script with i
 defaults (64 functions per element, 64-40-40-1 networks, 40 epochs, loss E + 0.1 F),
 then a warm start that weights energies more::
 
-    python benchmarks/train_la2zr2o7.py --out /tmp/stage1 --work /tmp/stage1/work \
-        --results /tmp/stage1/accuracy.json
+    python benchmarks/train_la2zr2o7.py --out /tmp/stage1 --results /tmp/stage1/accuracy.json
     python benchmarks/train_la2zr2o7.py --init-model /tmp/stage1/model.pt --epochs 15 \
         --lr 5e-4 --lr-final 1e-5 --force-weight 0.02
 
