@@ -41,3 +41,13 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def chgnet_calc():
+    """The CHGNet teacher (CPU), loaded once per session; skips when chgnet is not installed."""
+    teacher = pytest.importorskip("mdmlkit.teacher")
+    try:
+        return teacher.chgnet_calculator(device="cpu")
+    except teacher.TeacherUnavailableError:
+        pytest.skip("CHGNet not installed (pip install mdmlkit[teacher])")

@@ -6,34 +6,17 @@ import copy
 import numpy as np
 import pytest
 import torch
-from ase import Atoms
 from ase.build import bulk
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from mdmlkit.descriptors import AtomsBatch, generate_set
 from mdmlkit.errors import ModelMismatchError, UnknownElementError
 from mdmlkit.potential import HDNNP
 from mdmlkit.potential.committee import Committee, CommitteeCalculator, reinitialise
 
-ELEMENTS = ["Cu", "Ni"]
+from cuni_data import ELEMENTS, emt_frames
+
 TRAIN_KW = dict(lr=1e-2, lr_schedule="exponential", lr_gamma=0.9, force_weight=0.3, batch_size=6,
                 max_epochs=15, patience=None, progress=False)
-
-
-def emt_frames(n: int, seed: int, rattle: float = 0.08, a_range=(3.5, 3.75)) -> list[Atoms]:
-    """Rattled, strained 8-atom Cu/Ni fcc cells with EMT energies/forces (SinglePointCalculator)."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n):
-        atoms = bulk("Cu", "fcc", a=rng.uniform(*a_range), cubic=True).repeat((2, 1, 1))
-        atoms.set_chemical_symbols(rng.choice(ELEMENTS, size=len(atoms)))
-        atoms.rattle(rattle, seed=int(rng.integers(1 << 30)))
-        atoms.calc = EMT()
-        e, f = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
-        frames.append(atoms)
-    return frames
 
 
 @pytest.fixture(scope="module")

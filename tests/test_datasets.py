@@ -375,12 +375,8 @@ def test_shipped_data_set():
 
 
 @pytest.mark.teacher
-def test_label_with_chgnet_teacher():
-    teacher = pytest.importorskip("mdmlkit.teacher")
-    try:
-        calc = teacher.chgnet_calculator(device="cpu")
-    except teacher.TeacherUnavailableError:
-        pytest.skip("CHGNet not installed")
+def test_label_with_chgnet_teacher(chgnet_calc):
+    calc = chgnet_calc
     frames = make_frames(2)
     out = D.label(frames, calc, progress=False)
     D.validate_labelled(out, need=("energy", "forces", "stress"))

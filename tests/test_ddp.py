@@ -7,32 +7,14 @@ import subprocess
 import sys
 
 import ase.io
-import numpy as np
 import pytest
 import torch
-from ase.build import bulk
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from mdmlkit.descriptors import generate_set
 from mdmlkit.potential import HDNNP
 from mdmlkit.potential.ddp import main_train, model_kwargs_from_input_nn
 
-ELEMENTS = ["Cu", "Ni"]
-
-
-def emt_frames(n: int, seed: int):
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n):
-        atoms = bulk("Cu", "fcc", a=rng.uniform(3.5, 3.75), cubic=True).repeat((2, 1, 1))
-        atoms.set_chemical_symbols(rng.choice(ELEMENTS, size=len(atoms)))
-        atoms.rattle(0.08, seed=int(rng.integers(1 << 30)))
-        atoms.calc = EMT()
-        e, f = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
-        frames.append(atoms)
-    return frames
+from cuni_data import ELEMENTS, emt_frames
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,6 @@ from mdmlkit.descriptors.neighbors import _have_matscipy
 from mdmlkit.errors import (AtomsTooCloseError, EmptyTrajectoryError, ModelMismatchError,
                             NonFiniteError, UnknownElementError)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one torch thread is faster and immune to oversubscribed CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 # ----------------------------------------------------------------- helpers
 def read_input_data(path) -> list[Atoms]:

@@ -3,20 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from ase.spacegroup import crystal
 
 from mdmlkit.descriptors import ACSF, SymmetryFunction, SymmetryFunctionSet, select_functions
 from mdmlkit.descriptors.generate import (correlation_prune, cur_select, radial_grid,
                                           reconstruction_error)
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one torch thread is faster and immune to oversubscribed CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def pyrochlore(a=10.8, x=0.33):

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "models" / "la2zr2o7"
@@ -47,7 +46,6 @@ def subset():
 def evaluation(model, subset):
     from mdmlkit.potential.training import Trainer
 
-    torch.set_num_threads(1)
     return Trainer(model, progress=False).evaluate(subset[1], source="test subset")
 
 

@@ -220,12 +220,8 @@ def test_relax_lattice_finds_stationary_minimum():
 
 
 @pytest.mark.teacher
-def test_teacher_energies_primitive_vs_conventional_and_inversion():
-    teacher = pytest.importorskip("mdmlkit.teacher")
-    try:
-        calc = teacher.chgnet_calculator(device="cpu")
-    except teacher.TeacherUnavailableError:
-        pytest.skip("CHGNet not installed")
+def test_teacher_energies_primitive_vs_conventional_and_inversion(chgnet_calc):
+    calc = chgnet_calc
     e = {}
     for name, atoms in [("prim", P.primitive_cell(10.9, 0.333)),
                         ("conv", P.conventional_cell(10.9, 0.333)),
@@ -238,12 +234,8 @@ def test_teacher_energies_primitive_vs_conventional_and_inversion():
 
 @pytest.mark.teacher
 @pytest.mark.slow
-def test_teacher_relaxed_lattice_close_to_experiment():
-    teacher = pytest.importorskip("mdmlkit.teacher")
-    try:
-        calc = teacher.chgnet_calculator(device="cpu")
-    except teacher.TeacherUnavailableError:
-        pytest.skip("CHGNet not installed")
+def test_teacher_relaxed_lattice_close_to_experiment(chgnet_calc):
+    calc = chgnet_calc
     res = P.relax_lattice(calc, a=10.8, x48f=0.33)
     # GGA-level potentials overestimate a by ~1 %; x48f (exp. 0.332) is well reproduced
     assert res["a"] == pytest.approx(P.A_EXP, rel=0.02)

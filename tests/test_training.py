@@ -6,11 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from ase import Atoms
-from ase.build import bulk
-from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.cluster import Octahedron
 
 from mdmlkit.descriptors import AtomsBatch, generate_set
 from mdmlkit.errors import AtomsTooCloseError, MissingLabelError, NonFiniteError, UnknownElementError
@@ -18,33 +14,7 @@ from mdmlkit.potential import HDNNP
 from mdmlkit.potential.training import (CHECKPOINT_NAME, Trainer, concatenate_batches,
                                         energy_force_loss)
 
-ELEMENTS = ["Cu", "Ni"]
-
-
-def emt_frames(n: int, seed: int, rattle: float = 0.08, clusters: int = 0) -> list[Atoms]:
-    """Rattled, strained Cu/Ni fcc cells (8 atoms, periodic) and small clusters, EMT-labelled.
-
-    Labels are stored in a SinglePointCalculator (as ``ase.io.read`` gives for extxyz);
-    ``info["kind"]`` is "bulk" or "cluster".
-    """
-    rng = np.random.default_rng(seed)
-    frames = []
-    for k in range(n + clusters):
-        if k < n:
-            atoms = bulk("Cu", "fcc", a=rng.uniform(3.5, 3.75), cubic=True).repeat((2, 1, 1))
-            kind = "bulk"
-        else:
-            atoms = Atoms(Octahedron("Cu", 2, latticeconstant=rng.uniform(3.5, 3.75)))  # 6 atoms
-            atoms.pbc = False
-            kind = "cluster"
-        atoms.set_chemical_symbols(rng.choice(ELEMENTS, size=len(atoms)))
-        atoms.rattle(rattle, seed=int(rng.integers(1 << 30)))
-        atoms.calc = EMT()
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        atoms.info["kind"] = kind
-        frames.append(atoms)
-    return frames
+from cuni_data import ELEMENTS, emt_frames
 
 
 @pytest.fixture(scope="module")
