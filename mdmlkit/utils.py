@@ -10,7 +10,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import EmptyTrajectoryError, InconsistentFramesError, NonFiniteError
+from .errors import EmptyTrajectoryError, InconsistentFramesError, NonFiniteError, UnknownElementError
 
 PathLike = str | os.PathLike
 
@@ -106,6 +106,23 @@ def check_frames(frames: Sequence[Any], source: str = "<frames>", min_frames: in
             raise InconsistentFramesError(
                 f"{source}: frame {k} has {len(atoms)} atoms but frame 0 has {n0}; "
                 "one map needs frames of equal size")
+
+
+def check_elements(frames: Sequence[Any], elements: Sequence[str], source: str = "frames",
+                   owner: str = "the model") -> None:
+    """Raise :class:`~mdmlkit.errors.UnknownElementError` for the first atom (in structure
+    order) whose element is not in ``elements``, naming ``source``, structure and atom.
+
+    Unknown elements are never skipped silently: ``owner`` (e.g. "the committee") says
+    what knows only ``elements``.
+    """
+    known = set(elements)
+    for k, atoms in enumerate(frames):
+        symbols = atoms.get_chemical_symbols()
+        if not known.issuperset(symbols):
+            i = next(i for i, s in enumerate(symbols) if s not in known)
+            raise UnknownElementError(f"{source}: structure {k}, atom {i} is {symbols[i]!r}; "
+                                      f"{owner} knows only {list(elements)}")
 
 
 def machine_info(packages: Sequence[str] = ("numpy", "torch", "ase"), **extra: Any) -> dict[str, Any]:

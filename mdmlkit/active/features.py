@@ -20,7 +20,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from ase import Atoms
 
-from ..errors import EmptyTrajectoryError, InputError, ModelMismatchError, UnknownElementError
+from ..errors import EmptyTrajectoryError, InputError, ModelMismatchError
+from ..utils import check_elements
 
 __all__ = ["DescriptorTable", "DescriptorCache", "structure_fingerprint", "as_frames"]
 
@@ -205,17 +206,6 @@ class DescriptorCache:
     def clear(self) -> None:
         self._store.clear()
 
-    def _check_elements(self, frames: Sequence[Atoms], source: str) -> None:
-        known = set(self.elements)
-        for k, a in enumerate(frames):
-            syms = a.get_chemical_symbols()
-            bad = [s for s in set(syms) if s not in known]
-            if bad:
-                i = syms.index(sorted(bad)[0])
-                raise UnknownElementError(
-                    f"{source}: structure {k}, atom {i} is {syms[i]!r}; the descriptor knows only "
-                    f"{self.elements}")
-
     def _raise_for_structure(self, frames, chunk, source) -> None:
         """Re-raise a batch-building error naming the structure in the caller's numbering."""
         import torch
@@ -238,7 +228,7 @@ class DescriptorCache:
         from ..descriptors import AtomsBatch
 
         frames = as_frames(frames, source)
-        self._check_elements(frames, source)
+        check_elements(frames, self.elements, source, owner="the descriptor")
         keys = [structure_fingerprint(a) for a in frames]
         todo = [i for i, key in enumerate(keys) if key not in self._store]
         # one computation per distinct structure

@@ -41,7 +41,7 @@ import numpy as np
 from ase import Atoms
 
 from ..errors import EmptyTrajectoryError, InconsistentFramesError, InputError
-from ..utils import atomic_path, atomic_torch_save, atomic_write_json
+from ..utils import atomic_path, atomic_torch_save, atomic_write_json, check_elements
 from .features import as_frames
 from .oracle import as_oracle
 from .queries import Query
@@ -59,19 +59,6 @@ def _strip(atoms: Atoms) -> Atoms:
     a = atoms.copy()
     a.calc = None
     return a
-
-
-def _check_elements(frames: Sequence[Atoms], elements: Sequence[str], source: str) -> None:
-    from ..errors import UnknownElementError
-
-    known = set(elements)
-    for k, a in enumerate(frames):
-        syms = a.get_chemical_symbols()
-        bad = sorted(set(syms) - known)
-        if bad:
-            i = syms.index(bad[0])
-            raise UnknownElementError(f"{source}: structure {k}, atom {i} is {bad[0]!r}; the "
-                                      f"potential and its descriptor know only {list(elements)}")
 
 
 def _fingerprint(frames: Sequence[Atoms]) -> str:
@@ -151,7 +138,7 @@ class ActiveLearningLoop:
                  warm_start: bool = False, workdir=None, seed: int = 0, progress: bool = True,
                  callbacks: Iterable[Callable] = ()):
         self.pool = [_strip(a) for a in as_frames(pool, "pool")]
-        _check_elements(self.pool, model.elements, "pool")
+        check_elements(self.pool, model.elements, "pool", owner="the potential and its descriptor")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k (structures per round) must be a positive integer, got {k!r}")
         if n_rounds is not None and n_rounds < 0:

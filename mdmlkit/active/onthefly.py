@@ -122,7 +122,7 @@ def run_on_the_fly(loop, atoms: Atoms, n_steps: int, temperature_K: float, times
     from tqdm.auto import tqdm
 
     from ..potential.calculator import HDNNPCalculator
-    from .loop import _check_elements
+    from ..utils import check_elements
 
     if n_steps < 1 or check_every < 1:
         raise InputError(f"n_steps and check_every must be >= 1, got {n_steps}, {check_every}")
@@ -130,7 +130,8 @@ def run_on_the_fly(loop, atoms: Atoms, n_steps: int, temperature_K: float, times
         raise InputError("temperature_K and timestep_fs must be > 0 and friction >= 0")
     if not isinstance(atoms, Atoms) or len(atoms) == 0:
         raise InputError("on-the-fly MD needs a non-empty ase.Atoms start structure")
-    _check_elements([atoms], loop.model.elements, "on-the-fly start structure")
+    check_elements([atoms], loop.model.elements, "on-the-fly start structure",
+                   owner="the potential")
     seed = loop.seed if seed is None else int(seed)
     t_start = time.perf_counter()
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from ..errors import EmptyTrajectoryError, ModelMismatchError, UnknownElementError
-from ..utils import atomic_write_json
+from ..errors import EmptyTrajectoryError, ModelMismatchError
+from ..utils import atomic_write_json, check_elements
 from .training import Trainer, _model_cutoff, _model_elements, _predict
 
 __all__ = ["Committee", "CommitteeCalculator", "reinitialise"]
@@ -149,14 +149,7 @@ class Committee:
     def _check(self, frames, source):
         if len(frames) == 0:
             raise EmptyTrajectoryError(f"{source}: no structures")
-        allowed = set(self.elements)
-        for k, atoms in enumerate(frames):
-            symbols = atoms.get_chemical_symbols()
-            bad = set(symbols) - allowed
-            if bad:
-                i = next(i for i, s in enumerate(symbols) if s in bad)
-                raise UnknownElementError(f"{source}: structure {k}, atom {i} is {symbols[i]!r}; the "
-                                          f"committee knows only {self.elements}")
+        check_elements(frames, self.elements, source, owner="the committee")
 
     def predict(self, frames: Sequence[Any], batch_size: int = 32, source: str = "frames") -> dict:
         """Committee predictions for a list of ``ase.Atoms`` (or one).

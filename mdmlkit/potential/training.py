@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from ..errors import (EmptyTrajectoryError, InputError, MissingLabelError, ModelMismatchError,
-                      NonFiniteError, UnknownElementError)
-from ..utils import atomic_torch_save, resolve_device
+                      NonFiniteError)
+from ..utils import atomic_torch_save, check_elements, resolve_device
 
 __all__ = ["Trainer", "LiveLossPlot", "frame_labels", "check_training_frames", "concatenate_batches",
            "energy_force_loss"]
@@ -112,18 +112,12 @@ def check_training_frames(frames: Sequence[Any], elements: Sequence[str], source
     """
     if len(frames) == 0:
         raise EmptyTrajectoryError(f"{source}: no structures")
-    allowed = set(elements)
+    check_elements(frames, elements, source, owner="the model")
     energies = np.empty(len(frames))
     forces: list[np.ndarray | None] = []
     for k, atoms in enumerate(frames):
         if len(atoms) == 0:
             raise EmptyTrajectoryError(f"{source}: structure {k} has no atoms")
-        symbols = atoms.get_chemical_symbols()
-        bad = set(symbols) - allowed
-        if bad:
-            i = next(i for i, s in enumerate(symbols) if s in bad)
-            raise UnknownElementError(f"{source}: structure {k}, atom {i} is {symbols[i]!r}; the model "
-                                      f"knows only {list(elements)}")
         pos = atoms.get_positions()
         if not np.all(np.isfinite(pos)):
             bad = np.where(~np.isfinite(pos).all(axis=1))[0]
