@@ -227,12 +227,7 @@ def _predict(model, batch, forces: bool, create_graph: bool = False):
     """Energies ``[S]`` (eV) and, if ``forces``, forces ``[N, 3]`` (eV/Å) of ``batch``."""
     if not forces:
         return model(batch), None
-    pos = batch.positions
-    if not pos.requires_grad:
-        pos.requires_grad_(True)
-    energy = model(batch)
-    (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=create_graph)
-    return energy, -grad
+    return model.energy_and_forces(batch, create_graph=create_graph)
 
 
 def energy_force_loss(model, batch, energy_ref: torch.Tensor, forces_ref: torch.Tensor | None,

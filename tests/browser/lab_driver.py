@@ -180,26 +180,10 @@ def launch_chromium(playwright, user_data_dir: Path, width: int = 1280, height: 
         viewport={"width": width, "height": height}, device_scale_factor=1)
 
 
-def offline_routes(page) -> list[str]:
-    """Abort every request that is not ``file:``/``data:``/``blob:``; returns the list it fills."""
+def _restrict_routes(page, allowed: tuple[str, ...]) -> list[str]:
+    """Abort every request whose URL does not start with one of ``allowed``; returns the
+    list of blocked URLs (filled as the page runs)."""
     blocked: list[str] = []
-
-    def handle(route):
-        url = route.request.url
-        if url.startswith(("file:", "data:", "blob:")):
-            route.continue_()
-        else:
-            blocked.append(url)
-            route.abort("internetdisconnected")
-
-    page.route("**/*", handle)
-    return blocked
-
-
-def local_only_routes(page, port: int) -> list[str]:
-    """Abort every request except to the JupyterLab server on 127.0.0.1:``port``."""
-    blocked: list[str] = []
-    allowed = (f"http://127.0.0.1:{port}/", f"ws://127.0.0.1:{port}/", "data:", "blob:")
 
     def handle(route):
         url = route.request.url
@@ -211,6 +195,16 @@ def local_only_routes(page, port: int) -> list[str]:
 
     page.route("**/*", handle)
     return blocked
+
+
+def offline_routes(page) -> list[str]:
+    """Abort every request that is not ``file:``/``data:``/``blob:``; returns the list it fills."""
+    return _restrict_routes(page, ("file:", "data:", "blob:"))
+
+
+def local_only_routes(page, port: int) -> list[str]:
+    """Abort every request except to the JupyterLab server on 127.0.0.1:``port``."""
+    return _restrict_routes(page, (f"http://127.0.0.1:{port}/", f"ws://127.0.0.1:{port}/", "data:", "blob:"))
 
 
 # ---------------------------------------------------------------------------- JupyterLab
