@@ -18,7 +18,8 @@ def _cmd_run_notebooks(args: argparse.Namespace) -> int:
     from .notebooks import run_notebooks
 
     runs = run_notebooks(args.output, profile="quick" if args.quick else args.profile,
-                         only=args.only or None, html=not args.no_html)
+                         only=args.only or None, html=not args.no_html,
+                         cell_timeout=args.cell_timeout or None)
     failed = [r for r in runs if not r.ok]
     for r in failed:
         print(f"[mdmlkit] FAILED {r.notebook}: {r.error}", file=sys.stderr)
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--profile", default="demo", help="parameter profile from notebooks/profiles.json")
     rn.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02")
     rn.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    rn.add_argument("--cell-timeout", type=int, default=1800,
+                    help="seconds per cell before the notebook is run again once (0: no limit; "
+                         "use 0 for the long 'full' profile)")
     rn.set_defaults(func=_cmd_run_notebooks)
 
     fx = sub.add_parser("fix-nglview", help="make nglview's JupyterLab extension register the "

@@ -110,9 +110,16 @@ def run_notebook(path: Path | str, output_dir: Path | str, parameters: dict[str,
 
 def run_notebooks(output_dir: Path | str = "outputs", profile: str = "demo",
                   only: Iterable[str] | None = None, html: bool = True,
-                  notebook_dir: Path | str = NOTEBOOK_DIR, extra_parameters: dict[str, Any] | None = None
-                  ) -> list[NotebookRun]:
-    """Execute every numbered notebook (or those whose name starts with an entry of ``only``)."""
+                  notebook_dir: Path | str = NOTEBOOK_DIR, extra_parameters: dict[str, Any] | None = None,
+                  cell_timeout: int | None = 1800, retries: int = 1) -> list[NotebookRun]:
+    """Execute every numbered notebook (or those whose name starts with an entry of ``only``).
+
+    ``cell_timeout`` (s, ``None``: no limit) bounds each cell; a notebook whose cell
+    times out is run again up to ``retries`` times.  Rarely, the client waits forever
+    for a reply an idle kernel has already sent (papermill/nbclient message loss, seen
+    about once in 30 runs here); the timeout turns that hang into a rerun, which is
+    cheap because MD trajectories and active-learning rounds resume from their files.
+    """
     overrides = load_profile(profile, notebook_dir)
     runs: list[NotebookRun] = []
     for nb in list_notebooks(notebook_dir):
@@ -121,8 +128,13 @@ def run_notebooks(output_dir: Path | str = "outputs", profile: str = "demo",
         params = dict(overrides.get(nb.stem, {}))
         params.update(extra_parameters or {})
         print(f"[mdmlkit] running {nb.name} (profile {profile}) ...", flush=True)
-        run = run_notebook(nb, output_dir, params, html=html)
-        print(f"[mdmlkit]   {run!r}", flush=True)
+        for attempt in range(retries + 1):
+            run = run_notebook(nb, output_dir, params, html=html, timeout=cell_timeout)
+            print(f"[mdmlkit]   {run!r}", flush=True)
+            if run.ok or "timeout" not in (run.error or "").lower() or attempt == retries:
+                break
+            print(f"[mdmlkit] a cell exceeded {cell_timeout} s: running {nb.name} again "
+                  f"(attempt {attempt + 2} of {retries + 1}; finished work is reused)", flush=True)
         runs.append(run)
     atomic_write_json(Path(output_dir) / "run_summary.json",
                       [dict(notebook=r.notebook, ok=r.ok, seconds=round(r.seconds, 1), output=r.output,

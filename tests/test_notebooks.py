@@ -46,3 +46,27 @@ def test_notebook_executes(nb, tmp_path):
                      for o in c.get("outputs", []) if o.get("name") == "stderr")
     assert "Warning" not in stderr.replace("ExtrapolationWarning", ""), stderr[:2000]
     assert (tmp_path / f"{nb.stem}.html").stat().st_size > 10_000
+
+
+def test_hung_cell_times_out_and_notebook_is_retried(tmp_path, capsys):
+    """A cell over ``cell_timeout`` fails the notebook after ``retries`` reruns, with a clear
+    error, and never leaves a half-written executed notebook behind."""
+    import nbformat
+
+    from mdmlkit.notebooks import run_notebooks
+
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('output_dir = "out"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("import time\ntime.sleep(30)")]
+    nbformat.write(nb, nbdir / "01_sleepy.ipynb")
+    runs = run_notebooks(tmp_path / "out", profile="quick", html=False, notebook_dir=nbdir,
+                         cell_timeout=2, retries=1)
+    (run,) = runs
+    assert not run.ok and "timeout" in run.error.lower()
+    assert capsys.readouterr().out.count("running 01_sleepy.ipynb again") == 1
+    assert not (tmp_path / "out" / "01_sleepy.ipynb").exists()
+    assert (tmp_path / "out" / "01_sleepy.failed.ipynb").exists()
