@@ -102,6 +102,7 @@ def run_notebook(path: Path | str, output_dir: Path | str, parameters: dict[str,
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         return NotebookRun(path.name, str(output_dir / (path.stem + ".failed.ipynb")), None,
                            time.perf_counter() - t0, False, error, params)
+    (output_dir / (path.stem + ".failed.ipynb")).unlink(missing_ok=True)   # an earlier failure is stale now
     html_path = None
     if html:
         html_path = str(export_html(out_nb, output_dir / (path.stem + ".html")))

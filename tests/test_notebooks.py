@@ -70,3 +70,10 @@ def test_hung_cell_times_out_and_notebook_is_retried(tmp_path, capsys):
     assert capsys.readouterr().out.count("running 01_sleepy.ipynb again") == 1
     assert not (tmp_path / "out" / "01_sleepy.ipynb").exists()
     assert (tmp_path / "out" / "01_sleepy.failed.ipynb").exists()
+    # once the notebook runs, the failed copy is gone
+    nb.cells[1].source = "x = 1"
+    nbformat.write(nb, nbdir / "01_sleepy.ipynb")
+    (run,) = run_notebooks(tmp_path / "out", profile="quick", html=False, notebook_dir=nbdir,
+                           cell_timeout=20)
+    assert run.ok and (tmp_path / "out" / "01_sleepy.ipynb").exists()
+    assert not (tmp_path / "out" / "01_sleepy.failed.ipynb").exists()
