@@ -66,7 +66,22 @@ def export_html(ipynb: Path | str, html: Path | str) -> Path:
 
 def run_notebook(path: Path | str, output_dir: Path | str, parameters: dict[str, Any] | None = None,
                  html: bool = True, kernel_name: str | None = None, timeout: int | None = None,
-                 cwd: Path | str | None = None) -> NotebookRun:
+                 cwd: Path | str | None = None, retries: int = 0) -> NotebookRun:
+    """Execute one notebook (see :func:`_run_notebook_once`); when a cell exceeds ``timeout``
+    (s), run it again up to ``retries`` times (see :func:`run_notebooks` for why)."""
+    for attempt in range(retries + 1):
+        run = _run_notebook_once(path, output_dir, parameters, html, kernel_name, timeout, cwd)
+        if run.ok or "timeout" not in (run.error or "").lower() or attempt == retries:
+            return run
+        print(f"[mdmlkit]   {run!r}\n[mdmlkit] a cell exceeded {timeout} s: running "
+              f"{Path(path).name} again (attempt {attempt + 2} of {retries + 1}; finished work is "
+              "reused)", flush=True)
+    return run
+
+
+def _run_notebook_once(path: Path | str, output_dir: Path | str, parameters: dict[str, Any] | None = None,
+                       html: bool = True, kernel_name: str | None = None, timeout: int | None = None,
+                       cwd: Path | str | None = None) -> NotebookRun:
     """Execute one notebook with papermill into ``output_dir`` (atomic), then export HTML.
 
     Figures and other files the notebook writes go to ``output_dir/<stem>/`` (the
@@ -129,13 +144,8 @@ def run_notebooks(output_dir: Path | str = "outputs", profile: str = "demo",
         params = dict(overrides.get(nb.stem, {}))
         params.update(extra_parameters or {})
         print(f"[mdmlkit] running {nb.name} (profile {profile}) ...", flush=True)
-        for attempt in range(retries + 1):
-            run = run_notebook(nb, output_dir, params, html=html, timeout=cell_timeout)
-            print(f"[mdmlkit]   {run!r}", flush=True)
-            if run.ok or "timeout" not in (run.error or "").lower() or attempt == retries:
-                break
-            print(f"[mdmlkit] a cell exceeded {cell_timeout} s: running {nb.name} again "
-                  f"(attempt {attempt + 2} of {retries + 1}; finished work is reused)", flush=True)
+        run = run_notebook(nb, output_dir, params, html=html, timeout=cell_timeout, retries=retries)
+        print(f"[mdmlkit]   {run!r}", flush=True)
         runs.append(run)
     atomic_write_json(Path(output_dir) / "run_summary.json",
                       [dict(notebook=r.notebook, ok=r.ok, seconds=round(r.seconds, 1), output=r.output,

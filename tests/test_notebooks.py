@@ -33,7 +33,7 @@ def test_notebook_structure(nb):
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(nb, tmp_path):
-    run = run_notebook(nb, tmp_path, parameters={}, html=True, timeout=900)
+    run = run_notebook(nb, tmp_path, parameters={}, html=True, timeout=300, retries=1)
     assert run.ok, run.error
     executed = json.loads((tmp_path / nb.name).read_text())
     errors = [o for c in executed["cells"] if c["cell_type"] == "code"
