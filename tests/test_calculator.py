@@ -244,3 +244,50 @@ def test_timings_breakdown(model, frames):
             "results"} <= set(calc.timings)
     assert all(v >= 0 for v in calc.timings.values())
     assert "skin=1 Å" in repr(calc)
+
+
+# ------------------------------------------------------------ compiled kernel
+@pytest.mark.parametrize("which", [0, 1])          # periodic cell, cluster
+def test_compiled_md_equals_eager(model, frames, which):
+    """``compile=True`` (one torch.compile'd kernel on the padded Verlet layout) gives
+    the energies, per-atom energies, forces and stress of the eager calculator along a
+    hot MD run with list rebuilds, and reuses its compiled code across rebuilds."""
+    from torch._dynamo.utils import counters
+
+    atoms = frames[which].copy()
+    calc = HDNNPCalculator(model, device="cpu", extrapolation="warn", skin=0.4, compile=True)
+    assert "compile=True" in repr(calc)
+    eager = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.0)
+    atoms.calc = calc
+    rng = np.random.default_rng(5)
+    atoms.set_momenta(rng.normal(size=(len(atoms), 3))
+                      * np.sqrt(atoms.get_masses()[:, None] * units.kB * 2000))
+    Stationary(atoms)
+    dyn = VelocityVerlet(atoms, timestep=2.0 * units.fs)
+    graphs = None
+    for step in range(20):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            dyn.run(1)
+        if step == 1:
+            graphs = counters["stats"]["unique_graphs"]
+        ref = atoms.copy()
+        ref.calc = eager
+        assert atoms.get_potential_energy() == pytest.approx(ref.get_potential_energy(), rel=1e-12, abs=1e-10)
+        np.testing.assert_allclose(atoms.get_forces(), ref.get_forces(), rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(atoms.get_potential_energies(), ref.get_potential_energies(),
+                                   rtol=1e-9, atol=1e-10)
+        if atoms.pbc.all():
+            np.testing.assert_allclose(atoms.get_stress(), ref.get_stress(), rtol=1e-9, atol=1e-11)
+    assert calc.neighbor_list_builds >= 2
+    # rebuilds that fit the layout's capacity reuse the compiled kernel (at most one regrowth)
+    assert counters["stats"]["unique_graphs"] - graphs <= 1
+    assert calc._layout[1].n_pairs <= calc._layout[1].capacity[0]
+
+
+def test_compiled_needs_padded_functions(frames):
+    sfs = SymmetryFunctionSet.from_text("elements La Zr O\ncutoff_type 6 0.0\n" + "\n".join(
+        f"symfunction_short {c} 3 O O 0.05 1 1.0 4.5" for c in ("La", "Zr", "O")) + "\n")
+    m = HDNNP(sfs, hidden=(4,), seed=0)
+    with pytest.raises(ValueError, match="explicit triplets"):
+        HDNNPCalculator(m, device="cpu", compile=True)

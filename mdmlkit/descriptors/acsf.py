@@ -241,8 +241,12 @@ class ACSF(nn.Module):
             raise ModelMismatchError(f"batch neighbour cutoff {batch.cutoff} Å is smaller than "
                                      f"the largest symmetry-function cutoff {self.cutoff} Å")
 
-    def _pair_groups(self, batch: AtomsBatch):
+    def _pair_groups(self, batch: AtomsBatch, within_cutoff: bool = True):
         """Pairs with r < cutoff sorted by (species_i, species_j, i); slice starts.
+
+        ``within_cutoff=False``: all pairs of the batch's list (a Verlet list for
+        ``rc + skin``), so that the result depends on the pair list only, not on the
+        positions (for :meth:`padded_tables`).
 
         Returns ``(sel, ctr, starts)``: batch pair indices in group order, the
         centre's row within its element, and the start of group ``c * n_el +
@@ -251,8 +255,9 @@ class ACSF(nn.Module):
         computed once per pair list (``batch._static``), the distance filter
         once per positions (``batch._cache``).
         """
-        key = ("acsf_pairs", self.cutoff)
-        if key not in batch._cache:
+        key = ("acsf_pairs", self.cutoff, within_cutoff)
+        store = batch._cache if within_cutoff else batch._static
+        if key not in store:
             n_el = len(self.elements)
             skey = ("acsf_pair_order", n_el)
             if skey not in batch._static:
@@ -260,17 +265,19 @@ class ACSF(nn.Module):
                 order = torch.argsort(gkey, stable=True)
                 batch._static[skey] = (order, gkey[order], batch.local_index[batch.pair_i[order]])
             order, gkey, ctr = batch._static[skey]
-            if batch.cutoff <= self.cutoff:       # the list is exactly the pairs within cutoff
+            if not within_cutoff:
+                keep = torch.ones_like(order, dtype=torch.bool)
+            elif batch.cutoff <= self.cutoff:       # the list is exactly the pairs within cutoff
                 keep = batch.detached_vectors().norm(dim=1)[order] < self.cutoff
             else:
                 keep = batch.detached_vectors().index_select(0, order).norm(dim=1) < self.cutoff
             sel, gkey, ctr = order[keep], gkey[keep], ctr[keep]
             counts = torch.bincount(gkey, minlength=n_el * n_el).tolist()
             starts = np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist()
-            batch._cache[key] = (sel, ctr, starts)
-        return batch._cache[key]
+            store[key] = (sel, ctr, starts)
+        return store[key]
 
-    def _padded(self, batch: AtomsBatch):
+    def _padded(self, batch: AtomsBatch, within_cutoff: bool = True):
         """Padded neighbour tables of every (centre element, neighbour element), cached.
 
         Returns ``(pads, nb)`` with ``pads[c][e]`` [n_c * nb[c][e]]: the compact
@@ -279,10 +286,11 @@ class ACSF(nn.Module):
         neighbours of any c atom; empty slots hold the dummy id ``len(sel)``.
         Built for all blocks at once by index arithmetic.
         """
-        key = ("acsf_padded", self.cutoff)
-        if key in batch._cache:
-            return batch._cache[key]
-        sel, pctr, pstart = self._pair_groups(batch)
+        key = ("acsf_padded", self.cutoff, within_cutoff)
+        store = batch._cache if within_cutoff else batch._static
+        if key in store:
+            return store[key]
+        sel, pctr, pstart = self._pair_groups(batch, within_cutoff)
         n_el = len(self.elements)
         counts = [int(batch.element_index[el].numel()) for el in self.elements]
         n_max_c = max(counts + [1])
@@ -304,8 +312,8 @@ class ACSF(nn.Module):
         nb_l = nb_t.tolist()
         pads = [list(chunks[c * n_el:(c + 1) * n_el]) for c in range(n_el)]
         nb = [nb_l[c * n_el:(c + 1) * n_el] for c in range(n_el)]
-        batch._cache[key] = (pads, nb)
-        return batch._cache[key]
+        store[key] = (pads, nb)
+        return store[key]
 
     def _triplets(self, batch: AtomsBatch, c: int, e1: int, e2: int, narrow: bool):
         """Triplets of centre element c with neighbours of elements e1, e2.
@@ -404,79 +412,16 @@ class ACSF(nn.Module):
         ct, al = self.cutoff_type, self.alpha
 
         # types 2 and 9 (moments) over the padded neighbour table of each centre element
-        dense = sorted({c for c, *_ in self._radial} | set(self._moment))
-        if dense:
-            # dummy pair for empty slots: beyond every cutoff, so R = 0 and dR/dr = 0 exactly
-            far = zeros(1, 3)
-            far[0, 0] = 2.0 * self.cutoff + 1.0
-            vec_ext = torch.cat([vec, far])
-        radial_of: dict[int, dict[int, tuple]] = {}
-        for c, e, name, k in self._radial:
-            radial_of.setdefault(c, {})[e] = (name, k)
-        for c in dense:
-            n_c = counts[c]
-            rad, plan = radial_of.get(c, {}), self._moment.get(c)
-            if n_c == 0:
-                for name, k in rad.values():
-                    parts[name] = zeros(0, k)
-                if plan is not None:
-                    parts[plan["name"] + "_all"] = zeros(0, plan["n_functions"])
-                continue
+        if self.dense_elements:
+            vec_ext = torch.cat([vec, self.far_vector(vec)])
             pads, nb = self._padded(batch)
-            pads, nb = pads[c], nb[c]
-            mom_el = plan["elements"] if plan is not None else []
-            if plan is not None:
-                pm = getattr(self, plan["name"])
-                n_max = plan["n_max"]
-                mom, diag = [], []
-            # one block of neighbour slots per neighbour element: contiguous [n_c, nb, ...]
-            # tensors (fast batched matmuls; no slicing, whose backward fills full-size zeros)
-            for e in sorted(set(rad) | set(mom_el)):
-                v = vec_ext.index_select(0, pads[e]).view(n_c, nb[e], 3)
-                r = v.norm(dim=2)                                          # [n_c, nb]
-                fc_of = self._cutoff_cache()
-                R = None
-                if e in rad:
-                    name, k = rad[e]
-                    pr = getattr(self, name)
-                    rc = self._rc[name]
-                    if (e in mom_el and v.dtype == torch.float64 and rc is not None
-                            and rc == self._rc[plan["name"]]):
-                        # type-2 and moment radial factors of this block in one go
-                        pr = torch.cat([pr, pm], dim=1)
-                        G2, R = radial_factors(r, pr[0], pr[1], pr[2], ct, al,
-                                               fc=fc_of(r, rc)).split([k, pm.shape[1]], dim=-1)
-                    else:
-                        G2 = radial_factors(r, pr[0], pr[1], pr[2], ct, al, fc=fc_of(r, rc))
-                    parts[name] = G2.sum(dim=1)
-                if e not in mom_el:
-                    continue
-                if v.dtype == torch.float64:
-                    v64, r64 = v, r
-                else:                     # moments accumulate in float64 (cancellation)
-                    v64 = v.to(torch.float64)
-                    r64 = v64.norm(dim=2)
-                if R is None:
-                    R = radial_factors(r64, pm[0], pm[1], pm[2], ct, al,
-                                       fc=fc_of(r64, self._rc[plan["name"]]))   # [n_c, nb, U]
-                mono = monomials_top(v64 / r64[..., None], n_max)            # [n_c, nb, T]
-                mom.append(torch.bmm(R.transpose(1, 2), mono))              # [n_c, U, T]
-                diag.append((R * R).sum(dim=1))                             # [n_c, U]
-            if plan is None:
+        for c in self.dense_elements:
+            if counts[c] == 0:
+                parts.update(self._dense_empty(c, vec))
                 continue
-            # all type-9 moment functions of c at once (see terms): moments of every degree
-            # from the top two, products of the two neighbour elements' moments per
-            # degree, then each function's binomial sum over degrees
-            name = plan["name"]
-            Mo = torch.stack(mom, dim=1) @ getattr(self, name + "_lift")     # [n, E, U, M]
-            prod = Mo.index_select(1, getattr(self, name + "_g1")) * Mo.index_select(
-                1, getattr(self, name + "_g2"))                             # [n, G, U, M]
-            S = (prod @ getattr(self, name + "_wdeg")).flatten(1, 2)         # [n, G*U, n_max+1]
-            val = (S.index_select(1, getattr(self, name + "_fidx"))
-                   * getattr(self, name + "_coef")).sum(-1)                  # [n, F]
-            dg = torch.cat(diag, dim=1).index_select(1, getattr(self, name + "_didx"))
-            val = getattr(self, name + "_half") * (val - getattr(self, name + "_diagc") * dg)
-            parts[name + "_all"] = (val * getattr(self, name + "_pref")).to(vec.dtype)
+            blocks = {e: vec_ext.index_select(0, pads[c][e]).view(counts[c], nb[c][e], 3)
+                      for e in self.dense_neighbours(c)}
+            parts.update(self.dense_parts(c, blocks))
 
         # types 3 and 9 over explicit triplets (compact pair ids)
         if self._triplet:
@@ -504,13 +449,136 @@ class ACSF(nn.Module):
                         * _columns(ang, getattr(self, name + "_a"), self._identity[name + "_a"]))
                 parts[name] = zeros(counts[c], k).index_add(0, ctr, term)
 
+        return self.assemble(parts, counts, vec)
+
+    # ------------------------------------------- dense (padded-table) kernels
+    @property
+    def dense_elements(self) -> list[int]:
+        """Centre elements with type-2 or moment type-9 functions."""
+        return sorted({c for c, *_ in self._radial} | set(self._moment))
+
+    @property
+    def supports_padded(self) -> bool:
+        """True when every function is evaluated on padded neighbour tables (no
+        explicit triplets), so that :meth:`dense_parts` + :meth:`assemble` give all of G."""
+        return not self._triplet
+
+    def dense_neighbours(self, c: int) -> list[int]:
+        """Neighbour elements whose padded table the functions of centre element c read."""
+        rad = {e for cc, e, *_ in self._radial if cc == c}
+        plan = self._moment.get(c)
+        return sorted(rad | set(plan["elements"] if plan is not None else []))
+
+    def far_vector(self, like: torch.Tensor) -> torch.Tensor:
+        """[1, 3] pair vector beyond every cutoff: the value of empty padded slots (R = 0 and
+        dR/dr = 0 exactly there)."""
+        far = torch.zeros(1, 3, dtype=like.dtype, device=like.device)
+        far[0, 0] = 2.0 * self.cutoff + 1.0
+        return far
+
+    def padded_layout(self, batch: AtomsBatch) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """All pairs of ``batch``'s list (whatever their length) as padded tables.
+
+        Returns ``(sel, tables)``: ``sel`` [P] the batch's pair indices in table order,
+        and for every (c, e) in the order of :attr:`dense_elements` x
+        :meth:`dense_neighbours` (c) a LongTensor [n_c, nb] of positions in ``sel``
+        (empty slots: ``P``, meant for :meth:`far_vector`).  It depends on the pair list
+        only, so with a Verlet list (cutoff ``rc + skin``) it stays valid while the
+        list does: pairs beyond rc contribute exactly zero (f_c = 0 with zero slope).
+        """
+        sel, _, _ = self._pair_groups(batch, within_cutoff=False)
+        pads, nb = self._padded(batch, within_cutoff=False)
+        counts = [int(batch.element_index[el].numel()) for el in self.elements]
+        tables = [pads[c][e].view(counts[c], nb[c][e]) for c in self.dense_elements
+                  for e in self.dense_neighbours(c)]
+        return sel, tables
+
+    def _dense_empty(self, c: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = {name: like.new_zeros(0, k) for cc, _, name, k in self._radial if cc == c}
+        plan = self._moment.get(c)
+        if plan is not None:
+            parts[plan["name"] + "_all"] = like.new_zeros(0, plan["n_functions"])
+        return parts
+
+    def dense_parts(self, c: int, blocks: dict[int, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Type-2 and moment type-9 functions of the atoms of centre element c.
+
+        ``blocks[e]``: [n_c, nb_e, 3] pair vectors (Å) to the element-e neighbours of
+        every element-c atom, one row per atom, empty slots filled with
+        :meth:`far_vector` (or any vector longer than the cutoffs); ``e`` runs over
+        :meth:`dense_neighbours`.  Pure tensor code (no data-dependent Python), so it
+        can be compiled.  Returns the blocks of columns, to :meth:`assemble`.
+        """
+        ct, al = self.cutoff_type, self.alpha
+        parts: dict[str, torch.Tensor] = {}
+        rad = {e: (name, k) for cc, e, name, k in self._radial if cc == c}
+        plan = self._moment.get(c)
+        mom_el = plan["elements"] if plan is not None else []
+        if plan is not None:
+            pm = getattr(self, plan["name"])
+            n_max = plan["n_max"]
+            mom, diag = [], []
+        # one block of neighbour slots per neighbour element: contiguous [n_c, nb, ...]
+        # tensors (fast batched matmuls; no slicing, whose backward fills full-size zeros)
+        for e in self.dense_neighbours(c):
+            v = blocks[e]
+            r = v.norm(dim=2)                                          # [n_c, nb]
+            fc_of = self._cutoff_cache()
+            R = None
+            if e in rad:
+                name, k = rad[e]
+                pr = getattr(self, name)
+                rc = self._rc[name]
+                if (e in mom_el and v.dtype == torch.float64 and rc is not None
+                        and rc == self._rc[plan["name"]]):
+                    # type-2 and moment radial factors of this block in one go
+                    pr = torch.cat([pr, pm], dim=1)
+                    G2, R = radial_factors(r, pr[0], pr[1], pr[2], ct, al,
+                                           fc=fc_of(r, rc)).split([k, pm.shape[1]], dim=-1)
+                else:
+                    G2 = radial_factors(r, pr[0], pr[1], pr[2], ct, al, fc=fc_of(r, rc))
+                parts[name] = G2.sum(dim=1)
+            if e not in mom_el:
+                continue
+            if v.dtype == torch.float64:
+                v64, r64 = v, r
+            else:                     # moments accumulate in float64 (cancellation)
+                v64 = v.to(torch.float64)
+                r64 = v64.norm(dim=2)
+            if R is None:
+                R = radial_factors(r64, pm[0], pm[1], pm[2], ct, al,
+                                   fc=fc_of(r64, self._rc[plan["name"]]))   # [n_c, nb, U]
+            mono = monomials_top(v64 / r64[..., None], n_max)            # [n_c, nb, T]
+            mom.append(torch.bmm(R.transpose(1, 2), mono))              # [n_c, U, T]
+            diag.append((R * R).sum(dim=1))                             # [n_c, U]
+        if plan is None:
+            return parts
+        # all type-9 moment functions of c at once (see terms): moments of every degree
+        # from the top two, products of the two neighbour elements' moments per
+        # degree, then each function's binomial sum over degrees
+        name = plan["name"]
+        Mo = torch.stack(mom, dim=1) @ getattr(self, name + "_lift")     # [n, E, U, M]
+        prod = Mo.index_select(1, getattr(self, name + "_g1")) * Mo.index_select(
+            1, getattr(self, name + "_g2"))                             # [n, G, U, M]
+        S = (prod @ getattr(self, name + "_wdeg")).flatten(1, 2)         # [n, G*U, n_max+1]
+        val = (S.index_select(1, getattr(self, name + "_fidx"))
+               * getattr(self, name + "_coef")).sum(-1)                  # [n, F]
+        dg = torch.cat(diag, dim=1).index_select(1, getattr(self, name + "_didx"))
+        val = getattr(self, name + "_half") * (val - getattr(self, name + "_diagc") * dg)
+        parts[name + "_all"] = (val * getattr(self, name + "_pref")).to(blocks[mom_el[0]].dtype)
+        return parts
+
+    def assemble(self, parts: dict[str, torch.Tensor], counts: list[int],
+                 like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{el: G [n_el, n_features[el]]}`` in n2p2 column order from the blocks of
+        columns computed by :meth:`forward` (``counts``: atoms per element)."""
         out = {}
         for c, el in enumerate(self.elements):
             if self._order[c]:
                 cat = torch.cat([parts[name] for _, name in self._order[c]], dim=1)
                 out[el] = cat[:, getattr(self, f"_inv_{c}")]
             else:
-                out[el] = zeros(counts[c], 0)
+                out[el] = like.new_zeros(counts[c], 0)
         return out
 
     # ------------------------------------------------------------- helpers

@@ -5,7 +5,8 @@
   by autograd; ``save``/``load``.
 * :mod:`.n2p2`: ``input.data``, ``input.nn``, ``scaling.data`` and weight files;
   :func:`load_n2p2_model` / :func:`save_n2p2_model` (runs in LAMMPS ``pair_style hdnnp``).
-* :class:`HDNNPCalculator` (:mod:`.calculator`): ASE calculator with extrapolation checks.
+* :class:`HDNNPCalculator` (:mod:`.calculator`): ASE calculator with extrapolation checks;
+  ``compile=True`` runs it through one ``torch.compile``d kernel (:mod:`.compiled`).
 * :mod:`.extrapolation`: :func:`check_extrapolation`, :class:`ExtrapolationReport`,
   :class:`ExtrapolationWarning`.
 * :class:`Trainer` (:mod:`.training`), :class:`Committee` (:mod:`.committee`).

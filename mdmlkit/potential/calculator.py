@@ -21,6 +21,13 @@ calculation up to floating-point summation order (~1e-15 relative);
 every step, as in NPT or cell relaxations, which rebuild the list anyway).
 ``calc.neighbor_list_builds`` counts the builds; set ``calc.timings = {}`` to
 record where the time of each call goes.
+
+``compile=True`` runs the whole path from positions to energies as one
+``torch.compile``d kernel on the padded Verlet-list layout
+(:mod:`mdmlkit.potential.compiled`): 2-3x faster per step for cells of ~100
+atoms, where the eager path is dominated by per-operation overhead, after a
+one-off compilation of tens of seconds (again whenever the atoms change or the
+neighbour tables outgrow their capacity).  Meant for long MD runs of one system.
 """
 from __future__ import annotations
 
@@ -84,6 +91,10 @@ class HDNNPCalculator(Calculator):
     skin : float
         Verlet-list skin, Å (see the module docstring); 0 rebuilds the
         neighbour list on every call.
+    compile : bool
+        Run energies, forces and stress through a ``torch.compile``d kernel
+        (see the module docstring); needs a model whose functions are all
+        types 2 and 9 with integer zeta <= 8 (ValueError otherwise).
 
     Raises (on calculation)
     -----------------------
@@ -94,7 +105,8 @@ class HDNNPCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model, device=None, dtype: torch.dtype | None = None, extrapolation: str = "warn",
-                 tolerance: float = DEFAULT_TOLERANCE, skin: float = 1.0, **kwargs):
+                 tolerance: float = DEFAULT_TOLERANCE, skin: float = 1.0, compile: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         if extrapolation not in _MODES:
             raise ValueError(f"extrapolation={extrapolation!r}, choose from {_MODES}")
@@ -116,6 +128,13 @@ class HDNNPCalculator(Calculator):
         #: "results") and their number ("calls"); None (default) records nothing.
         self.timings: dict | None = None
         self._verlet: dict | None = None     # the reusable pair list and what it was built for
+        self.compile = bool(compile)
+        self._kernel = None
+        self._layout = None                  # (pair-list identity, PaddedLayout) when compiled
+        if self.compile:
+            from .compiled import PaddedEnergy
+
+            self._kernel = torch.compile(PaddedEnergy(self.model), dynamic=False)
         if extrapolation != "ignore" and not model.is_scaling_fitted:
             warnings.warn("the model's scaling statistics are not fitted: extrapolation is not checked",
                           stacklevel=2)
@@ -124,7 +143,7 @@ class HDNNPCalculator(Calculator):
         return (f"HDNNPCalculator(elements={self.model.elements}, cutoff={self.model.cutoff:g} Å, "
                 f"skin={self.skin:g} Å, device={self.model.device}, "
                 f"dtype={str(self.model.dtype).replace('torch.', '')}, "
-                f"extrapolation={self.extrapolation!r})")
+                f"extrapolation={self.extrapolation!r}" + (", compile=True" if self.compile else "") + ")")
 
     def _batch(self, atoms):
         """The batch of ``atoms``: the Verlet list moved to the new positions when valid,
@@ -156,6 +175,18 @@ class HDNNPCalculator(Calculator):
                             "pbc": np.array(atoms.pbc, dtype=bool), "cell": atoms.cell.array.copy()}
         return batch
 
+    def _padded_layout(self, batch):
+        """The compiled kernel's layout of ``batch``'s pair list (made once per list, with
+        the capacity of the previous one so that shapes, and the compiled code, stay)."""
+        from .compiled import PaddedLayout
+
+        if self._layout is None or self._layout[0] is not batch._static:
+            capacity = self._layout[1].capacity if self._layout is not None else None
+            if self._layout is not None and self._layout[1].species.numel() != len(batch.species):
+                capacity = None
+            self._layout = (batch._static, PaddedLayout(self.model, batch, capacity=capacity))
+        return self._layout[1]
+
     def _check_elements(self, atoms) -> None:
         known = set(self.model.elements)
         for k, sym in enumerate(atoms.get_chemical_symbols()):
@@ -181,11 +212,17 @@ class HDNNPCalculator(Calculator):
             if periodic:   # the virial is cheap: always give ASE the stress of a periodic cell
                 strain = torch.zeros(1, 3, 3, dtype=model.dtype, device=model.device, requires_grad=True)
                 inputs.append(strain)
-            G = model.descriptors(batch, strain)
-            tick("descriptors")
-            self._extrapolation_check(G, batch)
-            tick("extrapolation_check")
-            e_atoms = model.energy_from_descriptors(G, batch)
+            if self._kernel is not None:   # descriptors and networks in one compiled kernel
+                e_atoms, G = self._kernel(pos, strain, *self._padded_layout(batch).arguments())
+                tick("descriptors")
+                self._extrapolation_check(G, batch)
+                tick("extrapolation_check")
+            else:
+                G = model.descriptors(batch, strain)
+                tick("descriptors")
+                self._extrapolation_check(G, batch)
+                tick("extrapolation_check")
+                e_atoms = model.energy_from_descriptors(G, batch)
             energy = e_atoms.sum()
             tick("networks")
             grads = torch.autograd.grad(energy, inputs)

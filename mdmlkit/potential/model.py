@@ -453,15 +453,21 @@ class HDNNP(nn.Module):
 
     def energy_from_descriptors(self, G: Mapping[str, torch.Tensor], batch) -> torch.Tensor:
         """Atomic energies [N] (eV) from raw descriptors ``G`` of ``batch``'s atoms."""
-        n = batch.positions.shape[0]
-        e_nn = batch.positions.new_zeros(n)
+        return self.atomic_energies_from(G, batch.element_index, batch.species)
+
+    def atomic_energies_from(self, G: Mapping[str, torch.Tensor],
+                             element_index: Mapping[str, torch.Tensor],
+                             species: torch.Tensor) -> torch.Tensor:
+        """Atomic energies [N] (eV) from raw descriptors; ``element_index[el]``: the atoms
+        (rows of ``G[el]``) of each element, ``species`` [N]: element index of every atom."""
+        e_nn = torch.zeros(species.shape[0], dtype=self.dtype, device=species.device)
         for el in self.elements:
-            idx = batch.element_index[el]
+            idx = element_index[el]
             if idx.numel() == 0:
                 continue
             out = self.networks[el](self.scalers[el](G[el]))
             e_nn = e_nn.index_copy(0, idx, out)
-        return e_nn * self.energy_scale_buf + self.atom_energy[batch.species]
+        return e_nn * self.energy_scale_buf + self.atom_energy[species]
 
     def atomic_energies(self, batch) -> torch.Tensor:
         """Energy of every atom, eV, [N] (reference energies included)."""
