@@ -174,6 +174,29 @@ def test_loading_and_dtype(tmp_path, model, frames):
 
 
 # ------------------------------------------------------------ Verlet (skin) lists
+def assert_same_results(atoms, other_calc, rtol: float, atol: float) -> None:
+    """Energy, per-atom energies, forces (and stress of a periodic cell) of ``atoms`` with its
+    own calculator equal those of ``other_calc`` on a copy."""
+    ref = atoms.copy()
+    ref.calc = other_calc
+    assert atoms.get_potential_energy() == pytest.approx(ref.get_potential_energy(), rel=rtol, abs=atol)
+    np.testing.assert_allclose(atoms.get_forces(), ref.get_forces(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(atoms.get_potential_energies(), ref.get_potential_energies(),
+                               rtol=rtol, atol=atol)
+    if atoms.pbc.all():
+        np.testing.assert_allclose(atoms.get_stress(), ref.get_stress(), rtol=rtol, atol=0.1 * atol)
+
+
+def hot_md(atoms, calc, T: float = 2000.0) -> VelocityVerlet:
+    """Velocity Verlet (2 fs) of ``atoms`` with ``calc`` from Maxwell-Boltzmann momenta at T (K)."""
+    atoms.calc = calc
+    rng = np.random.default_rng(5)
+    atoms.set_momenta(rng.normal(size=(len(atoms), 3))
+                      * np.sqrt(atoms.get_masses()[:, None] * units.kB * T))
+    Stationary(atoms)
+    return VelocityVerlet(atoms, timestep=2.0 * units.fs)
+
+
 @pytest.mark.parametrize("which", [0, 1])          # periodic cell, cluster
 def test_skin_list_md_equals_fresh_lists(model, frames, which):
     """Along a hot MD run, the calculator that reuses its skin list gives the energies,
@@ -182,26 +205,14 @@ def test_skin_list_md_equals_fresh_lists(model, frames, which):
     atoms = frames[which].copy()
     calc = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.4)
     fresh = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.0)
-    atoms.calc = calc
-    rng = np.random.default_rng(5)
-    atoms.set_momenta(rng.normal(size=(len(atoms), 3))
-                      * np.sqrt(atoms.get_masses()[:, None] * units.kB * 2000))
-    Stationary(atoms)
-    dyn = VelocityVerlet(atoms, timestep=2.0 * units.fs)
+    dyn = hot_md(atoms, calc)
     start = atoms.get_positions()
     max_disp = 0.0
     steps = 25
     for _ in range(steps):
         dyn.run(1)
         max_disp = max(max_disp, np.linalg.norm(atoms.get_positions() - start, axis=1).max())
-        ref = atoms.copy()
-        ref.calc = fresh
-        assert atoms.get_potential_energy() == pytest.approx(ref.get_potential_energy(), rel=1e-13, abs=1e-11)
-        np.testing.assert_allclose(atoms.get_forces(), ref.get_forces(), rtol=1e-10, atol=1e-11)
-        np.testing.assert_allclose(atoms.get_potential_energies(), ref.get_potential_energies(),
-                                   rtol=1e-10, atol=1e-11)
-        if atoms.pbc.all():
-            np.testing.assert_allclose(atoms.get_stress(), ref.get_stress(), rtol=1e-10, atol=1e-12)
+        assert_same_results(atoms, fresh, rtol=1e-10, atol=1e-11)
     assert max_disp > 0.4, "the test should move atoms by more than the skin"
     assert 2 <= calc.neighbor_list_builds < steps // 2, calc.neighbor_list_builds
     assert fresh.neighbor_list_builds == steps
@@ -258,12 +269,7 @@ def test_compiled_md_equals_eager(model, frames, which):
     calc = HDNNPCalculator(model, device="cpu", extrapolation="warn", skin=0.4, compile=True)
     assert "compile=True" in repr(calc)
     eager = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.0)
-    atoms.calc = calc
-    rng = np.random.default_rng(5)
-    atoms.set_momenta(rng.normal(size=(len(atoms), 3))
-                      * np.sqrt(atoms.get_masses()[:, None] * units.kB * 2000))
-    Stationary(atoms)
-    dyn = VelocityVerlet(atoms, timestep=2.0 * units.fs)
+    dyn = hot_md(atoms, calc)
     graphs = None
     for step in range(20):
         with warnings.catch_warnings():
@@ -271,14 +277,7 @@ def test_compiled_md_equals_eager(model, frames, which):
             dyn.run(1)
         if step == 1:
             graphs = counters["stats"]["unique_graphs"]
-        ref = atoms.copy()
-        ref.calc = eager
-        assert atoms.get_potential_energy() == pytest.approx(ref.get_potential_energy(), rel=1e-12, abs=1e-10)
-        np.testing.assert_allclose(atoms.get_forces(), ref.get_forces(), rtol=1e-9, atol=1e-10)
-        np.testing.assert_allclose(atoms.get_potential_energies(), ref.get_potential_energies(),
-                                   rtol=1e-9, atol=1e-10)
-        if atoms.pbc.all():
-            np.testing.assert_allclose(atoms.get_stress(), ref.get_stress(), rtol=1e-9, atol=1e-11)
+        assert_same_results(atoms, eager, rtol=1e-9, atol=1e-10)
     assert calc.neighbor_list_builds >= 2
     # rebuilds that fit the layout's capacity reuse the compiled kernel (at most one regrowth)
     assert counters["stats"]["unique_graphs"] - graphs <= 1
