@@ -134,7 +134,7 @@ class HDNNPCalculator(Calculator):
         if self.compile:
             from .compiled import PaddedEnergy
 
-            self._kernel = torch.compile(PaddedEnergy(self.model), dynamic=False)
+            self._kernel = torch.compile(PaddedEnergy(self.model).energy_and_gradients, dynamic=False)
         if extrapolation != "ignore" and not model.is_scaling_fitted:
             warnings.warn("the model's scaling statistics are not fitted: extrapolation is not checked",
                           stacklevel=2)
@@ -201,10 +201,28 @@ class HDNNPCalculator(Calculator):
         periodic = bool(np.all(atoms.pbc))
         if want_stress and not periodic:
             raise PropertyNotImplementedError("stress needs a structure periodic in all three directions")
-        model = self.model
         tick = self._clock()
         batch = self._batch(atoms)
         tick("neighbour_list")
+        if self._kernel is not None:
+            e_atoms, grads = self._compiled_call(batch, periodic, tick)
+        else:
+            e_atoms, grads = self._eager_call(batch, periodic, tick)
+        energy = e_atoms.sum()
+        e = float(energy.detach())
+        self.results["energy"] = e
+        self.results["free_energy"] = e
+        self.results["energies"] = e_atoms.detach().cpu().double().numpy()
+        self.results["forces"] = -grads[0].detach().cpu().double().numpy()
+        if grads[1] is not None:
+            g = grads[1][0].detach().cpu().double().numpy()
+            sigma = 0.5 * (g + g.T) / atoms.get_volume()
+            self.results["stress"] = full_3x3_to_voigt_6_stress(sigma)
+        tick("results")
+
+    def _eager_call(self, batch, periodic: bool, tick):
+        """Atomic energies and (∂E/∂positions, ∂E/∂strain or None) by autograd."""
+        model = self.model
         with torch.enable_grad():
             pos = batch.positions.requires_grad_(True)
             inputs = [pos]
@@ -212,31 +230,28 @@ class HDNNPCalculator(Calculator):
             if periodic:   # the virial is cheap: always give ASE the stress of a periodic cell
                 strain = torch.zeros(1, 3, 3, dtype=model.dtype, device=model.device, requires_grad=True)
                 inputs.append(strain)
-            if self._kernel is not None:   # descriptors and networks in one compiled kernel
-                e_atoms, G = self._kernel(pos, strain, *self._padded_layout(batch).arguments())
-                tick("descriptors")
-                self._extrapolation_check(G, batch)
-                tick("extrapolation_check")
-            else:
-                G = model.descriptors(batch, strain)
-                tick("descriptors")
-                self._extrapolation_check(G, batch)
-                tick("extrapolation_check")
-                e_atoms = model.energy_from_descriptors(G, batch)
-            energy = e_atoms.sum()
+            G = model.descriptors(batch, strain)
+            tick("descriptors")
+            self._extrapolation_check(G, batch)
+            tick("extrapolation_check")
+            e_atoms = model.energy_from_descriptors(G, batch)
             tick("networks")
-            grads = torch.autograd.grad(energy, inputs)
+            grads = torch.autograd.grad(e_atoms.sum(), inputs)
             tick("backward")
-        e = float(energy.detach())
-        self.results["energy"] = e
-        self.results["free_energy"] = e
-        self.results["energies"] = e_atoms.detach().cpu().double().numpy()
-        self.results["forces"] = -grads[0].detach().cpu().double().numpy()
-        if strain is not None:
-            g = grads[1][0].detach().cpu().double().numpy()
-            sigma = 0.5 * (g + g.T) / atoms.get_volume()
-            self.results["stress"] = full_3x3_to_voigt_6_stress(sigma)
-        tick("results")
+        return e_atoms, (grads[0], grads[1] if periodic else None)
+
+    def _compiled_call(self, batch, periodic: bool, tick):
+        """The same through the compiled kernel (values and gradients in one graph; the
+        phases "descriptors" and "backward" are timed together as "descriptors")."""
+        model = self.model
+        strain = torch.zeros(1, 3, 3, dtype=model.dtype, device=model.device) if periodic else None
+        with torch.no_grad():
+            e_atoms, G, g_pos, g_strain = self._kernel(batch.positions.detach(), strain,
+                                                       *self._padded_layout(batch).arguments())
+        tick("descriptors")
+        self._extrapolation_check(G, batch)
+        tick("extrapolation_check")
+        return e_atoms, (g_pos, g_strain)
 
     def _clock(self):
         """``tick(phase)`` adds the time since the previous tick to ``self.timings[phase]``

@@ -28,67 +28,64 @@ __all__ = ["PaddedEnergy", "PaddedLayout"]
 class PaddedLayout:
     """Everything :class:`PaddedEnergy` needs besides positions and strain, for one pair list.
 
-    The arrays are padded to a *capacity* (pairs, and slots per padded table) with
-    some headroom, so that the next Verlet list of the same MD run usually fits the
-    same shapes and the compiled kernel is reused without recompiling; pass the
-    previous layout's :attr:`capacity` to keep it (it only grows).  Padding pairs
-    point from atom 0 to itself shifted beyond every cutoff (zero contribution).
+    For every (centre element c, neighbour element e) block of
+    :meth:`~mdmlkit.descriptors.ACSF.padded_layout`: the neighbour atom of every slot
+    (``j_tables``, LongTensors [n_c, nb]) and its image shift (``shift_tables``,
+    [n_c, nb, 3], Å), so that the pair vectors are ``positions[j] - positions[centre] +
+    shift`` with no intermediate pair array (whose backward would be one more
+    scatter).  Empty slots point from the centre to itself shifted beyond every
+    cutoff (zero contribution).  The slots are padded to a *capacity* with some
+    headroom, so that the next Verlet list of the same MD run usually fits the same
+    shapes and the compiled kernel is reused without recompiling; pass the previous
+    layout's :attr:`capacity` to keep it (it only grows).
 
-    Attributes: ``pair_i``, ``pair_j`` [P_cap] (global atom indices), ``shifts``
-    [P_cap, 3] (image shifts, Å), ``tables`` (LongTensors [n_c, nb_cap], see
-    :meth:`~mdmlkit.descriptors.ACSF.padded_layout`; empty slots hold ``P_cap``),
-    ``element_index`` (atoms of each element), ``species`` [N], ``n_pairs`` (real
-    pairs) and ``capacity`` (``(P_cap, (nb_cap, ...))``).
+    Attributes: ``j_tables``, ``shift_tables``, ``element_index`` (atoms of each
+    element; row k of a block is atom ``element_index[c][k]``), ``species`` [N],
+    ``n_pairs`` (real pairs in the list) and ``capacity`` (slots per block).
     """
 
     def __init__(self, model: HDNNP, batch, capacity: tuple | None = None,
                  headroom: float = 1.1) -> None:
         if batch.n_structures != 1:
             raise ValueError(f"a padded layout describes one structure, the batch has {batch.n_structures}")
-        sel, tables = model.acsf.padded_layout(batch)
-        n_pairs = int(sel.numel())
-        nbs = [int(t.shape[1]) for t in tables]
-        grow = lambda n: max(int(n * headroom) + 1, n)  # noqa: E731
-        if capacity is None or capacity[0] < n_pairs or len(capacity[1]) != len(nbs) or any(
-                c < n for c, n in zip(capacity[1], nbs)):
-            old = capacity if capacity is not None and len(capacity[1]) == len(nbs) else (0, (0,) * len(nbs))
-            capacity = (max(old[0], grow(n_pairs)), tuple(max(c, grow(n)) for c, n in zip(old[1], nbs)))
-        p_cap, nb_cap = capacity
+        acsf = model.acsf
+        sel, tables = acsf.padded_layout(batch)
+        self.n_pairs = n_pairs = int(sel.numel())
+        nbs = tuple(int(t.shape[1]) for t in tables)
+        if capacity is None or len(capacity) != len(nbs) or any(c < n for c, n in zip(capacity, nbs)):
+            old = capacity if capacity is not None and len(capacity) == len(nbs) else (0,) * len(nbs)
+            capacity = tuple(max(c, int(n * headroom) + 1) for c, n in zip(old, nbs))
         self.capacity = capacity
-        self.n_pairs = n_pairs
-        dev = sel.device
-        extra = p_cap - n_pairs
-        far = model.acsf.far_vector(batch.shifts)
-        self.pair_i = torch.cat([batch.pair_i.index_select(0, sel),
-                                 torch.zeros(extra, dtype=torch.long, device=dev)])
-        self.pair_j = self.pair_i.clone()
-        self.pair_j[:n_pairs] = batch.pair_j.index_select(0, sel)
-        self.shifts = torch.cat([batch.shifts.index_select(0, sel), far.expand(extra, 3)])
-        # empty slots: n_pairs (pad pairs / the appended far vector) -> P_cap
-        self.tables = []
-        for t, cap in zip(tables, nb_cap):
-            t = torch.where(t == n_pairs, torch.full_like(t, p_cap), t)
-            pad = torch.full((t.shape[0], cap - t.shape[1]), p_cap, dtype=torch.long, device=dev)
-            self.tables.append(torch.cat([t, pad], dim=1).contiguous())
         self.element_index = [batch.element_index[el] for el in model.elements]
         self.species = batch.species
+        far = acsf.far_vector(batch.shifts)
+        pair_j = torch.cat([batch.pair_j.index_select(0, sel), sel.new_zeros(1)])
+        shifts = torch.cat([batch.shifts.index_select(0, sel), far])
+        self.j_tables, self.shift_tables = [], []
+        blocks = [(c, e) for c in acsf.dense_elements for e in acsf.dense_neighbours(c)]
+        for (c, _), t, cap in zip(blocks, tables, capacity):
+            t = torch.cat([t, t.new_full((t.shape[0], cap - t.shape[1]), n_pairs)], dim=1)
+            centre = self.element_index[c][:, None].expand_as(t)
+            empty = t == n_pairs
+            self.j_tables.append(torch.where(empty, centre, pair_j[t]).contiguous())
+            self.shift_tables.append(shifts[t].contiguous())     # empty: the far vector
 
     def __repr__(self) -> str:
-        shapes = ", ".join("x".join(map(str, t.shape)) for t in self.tables)
-        return (f"PaddedLayout(n_atoms={self.species.numel()}, n_pairs={self.n_pairs} "
-                f"(capacity {self.capacity[0]}), tables=[{shapes}])")
+        shapes = ", ".join("x".join(map(str, t.shape)) for t in self.j_tables)
+        return f"PaddedLayout(n_atoms={self.species.numel()}, n_pairs={self.n_pairs}, tables=[{shapes}])"
 
     def arguments(self) -> tuple:
         """The layout arguments of :meth:`PaddedEnergy.forward`, in order."""
-        return (self.pair_i, self.pair_j, self.shifts, self.tables, self.element_index, self.species)
+        return (self.j_tables, self.shift_tables, self.element_index, self.species)
 
 
 class PaddedEnergy(nn.Module):
     """Atomic energies (eV) and raw symmetry functions from positions on a padded layout.
 
     ``forward(positions [N, 3] Å, strain [1, 3, 3] or None, *layout.arguments())``
-    returns ``(e_atoms [N], G {el: [n_el, n_features]})``.  Differentiate the sum of
-    ``e_atoms`` with respect to positions (forces) and strain (virial).
+    returns ``(e_atoms [N], G {el: [n_el, n_features]})``;
+    :meth:`energy_and_gradients` adds the gradients of their sum with respect to
+    positions (−forces) and strain (the virial), which is what gets compiled.
     """
 
     def __init__(self, model: HDNNP) -> None:
@@ -99,25 +96,45 @@ class PaddedEnergy(nn.Module):
                              "functions that need explicit triplets (e.g. type 3)")
         self.model = model
 
-    def forward(self, positions, strain, pair_i, pair_j, shifts, tables, element_index, species):
+    def forward(self, positions, strain, j_tables, shift_tables, element_index, species):
         model = self.model
         acsf = model.acsf
-        vec = positions.index_select(0, pair_j) - positions.index_select(0, pair_i) + shifts
-        if strain is not None:
-            vec = vec @ (torch.eye(3, dtype=vec.dtype, device=vec.device) + strain[0])
-        vec = vec.to(acsf.dtype)
-        vec_ext = torch.cat([vec, acsf.far_vector(vec)])
+        deform = None if strain is None else torch.eye(3, dtype=positions.dtype,
+                                                       device=positions.device) + strain[0]
         counts = [idx.shape[0] for idx in element_index]
         parts: dict[str, torch.Tensor] = {}
         k = 0
         for c in acsf.dense_elements:
             neighbours = acsf.dense_neighbours(c)
             if counts[c] == 0:
-                parts.update(acsf._dense_empty(c, vec))
+                parts.update(acsf._dense_empty(c, positions))
             else:
-                blocks = {e: vec_ext[tables[k + m]] for m, e in enumerate(neighbours)}
+                centre = positions.index_select(0, element_index[c])[:, None, :]
+                blocks = {}
+                for m, e in enumerate(neighbours):
+                    v = positions[j_tables[k + m]] - centre + shift_tables[k + m]    # [n_c, nb, 3]
+                    if deform is not None:
+                        v = v @ deform
+                    blocks[e] = v.to(acsf.dtype)
                 parts.update(acsf.dense_parts(c, blocks))
             k += len(neighbours)
-        G = acsf.assemble(parts, counts, vec)
+        G = acsf.assemble(parts, counts, positions)
         index = dict(zip(model.elements, element_index))
         return model.atomic_energies_from(G, index, species), G
+
+    def energy_and_gradients(self, positions, strain, *layout):
+        """``(e_atoms [N], G, ∂E/∂positions [N, 3], ∂E/∂strain [1, 3, 3] or None)``, E = Σ e_atoms.
+
+        The gradients come from ``torch.func.grad``, so values and gradients are one
+        forward-only graph: compiled, it runs without the autograd engine (call it
+        under ``torch.no_grad()``; the model's parameters get no gradients).
+        """
+        def total(pos, st):
+            e, G = self(pos, st, *layout)
+            return e.sum(), (e, G)
+
+        if strain is None:
+            g_pos, (e, G) = torch.func.grad(lambda pos: total(pos, None), has_aux=True)(positions)
+            return e, G, g_pos, None
+        (g_pos, g_strain), (e, G) = torch.func.grad(total, argnums=(0, 1), has_aux=True)(positions, strain)
+        return e, G, g_pos, g_strain
