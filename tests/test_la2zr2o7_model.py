@@ -1,8 +1,9 @@
-"""The shipped La2Zr2O7 HDNNP (``models/la2zr2o7``) and its accuracy claim.
+"""The shipped La2Zr2O7 HDNNPs (``models/la2zr2o7`` and the smaller, faster
+``models/la2zr2o7-fast``) and their accuracy claims.
 
 Checks that the model loads (mdmlkit ``model.pt`` and the n2p2 files), that it
 reproduces, structure by structure, the test-split errors recorded in
-``benchmarks/results/la2zr2o7_accuracy.json`` by ``benchmarks/train_la2zr2o7.py``
+``benchmarks/results/<model>_accuracy.json`` by ``benchmarks/train_la2zr2o7.py``
 on a subset of the test split (every 4th structure), that the recorded totals follow
 from those per-structure errors, and that an n2p2 export reloads to identical
 predictions.  The reference labels are the teacher's (CHGNet) in ``data/la2zr2o7``.
@@ -16,21 +17,27 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_DIR = REPO / "models" / "la2zr2o7"
-ACCURACY = REPO / "benchmarks" / "results" / "la2zr2o7_accuracy.json"
+SHIPPED = ["la2zr2o7", "la2zr2o7-fast"]      # models/<name>, benchmarks/results/<name>_accuracy.json
 EVERY = 4   # test-split subset: structures 0, 4, 8, ... (all kinds and both cell sizes)
 
 
+@pytest.fixture(scope="module", params=SHIPPED)
+def model_dir(request) -> Path:
+    return REPO / "models" / request.param
+
+
 @pytest.fixture(scope="module")
-def model():
+def model(model_dir):
     from mdmlkit.potential import HDNNP
 
-    return HDNNP.load(MODEL_DIR / "model.pt")
+    return HDNNP.load(model_dir / "model.pt")
 
 
 @pytest.fixture(scope="module")
-def claim() -> dict:
-    return json.loads(ACCURACY.read_text())
+def claim(model_dir) -> dict:
+    claim = json.loads((REPO / "benchmarks" / "results" / f"{model_dir.name}_accuracy.json").read_text())
+    assert claim["model"]["path"] == f"models/{model_dir.name}"
+    return claim
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +64,11 @@ def _predict(model, frames):
     return e.detach().numpy(), f.detach().numpy()
 
 
-def test_shipped_files(model):
+def test_shipped_files(model, model_dir):
     names = ["model.pt", "input.nn", "scaling.data", "training_history.json"]
     names += [f"weights.{z:03d}.data" for z in (8, 40, 57)]
-    sizes = {n: (MODEL_DIR / n).stat().st_size for n in names}
-    assert sum(sizes.values()) < 2_000_000, sizes          # small enough to ship in git
+    sizes = {n: (model_dir / n).stat().st_size for n in names}
+    assert sum(sizes.values()) < 3_000_000, sizes          # small enough to ship in git
     assert model.elements == ["La", "Zr", "O"]
     assert model.is_scaling_fitted
     assert model.cutoff == pytest.approx(6.0)
@@ -117,12 +124,12 @@ def test_perfect_crystal_matches_teacher(model, claim):
     assert np.abs(f).max() < 20 * claim["errors"]["test"]["force_rmse_eV_A"]
 
 
-def test_n2p2_files_and_export_reload_identically(model, subset, tmp_path):
+def test_n2p2_files_and_export_reload_identically(model, model_dir, subset, tmp_path):
     from mdmlkit.potential import load_n2p2_model, save_n2p2_model
 
     frames = subset[1][:6]
     e_ref, f_ref = _predict(model, frames)
-    shipped = load_n2p2_model(MODEL_DIR)                 # the n2p2 files that ship beside model.pt
+    shipped = load_n2p2_model(model_dir)                 # the n2p2 files that ship beside model.pt
     save_n2p2_model(model, tmp_path / "export")
     exported = load_n2p2_model(tmp_path / "export")
     for other in (shipped, exported):
