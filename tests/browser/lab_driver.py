@@ -124,9 +124,21 @@ class JupyterLab:
         raise TimeoutError(f"jupyter lab did not answer within {self.startup_timeout:.0f} s:\n{self.log_tail()}")
 
     def kernels(self) -> list[dict]:
-        """The server's running kernels (``/api/kernels``: id, execution_state, connections)."""
-        with urllib.request.urlopen(self.url("api/kernels"), timeout=10) as r:
-            return json.loads(r.read())
+        """The server's running kernels (``/api/kernels``: id, execution_state, connections).
+
+        jupyter_server answers 500 while a kernel is still starting (its ``last_activity``
+        is not set yet: a TraitError in ``list_kernels``); such an answer is retried for
+        up to 10 s before it is raised.
+        """
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                with urllib.request.urlopen(self.url("api/kernels"), timeout=10) as r:
+                    return json.loads(r.read())
+            except urllib.error.HTTPError as err:
+                if err.code < 500 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def shutdown_kernels(self) -> None:
         """Shut down every running kernel (frees the memory and threads of a finished notebook)."""
