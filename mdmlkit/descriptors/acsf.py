@@ -417,7 +417,7 @@ class ACSF(nn.Module):
             pads, nb = self._padded(batch)
         for c in self.dense_elements:
             if counts[c] == 0:
-                parts.update(self._dense_empty(c, vec))
+                parts.update(self.dense_empty(c, vec))
                 continue
             blocks = {e: vec_ext.index_select(0, pads[c][e]).view(counts[c], nb[c][e], 3)
                       for e in self.dense_neighbours(c)}
@@ -493,7 +493,8 @@ class ACSF(nn.Module):
                   for e in self.dense_neighbours(c)]
         return sel, tables
 
-    def _dense_empty(self, c: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+    def dense_empty(self, c: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The (empty) blocks of :meth:`dense_parts` for a centre element without atoms."""
         parts = {name: like.new_zeros(0, k) for cc, _, name, k in self._radial if cc == c}
         plan = self._moment.get(c)
         if plan is not None:

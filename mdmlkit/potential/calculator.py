@@ -24,7 +24,7 @@ record where the time of each call goes.
 
 ``compile=True`` runs the whole path from positions to energies as one
 ``torch.compile``d kernel on the padded Verlet-list layout
-(:mod:`mdmlkit.potential.compiled`): 2-3x faster per step for cells of ~100
+(:mod:`mdmlkit.potential.compiled`): up to 2x faster per step for cells of ~100
 atoms, where the eager path is dominated by per-operation overhead, after a
 one-off compilation of tens of seconds (again whenever the atoms change or the
 neighbour tables outgrow their capacity).  Meant for long MD runs of one system.
@@ -181,10 +181,10 @@ class HDNNPCalculator(Calculator):
         from .compiled import PaddedLayout
 
         if self._layout is None or self._layout[0] is not batch._static:
-            capacity = self._layout[1].capacity if self._layout is not None else None
-            if self._layout is not None and self._layout[1].species.numel() != len(batch.species):
-                capacity = None
-            self._layout = (batch._static, PaddedLayout(self.model, batch, capacity=capacity))
+            old = self._layout[1] if self._layout is not None else None
+            same_atoms = old is not None and old.species.numel() == len(batch.species)
+            self._layout = (batch._static, PaddedLayout(self.model, batch,
+                                                        capacity=old.capacity if same_atoms else None))
         return self._layout[1]
 
     def _check_elements(self, atoms) -> None:

@@ -107,7 +107,7 @@ class PaddedEnergy(nn.Module):
         for c in acsf.dense_elements:
             neighbours = acsf.dense_neighbours(c)
             if counts[c] == 0:
-                parts.update(acsf._dense_empty(c, positions))
+                parts.update(acsf.dense_empty(c, positions))
             else:
                 centre = positions.index_select(0, element_index[c])[:, None, :]
                 blocks = {}
