@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=0, help="early stopping (0: off)")
     p.add_argument("--subset", type=int, default=0, help="train on this many structures only (smoke runs)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--long-radial", type=float, default=0.0,
+                   help="add radial functions reaching this cutoff, Å, beyond --rc (see "
+                        "long_radial_functions); with --init-model they start with zero weight "
+                        "(HDNNP.with_functions), so training continues from the same predictions")
     p.add_argument("--init-model", default=None,
                    help="warm start: continue training this model.pt (its symmetry functions, "
                         "scaling and reference energies are kept; --hidden etc. are ignored)")
@@ -151,6 +155,23 @@ def select_symmetry_functions(train, args, work: Path):
     return sel
 
 
+def long_radial_functions(rc_long: float, r_from: float = 5.0, elements=ELEMENTS) -> list:
+    """Radial functions (n2p2 type 2) reaching ``rc_long`` Å, for every element pair: a
+    wide one (eta = 0: a smooth neighbour count) and Gaussians of width ~0.7 Å (eta = 1
+    Å^-2) centred every 1 Å from ``r_from`` to ``rc_long - 1``.
+
+    They let the networks see what lies beyond the 6 Å of the other functions: in the
+    shipped data, neighbouring oxygen vacancies 7.6 Å apart in the 22-atom cells (see
+    ``benchmarks/la2zr2o7_locality.py``).
+    """
+    from mdmlkit.descriptors import SymmetryFunction
+
+    shifts = np.arange(r_from, rc_long - 1.0 + 1e-9, 1.0)
+    return [SymmetryFunction(c, 2, e, eta=eta, rs=rs, rc=rc_long)
+            for c in elements for e in elements
+            for eta, rs in [(0.0, 0.0)] + [(1.0, float(r)) for r in shifts]]
+
+
 def default_work_dir(args: argparse.Namespace) -> Path:
     """``DEFAULT_WORK/run-<hash of the settings that define the training run>``."""
     import hashlib
@@ -158,7 +179,7 @@ def default_work_dir(args: argparse.Namespace) -> Path:
 
     keys = ("data", "rc", "n_radial", "n_angular", "zetas", "n_per_element", "n_select_structures",
             "hidden", "activation", "epochs", "lr_epochs", "batch_size", "lr", "lr_final", "energy_weight",
-            "force_weight", "patience", "subset", "seed", "dtype", "init_model")
+            "force_weight", "patience", "subset", "seed", "dtype", "init_model", "long_radial")
     spec = {k: getattr(args, k, None) for k in keys}
     if spec["init_model"]:
         spec["init_model"] = str(Path(spec["init_model"]).resolve())
@@ -229,8 +250,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.init_model:
             model = HDNNP.load(args.init_model, device=args.device, dtype=dtype)
             print(f"[train] warm start from {args.init_model}", flush=True)
+            if args.long_radial:
+                model = model.with_functions(long_radial_functions(args.long_radial), train,
+                                             progress=not args.quiet)
+                print(f"[train] added radial functions to {args.long_radial:g} Å (zero weight)",
+                      flush=True)
         else:
             sfs = select_symmetry_functions(train, args, work)
+            if args.long_radial:
+                from mdmlkit.descriptors import SymmetryFunctionSet
+
+                sfs = SymmetryFunctionSet(sfs.elements, list(sfs) + long_radial_functions(args.long_radial),
+                                          sfs.cutoff_type, sfs.alpha)
             model = HDNNP(sfs, hidden=tuple(args.hidden), activation=args.activation, dtype=dtype,
                           device=args.device, seed=args.seed)
         gamma = (args.lr_final / args.lr) ** (1.0 / max((args.lr_epochs or args.epochs) - 1, 1))

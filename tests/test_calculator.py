@@ -17,7 +17,7 @@ from mdmlkit.errors import UnknownElementError
 from mdmlkit.potential import (HDNNP, ExtrapolationError, ExtrapolationReport, ExtrapolationWarning,
                                HDNNPCalculator, check_extrapolation, read_input_data)
 
-from test_potential_model import SFS_TEXT, random_structure
+from test_potential_model import SFS_TEXT, long_radial_functions, random_structure
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,19 @@ def frames():
 def model(frames):
     m = HDNNP(SymmetryFunctionSet.from_text(SFS_TEXT), hidden=(12, 12), activation="tanh", seed=2)
     return m.fit_scaling(frames).fit_reference_energies(frames, [-2.0 * len(a) for a in frames])
+
+
+@pytest.fixture(scope="module")
+def tiered_model(model, frames):
+    """``model`` plus radial functions to 6.5 Å (second tier of padded tables), with
+    non-zero weights on them."""
+    m = model.with_functions(long_radial_functions(), frames)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for el in m.elements:
+            w = m.networks[el].linears[0].weight
+            w.add_(0.3 * torch.randn(w.shape, generator=gen, dtype=w.dtype) * (w == 0))
+    return m
 
 
 def compressed(atoms: Atoms, factor: float = 0.85) -> Atoms:
@@ -197,11 +210,13 @@ def hot_md(atoms, calc, T: float = 2000.0) -> VelocityVerlet:
     return VelocityVerlet(atoms, timestep=2.0 * units.fs)
 
 
-@pytest.mark.parametrize("which", [0, 1])          # periodic cell, cluster
-def test_skin_list_md_equals_fresh_lists(model, frames, which):
+@pytest.mark.parametrize("which, kind", [(0, "model"), (1, "model"), (0, "tiered_model")])
+def test_skin_list_md_equals_fresh_lists(frames, which, kind, request):
     """Along a hot MD run, the calculator that reuses its skin list gives the energies,
     per-atom energies, forces and stress of a calculator that builds a fresh list every
-    step, and it does rebuild when atoms have moved more than skin / 2."""
+    step, and it does rebuild when atoms have moved more than skin / 2 (periodic cell
+    and cluster; a model with longer-range radial functions)."""
+    model = request.getfixturevalue(kind)
     atoms = frames[which].copy()
     calc = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.4)
     fresh = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.0)
@@ -258,13 +273,15 @@ def test_timings_breakdown(model, frames):
 
 
 # ------------------------------------------------------------ compiled kernel
-@pytest.mark.parametrize("which", [0, 1])          # periodic cell, cluster
-def test_compiled_md_equals_eager(model, frames, which):
+@pytest.mark.parametrize("which, kind", [(0, "model"), (1, "model"), (0, "tiered_model")])
+def test_compiled_md_equals_eager(frames, which, kind, request):
     """``compile=True`` (one torch.compile'd kernel on the padded Verlet layout) gives
     the energies, per-atom energies, forces and stress of the eager calculator along a
-    hot MD run with list rebuilds, and reuses its compiled code across rebuilds."""
+    hot MD run with list rebuilds, and reuses its compiled code across rebuilds
+    (periodic cell, cluster; two tiers of tables for longer-range radial functions)."""
     from torch._dynamo.utils import counters
 
+    model = request.getfixturevalue(kind)
     atoms = frames[which].copy()
     calc = HDNNPCalculator(model, device="cpu", extrapolation="warn", skin=0.4, compile=True)
     assert "compile=True" in repr(calc)

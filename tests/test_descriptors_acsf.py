@@ -220,6 +220,46 @@ def test_moment_path_equals_triplet_path():
         assert torch.allclose(fm, ft, rtol=1e-9, atol=1e-10)
 
 
+@pytest.fixture(scope="module")
+def tiered_sfs():
+    """Moment-path angular functions (rc <= 5 Å) plus radial functions reaching 7.5 Å,
+    which read the second (long) tier of padded tables."""
+    el = ["Zr", "O"]
+    fs = []
+    for c in el:
+        for e in el:
+            fs += [SymmetryFunction(c, 2, e, eta=0.5, rs=0.0, rc=4.5),
+                   SymmetryFunction(c, 2, e, eta=0.0, rs=0.0, rc=7.5),
+                   SymmetryFunction(c, 2, e, eta=1.0, rs=5.5, rc=7.5),
+                   SymmetryFunction(c, 2, e, eta=0.8, rs=4.0, rc=6.5)]
+        for e1, e2 in (("O", "O"), ("O", "Zr"), ("Zr", "Zr")):
+            fs += [SymmetryFunction(c, 9, e1, e2, eta=0.02, lambda_=1, zeta=2, rc=5.0),
+                   SymmetryFunction(c, 9, e1, e2, eta=0.05, lambda_=-1, zeta=4, rc=4.5)]
+    return SymmetryFunctionSet(el, fs, cutoff_type=1, alpha=0.1)
+
+
+def test_long_radial_functions_use_second_tier(tiered_sfs):
+    """Radial functions beyond the angular cutoff: tier-1 tables, same values and
+    forces as explicit triplets (one tier) and as naive loops."""
+    tiered, single = ACSF(tiered_sfs), ACSF(tiered_sfs, angular_method="triplets")
+    assert tiered.short_cutoff == 5.0 and tiered.cutoff == 7.5 and tiered.tiers == [0, 1]
+    assert single.tiers == [0] and "angular 5 Å" in repr(tiered)
+    assert (1, 1) in tiered.dense_neighbours(0) and (1, 0) in tiered.dense_neighbours(0)
+    cluster = small_cell(3, 12)
+    cluster.pbc = False
+    for atoms in (small_cell(5, 12), cluster):
+        b = AtomsBatch.from_atoms(atoms, tiered_sfs.elements, tiered_sfs.cutoff, device="cpu")
+        b.positions.requires_grad_(True)
+        g2, g1 = tiered(b), single(b)
+        assert np.allclose(per_atom(g2, b), naive_acsf(atoms, tiered_sfs), rtol=1e-11, atol=1e-12)
+        w = {el: torch.linspace(-1, 1, n, dtype=torch.float64) for el, n in tiered_sfs.n_features.items()}
+        (f2,) = torch.autograd.grad(weighted_energy(g2, w), b.positions)
+        (f1,) = torch.autograd.grad(weighted_energy(g1, w), b.positions)
+        for el in tiered_sfs.elements:
+            assert torch.allclose(g2[el], g1[el], rtol=1e-11, atol=1e-12)
+        assert torch.allclose(f2, f1, rtol=1e-9, atol=1e-10)
+
+
 # ----------------------------------------------------------- derivatives
 def _fd_check(sfs, atoms, n_atoms_checked=5, h=1e-5, seed=0):
     acsf = ACSF(sfs)
@@ -251,6 +291,10 @@ def test_forces_vs_finite_differences_reference(ref):
     sfs, frames, _ = ref
     _fd_check(sfs, frames[0])      # small triclinic cell, images of itself
     _fd_check(sfs, frames[2])      # cluster
+
+
+def test_forces_vs_finite_differences_tiered(tiered_sfs):
+    _fd_check(tiered_sfs, small_cell(6, 12))
 
 
 def test_forces_vs_finite_differences_mixed(mixed_sfs):
@@ -449,9 +493,11 @@ def test_absent_element_and_isolated_atom_vs_naive(mixed_sfs):
 
 
 @pytest.mark.parametrize("pbc", [True, False])
-def test_with_positions_on_skin_list_equals_fresh_batch(mixed_sfs, pbc):
+@pytest.mark.parametrize("which", ["mixed_sfs", "tiered_sfs"])
+def test_with_positions_on_skin_list_equals_fresh_batch(which, pbc, request):
     """A list built for rc + skin, moved with with_positions (every atom by < skin / 2),
     gives the values, forces and virial of a fresh list built at the new positions."""
+    mixed_sfs = request.getfixturevalue(which)
     skin = 0.8
     atoms = small_cell(4, 12)
     atoms.pbc = pbc
@@ -465,7 +511,8 @@ def test_with_positions_on_skin_list_equals_fresh_batch(mixed_sfs, pbc):
         fresh = AtomsBatch.from_atoms(moved, mixed_sfs.elements, mixed_sfs.cutoff, device="cpu")
         reused = base.with_positions(moved.positions)
         assert reused.pair_i is base.pair_i and reused.positions is not base.positions
-        assert reused.pair_i.numel() > fresh.pair_i.numel()     # the skin pairs are there
+        if pbc or which == "mixed_sfs":    # (the 12-atom cluster lies within 7.5 Å whole)
+            assert reused.pair_i.numel() > fresh.pair_i.numel()     # the skin pairs are there
         out = []
         for b in (fresh, reused):
             b.positions.requires_grad_(True)

@@ -327,3 +327,38 @@ def test_seed_and_reset(sfs):
     before = a.n2p2_connections("O")
     a.reset_parameters()
     assert not np.array_equal(before, a.n2p2_connections("O"))
+
+
+def long_radial_functions(rc: float = 6.5):
+    """Radial functions reaching beyond the 4.5 Å of SFS_TEXT (a second tier of tables)."""
+    from mdmlkit.descriptors import SymmetryFunction
+
+    return [SymmetryFunction(c, 2, n, eta=eta, rs=rs, rc=rc)
+            for c in ("La", "Zr", "O") for n in ("La", "Zr", "O")
+            for eta, rs in ((0.0, 0.0), (1.0, 5.0))]
+
+
+def test_with_functions_keeps_predictions(model, frames):
+    """Adding functions (here longer-range radial ones) gives a model that predicts exactly
+    what the original does, with the old functions' statistics and the new ones fitted."""
+    extra = long_radial_functions()
+    grown = model.with_functions(extra, frames)
+    assert grown.cutoff == 6.5 and grown.acsf.short_cutoff == 4.5
+    for el in model.elements:
+        assert grown.n_features[el] == model.n_features[el] + 6
+        cols = [grown.sfs.functions[el].index(f) for f in model.sfs.functions[el]]
+        new = [grown.sfs.functions[el].index(f) for f in extra if f.central == el]
+        st, st0 = grown.scaling_statistics()[el], model.scaling_statistics()[el]
+        assert np.array_equal(st["Gmean"][cols], st0["Gmean"])
+        assert np.all(st["Gmax"][new] > st["Gmin"][new])
+        w = grown.networks[el].linears[0].weight.detach()
+        assert torch.all(w[:, new] == 0) and torch.equal(w[:, cols], model.networks[el].linears[0].weight)
+    batch = AtomsBatch.from_atoms(frames, model.elements, model.cutoff)
+    batch_g = AtomsBatch.from_atoms(frames, model.elements, grown.cutoff)
+    e0, f0 = model.energy_and_forces(batch)
+    e1, f1 = grown.energy_and_forces(batch_g)
+    assert torch.allclose(e0, e1, rtol=0, atol=1e-12) and torch.allclose(f0, f1, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="already has"):
+        grown.with_functions(extra[:1], frames)
+    with pytest.raises(ValueError, match="no functions"):
+        model.with_functions([], frames)

@@ -11,7 +11,10 @@ distance.  The pairs of every centre element are laid out in a padded
 exact zeros); radial sums are then dense reductions over the slots and the
 angular moments of type 9 (:mod:`mdmlkit.descriptors.terms`) one batched
 matrix product per (centre, neighbour) element block -- no scatter of
-[pairs x moments] tensors forward or backward.  Angular functions that
+[pairs x moments] tensors forward or backward.  Radial functions that reach
+beyond the angular functions' cutoff (long-range radial functions, cheap per
+pair) read a second tier of tables with all pairs, so that the angular
+moments still run over the pairs within their own, shorter cutoff only.  Angular functions that
 cannot use moments (type 3, non-integer zeta) are evaluated over explicit
 triplets built by index arithmetic.  The only Python loops are over element
 blocks (a few dozen), never over atoms, pairs or triplets.
@@ -103,7 +106,7 @@ class ACSF(nn.Module):
         sp = {el: k for k, el in enumerate(self.elements)}
         f64 = dict(dtype=torch.float64)
         # Python-side plan; tensors live in buffers so .to() moves/casts them.
-        self._radial: list[tuple] = []      # (c, e, name, K)
+        self._radial: list[tuple] = []      # (c, (e, tier), name, K)
         self._moment: dict[int, dict] = {}  # c -> {"name", "n_max", "elements", "groups"}
         self._triplet: dict[int, dict] = {}  # c -> {"rname", "aname", "groups"}
         self._cols: dict[int, list[int]] = {c: [] for c in range(n_el)}
@@ -111,6 +114,13 @@ class ACSF(nn.Module):
         self._rc: dict[str, float | None] = {}   # block -> its common rc (None: mixed)
         self._identity: dict[str, bool] = {}     # triplet column maps that are 0..k-1
         trip_rc = trip3_rc = 0.0
+        # Two tiers of padded tables: tier 0 holds the pairs within the moment functions'
+        # cutoff (or every pair when there are none); radial functions with a longer rc
+        # read tier 1 (all pairs), so that long-range radial functions do not make the
+        # expensive angular moments run over their many extra neighbours.
+        mom_rcs = [f.rc for f in sfs if f.is_angular and angular_method == "auto"
+                   and _moment_eligible(f)]
+        self.short_cutoff = max(mom_rcs) if mom_rcs else sfs.cutoff
         for c, el in enumerate(self.elements):
             rad: dict[int, list[int]] = {}
             mom: dict[tuple, list[int]] = {}
@@ -128,13 +138,17 @@ class ACSF(nn.Module):
                     trip_rc = max(trip_rc, f.rc)
                     if f.type == 3:
                         trip3_rc = max(trip3_rc, f.rc)
-            for e, cols in sorted(rad.items()):
+            tiers = {}
+            for e, cols_e in rad.items():
+                for i in cols_e:
+                    tiers.setdefault((e, int(fs[i].rc > self.short_cutoff)), []).append(i)
+            for (e, tier), cols in sorted(tiers.items()):
                 p = torch.tensor([[fs[i].eta for i in cols], [fs[i].rs for i in cols],
                                   [fs[i].rc for i in cols]], **f64)
-                name = f"_rad_{c}_{e}"
+                name = f"_rad_{c}_{e}" if tier == 0 else f"_radL_{c}_{e}"
                 self.register_buffer(name, p, persistent=False)
                 self._rc[name] = _uniform_rc([fs[i].rc for i in cols])
-                self._radial.append((c, e, name, len(cols)))
+                self._radial.append((c, (e, tier), name, len(cols)))
                 self._order[c].append(("rad", name))
                 self._cols[c] += cols
             if mom:
@@ -211,8 +225,9 @@ class ACSF(nn.Module):
     def extra_repr(self) -> str:
         n_mom = sum(m["n_functions"] for m in self._moment.values())
         n_tri = sum(g[-1] for m in self._triplet.values() for g in m["groups"])
+        short = (f" (angular {self.short_cutoff:g} Å)" if self.short_cutoff < self.cutoff else "")
         return (f"elements={self.elements}, n_features={self.n_features}, "
-                f"cutoff={self.cutoff:g} Å, cutoff_type={self.cutoff_type}, "
+                f"cutoff={self.cutoff:g} Å{short}, cutoff_type={self.cutoff_type}, "
                 f"alpha={self.alpha:g}, angular: {n_mom} by moments, {n_tri} by triplets")
 
     def _apply(self, fn, *args, **kwargs):
@@ -241,12 +256,16 @@ class ACSF(nn.Module):
             raise ModelMismatchError(f"batch neighbour cutoff {batch.cutoff} Å is smaller than "
                                      f"the largest symmetry-function cutoff {self.cutoff} Å")
 
-    def _pair_groups(self, batch: AtomsBatch, within_cutoff: bool = True):
-        """Pairs with r < cutoff sorted by (species_i, species_j, i); slice starts.
+    def _pair_groups(self, batch: AtomsBatch, within_cutoff: bool = True,
+                     cutoff: float | None = None):
+        """Pairs with r < cutoff (default :attr:`cutoff`) sorted by (species_i, species_j, i);
+        slice starts.
 
         ``within_cutoff=False``: all pairs of the batch's list (a Verlet list for
         ``rc + skin``), so that the result depends on the pair list only, not on the
-        positions (for :meth:`padded_tables`).
+        positions (for :meth:`padded_layout`); with a ``cutoff`` below :attr:`cutoff`,
+        the pairs within ``cutoff + skin`` now (skin = ``batch.cutoff - self.cutoff``),
+        which stays a superset of the pairs within ``cutoff`` while the list is valid.
 
         Returns ``(sel, ctr, starts)``: batch pair indices in group order, the
         centre's row within its element, and the start of group ``c * n_el +
@@ -255,7 +274,8 @@ class ACSF(nn.Module):
         computed once per pair list (``batch._static``), the distance filter
         once per positions (``batch._cache``).
         """
-        key = ("acsf_pairs", self.cutoff, within_cutoff)
+        cutoff = self.cutoff if cutoff is None else float(cutoff)
+        key = ("acsf_pairs", cutoff, within_cutoff)
         store = batch._cache if within_cutoff else batch._static
         if key not in store:
             n_el = len(self.elements)
@@ -265,32 +285,34 @@ class ACSF(nn.Module):
                 order = torch.argsort(gkey, stable=True)
                 batch._static[skey] = (order, gkey[order], batch.local_index[batch.pair_i[order]])
             order, gkey, ctr = batch._static[skey]
-            if not within_cutoff:
+            skin = max(batch.cutoff - self.cutoff, 0.0)
+            if not within_cutoff and cutoff + skin >= batch.cutoff:     # every pair of the list
                 keep = torch.ones_like(order, dtype=torch.bool)
-            elif batch.cutoff <= self.cutoff:       # the list is exactly the pairs within cutoff
-                keep = batch.detached_vectors().norm(dim=1)[order] < self.cutoff
             else:
-                keep = batch.detached_vectors().index_select(0, order).norm(dim=1) < self.cutoff
+                reach = cutoff if within_cutoff else cutoff + skin
+                keep = batch.detached_vectors().index_select(0, order).norm(dim=1) < reach
             sel, gkey, ctr = order[keep], gkey[keep], ctr[keep]
             counts = torch.bincount(gkey, minlength=n_el * n_el).tolist()
             starts = np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist()
             store[key] = (sel, ctr, starts)
         return store[key]
 
-    def _padded(self, batch: AtomsBatch, within_cutoff: bool = True):
+    def _padded(self, batch: AtomsBatch, within_cutoff: bool = True, cutoff: float | None = None):
         """Padded neighbour tables of every (centre element, neighbour element), cached.
 
         Returns ``(pads, nb)`` with ``pads[c][e]`` [n_c * nb[c][e]]: the compact
         pair ids of the element-e neighbours of every element-c atom,
         row-major [atom, slot], ``nb[c][e]`` being the largest number of e
         neighbours of any c atom; empty slots hold the dummy id ``len(sel)``.
-        Built for all blocks at once by index arithmetic.
+        Built for all blocks at once by index arithmetic.  ``cutoff``: as
+        :meth:`_pair_groups` (the compact ids are positions in its ``sel``).
         """
-        key = ("acsf_padded", self.cutoff, within_cutoff)
+        cutoff = self.cutoff if cutoff is None else float(cutoff)
+        key = ("acsf_padded", cutoff, within_cutoff)
         store = batch._cache if within_cutoff else batch._static
         if key in store:
             return store[key]
-        sel, pctr, pstart = self._pair_groups(batch, within_cutoff)
+        sel, pctr, pstart = self._pair_groups(batch, within_cutoff, cutoff)
         n_el = len(self.elements)
         counts = [int(batch.element_index[el].numel()) for el in self.elements]
         n_max_c = max(counts + [1])
@@ -411,16 +433,24 @@ class ACSF(nn.Module):
         parts: dict[str, torch.Tensor] = {}
         ct, al = self.cutoff_type, self.alpha
 
-        # types 2 and 9 (moments) over the padded neighbour table of each centre element
-        if self.dense_elements:
-            vec_ext = torch.cat([vec, self.far_vector(vec)])
-            pads, nb = self._padded(batch)
+        # types 2 and 9 (moments) over the padded neighbour tables of each centre element
+        tables = {}
+        for tier in self.tiers:
+            rc = self.tier_cutoff(tier)
+            if rc == self.cutoff:
+                v = vec
+            else:
+                v = batch.pair_vectors(strain, index=self._pair_groups(batch, cutoff=rc)[0])
+            tables[tier] = (torch.cat([v.to(self.dtype), self.far_vector(vec)]),
+                            *self._padded(batch, cutoff=rc))
         for c in self.dense_elements:
             if counts[c] == 0:
                 parts.update(self.dense_empty(c, vec))
                 continue
-            blocks = {e: vec_ext.index_select(0, pads[c][e]).view(counts[c], nb[c][e], 3)
-                      for e in self.dense_neighbours(c)}
+            blocks = {}
+            for e, tier in self.dense_neighbours(c):
+                vec_ext, pads, nb = tables[tier]
+                blocks[e, tier] = vec_ext.index_select(0, pads[c][e]).view(counts[c], nb[c][e], 3)
             parts.update(self.dense_parts(c, blocks))
 
         # types 3 and 9 over explicit triplets (compact pair ids)
@@ -463,11 +493,22 @@ class ACSF(nn.Module):
         explicit triplets), so that :meth:`dense_parts` + :meth:`assemble` give all of G."""
         return not self._triplet
 
-    def dense_neighbours(self, c: int) -> list[int]:
-        """Neighbour elements whose padded table the functions of centre element c read."""
-        rad = {e for cc, e, *_ in self._radial if cc == c}
+    @property
+    def tiers(self) -> list[int]:
+        """Tiers of padded tables in use: 0 (pairs within :attr:`short_cutoff`) and, when
+        some radial functions reach further, 1 (pairs within :attr:`cutoff`)."""
+        return sorted({t for c in self.dense_elements for _, t in self.dense_neighbours(c)})
+
+    def tier_cutoff(self, tier: int) -> float:
+        """Cutoff (Å) of the pairs in the padded tables of ``tier``."""
+        return self.short_cutoff if tier == 0 else self.cutoff
+
+    def dense_neighbours(self, c: int) -> list[tuple[int, int]]:
+        """``(neighbour element, tier)`` of the padded tables the functions of centre
+        element c read (tier 0: pairs within :attr:`short_cutoff`; 1: within :attr:`cutoff`)."""
+        rad = {key for cc, key, *_ in self._radial if cc == c}
         plan = self._moment.get(c)
-        return sorted(rad | set(plan["elements"] if plan is not None else []))
+        return sorted(rad | {(e, 0) for e in (plan["elements"] if plan is not None else [])})
 
     def far_vector(self, like: torch.Tensor) -> torch.Tensor:
         """[1, 3] pair vector beyond every cutoff: the value of empty padded slots (R = 0 and
@@ -476,22 +517,31 @@ class ACSF(nn.Module):
         far[0, 0] = 2.0 * self.cutoff + 1.0
         return far
 
-    def padded_layout(self, batch: AtomsBatch) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """All pairs of ``batch``'s list (whatever their length) as padded tables.
+    def padded_layout(self, batch: AtomsBatch) -> list[torch.Tensor]:
+        """The pairs of ``batch``'s list (whatever their length) as padded tables.
 
-        Returns ``(sel, tables)``: ``sel`` [P] the batch's pair indices in table order,
-        and for every (c, e) in the order of :attr:`dense_elements` x
-        :meth:`dense_neighbours` (c) a LongTensor [n_c, nb] of positions in ``sel``
-        (empty slots: ``P``, meant for :meth:`far_vector`).  It depends on the pair list
-        only, so with a Verlet list (cutoff ``rc + skin``) it stays valid while the
+        Returns, for every block in the order of :attr:`dense_elements` x
+        :meth:`dense_neighbours` (c), a LongTensor [n_c, nb] of the batch's pair
+        indices (empty slots: the number of pairs P, meant for :meth:`far_vector`).
+        Tier-1 tables hold every pair of the list, tier-0 tables the pairs within
+        :attr:`short_cutoff` + skin of the current positions.  With a Verlet list
+        (cutoff ``rc + skin``) made at these positions the tables stay valid while the
         list does: pairs beyond rc contribute exactly zero (f_c = 0 with zero slope).
         """
-        sel, _, _ = self._pair_groups(batch, within_cutoff=False)
-        pads, nb = self._padded(batch, within_cutoff=False)
         counts = [int(batch.element_index[el].numel()) for el in self.elements]
-        tables = [pads[c][e].view(counts[c], nb[c][e]) for c in self.dense_elements
-                  for e in self.dense_neighbours(c)]
-        return sel, tables
+        n_pairs = int(batch.pair_i.numel())
+        per_tier = {}
+        for tier in self.tiers:
+            rc = self.tier_cutoff(tier)
+            sel, _, _ = self._pair_groups(batch, within_cutoff=False, cutoff=rc)
+            pads, nb = self._padded(batch, within_cutoff=False, cutoff=rc)
+            per_tier[tier] = (torch.cat([sel, sel.new_full((1,), n_pairs)]), pads, nb)
+        tables = []
+        for c in self.dense_elements:
+            for e, tier in self.dense_neighbours(c):
+                sel, pads, nb = per_tier[tier]
+                tables.append(sel[pads[c][e]].view(counts[c], nb[c][e]))
+        return tables
 
     def dense_empty(self, c: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
         """The (empty) blocks of :meth:`dense_parts` for a centre element without atoms."""
@@ -504,17 +554,17 @@ class ACSF(nn.Module):
     def dense_parts(self, c: int, blocks: dict[int, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Type-2 and moment type-9 functions of the atoms of centre element c.
 
-        ``blocks[e]``: [n_c, nb_e, 3] pair vectors (Å) to the element-e neighbours of
-        every element-c atom, one row per atom, empty slots filled with
-        :meth:`far_vector` (or any vector longer than the cutoffs); ``e`` runs over
-        :meth:`dense_neighbours`.  Pure tensor code (no data-dependent Python), so it
+        ``blocks[e, tier]``: [n_c, nb, 3] pair vectors (Å) to the element-e neighbours
+        (within the tier's cutoff) of every element-c atom, one row per atom, empty slots
+        filled with :meth:`far_vector` (or any vector longer than the cutoffs);
+        ``(e, tier)`` runs over :meth:`dense_neighbours`.  Pure tensor code (no data-dependent Python), so it
         can be compiled.  Returns the blocks of columns, to :meth:`assemble`.
         """
         ct, al = self.cutoff_type, self.alpha
         parts: dict[str, torch.Tensor] = {}
-        rad = {e: (name, k) for cc, e, name, k in self._radial if cc == c}
+        rad = {key: (name, k) for cc, key, name, k in self._radial if cc == c}
         plan = self._moment.get(c)
-        mom_el = plan["elements"] if plan is not None else []
+        mom_el = [(e, 0) for e in plan["elements"]] if plan is not None else []
         if plan is not None:
             pm = getattr(self, plan["name"])
             n_max = plan["n_max"]

@@ -49,8 +49,8 @@ class PaddedLayout:
         if batch.n_structures != 1:
             raise ValueError(f"a padded layout describes one structure, the batch has {batch.n_structures}")
         acsf = model.acsf
-        sel, tables = acsf.padded_layout(batch)
-        self.n_pairs = n_pairs = int(sel.numel())
+        tables = acsf.padded_layout(batch)
+        self.n_pairs = n_pairs = int(batch.pair_i.numel())
         nbs = tuple(int(t.shape[1]) for t in tables)
         if capacity is None or len(capacity) != len(nbs) or any(c < n for c, n in zip(capacity, nbs)):
             old = capacity if capacity is not None and len(capacity) == len(nbs) else (0,) * len(nbs)
@@ -59,8 +59,8 @@ class PaddedLayout:
         self.element_index = [batch.element_index[el] for el in model.elements]
         self.species = batch.species
         far = acsf.far_vector(batch.shifts)
-        pair_j = torch.cat([batch.pair_j.index_select(0, sel), sel.new_zeros(1)])
-        shifts = torch.cat([batch.shifts.index_select(0, sel), far])
+        pair_j = torch.cat([batch.pair_j, batch.pair_j.new_zeros(1)])
+        shifts = torch.cat([batch.shifts, far])
         self.j_tables, self.shift_tables = [], []
         blocks = [(c, e) for c in acsf.dense_elements for e in acsf.dense_neighbours(c)]
         for (c, _), t, cap in zip(blocks, tables, capacity):

@@ -437,6 +437,57 @@ class HDNNP(nn.Module):
         sol[present] = np.linalg.lstsq(counts[:, present], energies, rcond=None)[0]
         return self.set_reference_energies({el: sol[k] for el, k in idx.items() if present[k]})
 
+    def with_functions(self, functions, data, batch_size: int = 16,
+                       progress: bool = False) -> "HDNNP":
+        """A copy of this model with extra symmetry functions that start with zero weight.
+
+        The new functions' scaling statistics are fitted on ``data`` (structures, as
+        :meth:`fit_scaling`); every other statistic, weight and reference energy is
+        copied, and the first-layer weights of the new inputs are zero, so the copy
+        predicts exactly what this model does.  Training it further (a warm start)
+        then learns what the new functions add — e.g. longer-range radial functions
+        for a model whose errors come from effects beyond its cutoff.
+
+        Parameters
+        ----------
+        functions : iterable of SymmetryFunction
+            Functions to add (central and neighbour elements among the model's);
+            one that the model already has raises ``ValueError``.
+        data : list of ase.Atoms
+            Structures for the new functions' scaling statistics (the training set).
+        """
+        from ..descriptors import SymmetryFunctionSet
+
+        functions = list(functions)
+        if not functions:
+            raise ValueError("with_functions: no functions to add")
+        old = {el: list(self.sfs.functions[el]) for el in self.elements}
+        dup = [f.to_line() for f in functions if f in old.get(f.central, [])]
+        if dup:
+            raise ValueError(f"the model already has {dup}")
+        sfs = SymmetryFunctionSet(self.elements, [f for fs in old.values() for f in fs] + functions,
+                                  self.sfs.cutoff_type, self.sfs.alpha)
+        if len(set(sfs)) != len(sfs):
+            raise ValueError("with_functions: the functions to add contain duplicates")
+        new = HDNNP(sfs, dtype=self.dtype, device=self.device, seed=0, **self.config())
+        new.fit_scaling(data, batch_size=batch_size, progress=progress)
+        stats_old, stats = self.scaling_statistics(), new.scaling_statistics()
+        with torch.no_grad():
+            for el in self.elements:
+                cols = torch.as_tensor([sfs.functions[el].index(f) for f in old[el]])
+                for key in stats[el]:
+                    stats[el][key][cols.numpy()] = stats_old[el][key]
+                src, dst = self.networks[el].linears, new.networks[el].linears
+                dst[0].weight.zero_()
+                dst[0].weight[:, cols] = src[0].weight.to(dst[0].weight)
+                dst[0].bias.copy_(src[0].bias)
+                for a, b in zip(src[1:], dst[1:]):
+                    b.weight.copy_(a.weight)
+                    b.bias.copy_(a.bias)
+            new.atom_energy.copy_(self.atom_energy)
+            new.energy_scale_buf.copy_(self.energy_scale_buf)
+        return new.set_scaling(stats)
+
     # --------------------------------------------------------------- forward
     def _check_batch(self, batch) -> None:
         if list(batch.elements) != self.elements:
