@@ -11,8 +11,9 @@ drawn at 600 K, 1 fs steps.
 Two potentials:
 
 * ``shipped`` (primary, the realistic case): ``models/la2zr2o7/model.pt``, the
-  trained model -- types 2 and 9 (type 9 through angular moments), rc 6 Å; its
-  functions and networks are recorded under ``models`` in the results.
+  trained model -- types 2 and 9 (type 9 through angular moments) within 6 Å plus
+  radial functions reaching 9 Å; its functions and networks are recorded under
+  ``models`` in the results.
 * ``shipped_fast``: ``models/la2zr2o7-fast/model.pt``, the smaller shipped model
   (64 functions per element, angular zeta <= 4, 64-40-40-1): less accurate, about
   twice as fast.

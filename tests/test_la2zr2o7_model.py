@@ -64,14 +64,15 @@ def _predict(model, frames):
     return e.detach().numpy(), f.detach().numpy()
 
 
-def test_shipped_files(model, model_dir):
+def test_shipped_files(model, model_dir, claim):
     names = ["model.pt", "input.nn", "scaling.data", "training_history.json"]
     names += [f"weights.{z:03d}.data" for z in (8, 40, 57)]
     sizes = {n: (model_dir / n).stat().st_size for n in names}
     assert sum(sizes.values()) < 3_000_000, sizes          # small enough to ship in git
     assert model.elements == ["La", "Zr", "O"]
     assert model.is_scaling_fitted
-    assert model.cutoff == pytest.approx(6.0)
+    assert model.acsf.short_cutoff == pytest.approx(6.0)          # angular functions within 6 Å
+    assert model.cutoff == pytest.approx(claim["model"]["cutoff_A"])  # radial ones may reach further
     assert all(n > 0 for n in model.n_features.values())
 
 
