@@ -73,6 +73,9 @@ def main(argv=None) -> dict:
     a = float(load_la2zr2o7("test")[0].info["a_ref"])
     teacher = chgnet_calculator(device="cpu")
     specs = args.model or [f"{m}=models/{m}/model.pt" for m in ("la2zr2o7", "la2zr2o7-fast")]
+    bad = [spec for spec in specs if "=" not in spec]
+    if bad:
+        p.error(f"--model takes NAME=PATH, got {bad}")
     paths = dict(spec.split("=", 1) for spec in specs)
     models = {name: HDNNPCalculator(path if Path(path).is_absolute() else ROOT / path, device="cpu",
                                     extrapolation="ignore") for name, path in paths.items()}

@@ -8,7 +8,7 @@ batch Adam, best validation iteration kept) on
 * ``model_features``: the model's own scaled symmetry functions -- what more
   training of the same descriptors could still learn;
 * ``model_plus_long_radial``: the same plus the radial functions of
-  ``train_la2zr2o7.long_radial_functions(RC)`` (standardised).
+  :func:`mdmlkit.descriptors.long_radial_functions` reaching RC (standardised).
 
 If only the second fit lowers the test RMSE, the missing energy lies beyond the
 model's cutoff.  This is how the 9 Å radial functions of the shipped model were chosen,
@@ -30,7 +30,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def features(model, long_acsf, frames, batch_size: int = 32) -> dict:
@@ -130,10 +129,8 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     import torch
 
-    from train_la2zr2o7 import long_radial_functions
-
     from mdmlkit.datasets import load_la2zr2o7
-    from mdmlkit.descriptors import ACSF, SymmetryFunctionSet
+    from mdmlkit.descriptors import ACSF, SymmetryFunctionSet, long_radial_functions
     from mdmlkit.potential import HDNNP
     from mdmlkit.utils import atomic_write_json, machine_info
 
@@ -141,7 +138,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     model = HDNNP.load(args.model)
     els = model.elements
-    long_acsf = ACSF(SymmetryFunctionSet(els, long_radial_functions(args.long_radial, elements=els),
+    long_acsf = ACSF(SymmetryFunctionSet(els, long_radial_functions(els, args.long_radial),
                                          model.sfs.cutoff_type, model.sfs.alpha))
     data = {s: features(model, long_acsf, load_la2zr2o7(s)) for s in ("train", "val", "test")}
     model_rmse = {s: 1000.0 * float(np.sqrt(np.mean((d["resid"] / d["nat"]) ** 2))) for s, d in data.items()}

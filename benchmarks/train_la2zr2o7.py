@@ -104,8 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=int, default=0, help="train on this many structures only (smoke runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--long-radial", type=float, default=0.0,
-                   help="add radial functions reaching this cutoff, Å, beyond --rc (see "
-                        "long_radial_functions); with --init-model they start with zero weight "
+                   help="add radial functions reaching this cutoff, Å, beyond --rc "
+                        "(mdmlkit.descriptors.long_radial_functions: per element pair one wide and "
+                        "Gaussians every 1 Å from 5 Å; they let the model see, e.g., neighbouring "
+                        "O vacancies 7.6 Å apart in the 22-atom cells); with --init-model they start with zero weight "
                         "(HDNNP.with_functions), so training continues from the same predictions")
     p.add_argument("--init-model", default=None,
                    help="warm start: continue training this model.pt (its symmetry functions, "
@@ -161,23 +163,6 @@ def select_symmetry_functions(train, args, work: Path):
     return sel
 
 
-def long_radial_functions(rc_long: float, r_from: float = 5.0, elements=ELEMENTS) -> list:
-    """Radial functions (n2p2 type 2) reaching ``rc_long`` Å, for every element pair: a
-    wide one (eta = 0: a smooth neighbour count) and Gaussians of width ~0.7 Å (eta = 1
-    Å^-2) centred every 1 Å from ``r_from`` to ``rc_long - 1``.
-
-    They let the networks see what lies beyond the 6 Å of the other functions: in the
-    shipped data, neighbouring oxygen vacancies 7.6 Å apart in the 22-atom cells (see
-    ``benchmarks/la2zr2o7_locality.py``).
-    """
-    from mdmlkit.descriptors import SymmetryFunction
-
-    shifts = np.arange(r_from, rc_long - 1.0 + 1e-9, 1.0)
-    return [SymmetryFunction(c, 2, e, eta=eta, rs=rs, rc=rc_long)
-            for c in elements for e in elements
-            for eta, rs in [(0.0, 0.0)] + [(1.0, float(r)) for r in shifts]]
-
-
 def default_work_dir(args: argparse.Namespace) -> Path:
     """``DEFAULT_WORK/run-<hash of the settings that define the training run>``."""
     import hashlib
@@ -221,10 +206,14 @@ def error_table(ev: dict, per_structure: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.long_radial and args.long_radial <= args.rc:
+        parser.error(f"--long-radial {args.long_radial:g} Å must exceed --rc {args.rc:g} Å")
     import torch
 
     from mdmlkit.datasets import load_la2zr2o7
+    from mdmlkit.descriptors import SymmetryFunctionSet, long_radial_functions
     from mdmlkit.potential import HDNNP, save_n2p2_model
     from mdmlkit.potential.training import Trainer
     from mdmlkit.utils import atomic_write_json, machine_info
@@ -257,16 +246,14 @@ def main(argv: list[str] | None = None) -> int:
             model = HDNNP.load(args.init_model, device=args.device, dtype=dtype)
             print(f"[train] warm start from {args.init_model}", flush=True)
             if args.long_radial:
-                model = model.with_functions(long_radial_functions(args.long_radial), train,
+                model = model.with_functions(long_radial_functions(ELEMENTS, args.long_radial), train,
                                              progress=not args.quiet)
                 print(f"[train] added radial functions to {args.long_radial:g} Å (zero weight)",
                       flush=True)
         else:
             sfs = select_symmetry_functions(train, args, work)
             if args.long_radial:
-                from mdmlkit.descriptors import SymmetryFunctionSet
-
-                sfs = SymmetryFunctionSet(sfs.elements, list(sfs) + long_radial_functions(args.long_radial),
+                sfs = SymmetryFunctionSet(sfs.elements, list(sfs) + long_radial_functions(ELEMENTS, args.long_radial),
                                           sfs.cutoff_type, sfs.alpha)
             model = HDNNP(sfs, hidden=tuple(args.hidden), activation=args.activation, dtype=dtype,
                           device=args.device, seed=args.seed)

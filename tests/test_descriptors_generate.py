@@ -127,3 +127,22 @@ def test_select_from_frames_returns_set(frames):
     assert all(f in sfs.functions[el] for el in out.elements for f in out.functions[el])
     with pytest.raises(ValueError, match="n_select"):
         select_functions(sfs, frames[:1], method="cur")
+
+
+def test_long_radial_functions_are_the_shipped_model_s():
+    """Per element pair: eta 0 plus Gaussians (eta 1 Å^-2) every 1 Å from 5 Å to rc - 1;
+    exactly the 9 Å functions of the shipped La2Zr2O7 model."""
+    from pathlib import Path
+
+    from mdmlkit.descriptors import long_radial_functions
+
+    els = ["La", "Zr", "O"]
+    fs = long_radial_functions(els, 9.0)
+    assert len(fs) == 3 * 3 * 5 and all(f.type == 2 and f.rc == 9.0 for f in fs)
+    assert sorted({(f.eta, f.rs) for f in fs}) == [(0.0, 0.0)] + [(1.0, r) for r in (5.0, 6.0, 7.0, 8.0)]
+    shipped = SymmetryFunctionSet.from_input_nn(
+        Path(__file__).resolve().parents[1] / "models" / "la2zr2o7" / "input.nn")
+    assert {f for f in shipped if f.rc == 9.0} == set(fs)
+    assert len(long_radial_functions(els, 6.5)) == 9 * 2          # eta 0 and rs = 5 Å
+    with pytest.raises(ValueError, match="r_from < rc_long"):
+        long_radial_functions(els, 4.0)

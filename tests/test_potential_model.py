@@ -330,12 +330,11 @@ def test_seed_and_reset(sfs):
 
 
 def long_radial_functions(rc: float = 6.5):
-    """Radial functions reaching beyond the 4.5 Å of SFS_TEXT (a second tier of tables)."""
-    from mdmlkit.descriptors import SymmetryFunction
+    """Radial functions reaching beyond the 4.5 Å of SFS_TEXT (a second tier of tables):
+    per element pair, eta 0 and a Gaussian at 5 Å."""
+    from mdmlkit.descriptors import long_radial_functions as generate
 
-    return [SymmetryFunction(c, 2, n, eta=eta, rs=rs, rc=rc)
-            for c in ("La", "Zr", "O") for n in ("La", "Zr", "O")
-            for eta, rs in ((0.0, 0.0), (1.0, 5.0))]
+    return generate(["La", "Zr", "O"], rc)
 
 
 def test_with_functions_keeps_predictions(model, frames):

@@ -9,12 +9,12 @@ CUR/correlation selection).
 from .acsf import ACSF
 from .batch import AtomsBatch, build_triplets
 from .cutoff import CUTOFF_TYPES, cutoff_function
-from .generate import generate_set, select_functions
+from .generate import generate_set, long_radial_functions, select_functions
 from .neighbors import neighbor_list
 from .symfunc import SymmetryFunction, SymmetryFunctionSet, parse_symfunction_line
 
 __all__ = [
     "ACSF", "AtomsBatch", "CUTOFF_TYPES", "SymmetryFunction", "SymmetryFunctionSet",
-    "build_triplets", "cutoff_function", "generate_set", "neighbor_list",
+    "build_triplets", "cutoff_function", "generate_set", "long_radial_functions", "neighbor_list",
     "parse_symfunction_line", "select_functions",
 ]

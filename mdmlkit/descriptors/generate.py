@@ -86,6 +86,25 @@ def radial_grid(n: int, rc: float, mode: str = "shifted", rule: str = "gastegger
     return np.flip(rs_ext[1:]).copy(), np.flip(eta).copy()
 
 
+def long_radial_functions(elements: Sequence[str], rc_long: float, r_from: float = 5.0
+                          ) -> list[SymmetryFunction]:
+    """Radial functions (type 2) that reach ``rc_long`` Å, for every (central, neighbour)
+    element pair: one wide function (eta = 0, a smooth neighbour count) and Gaussians of
+    width ~0.7 Å (eta = 1 Å^-2) centred every 1 Å from ``r_from`` to ``rc_long - 1`` Å.
+
+    Added to a set with a shorter cutoff (e.g. with :meth:`HDNNP.with_functions
+    <mdmlkit.potential.HDNNP.with_functions>`), they let the networks see beyond it at
+    little cost: :class:`~mdmlkit.descriptors.ACSF` evaluates them on their own tier of
+    neighbour tables, so the angular functions keep their shorter neighbour lists.
+    """
+    if not r_from < rc_long:
+        raise ValueError(f"need r_from < rc_long, got r_from={r_from} Å, rc_long={rc_long} Å")
+    shifts = np.arange(r_from, rc_long - 1.0 + 1e-9, 1.0)
+    return [SymmetryFunction(c, 2, e, eta=eta, rs=float(rs), rc=rc_long)
+            for c in elements for e in elements
+            for eta, rs in [(0.0, 0.0)] + [(1.0, r) for r in shifts]]
+
+
 def generate_set(elements: Sequence[str], rc: float = 6.0, n_radial: int = 6,
                  n_angular: int = 2, mode: str = "shifted", rule: str = "gastegger2018",
                  cutoff_type: int = 6, alpha: float = 0.0,
