@@ -24,7 +24,7 @@ Two potentials:
 Variants of each, timed interleaved in the same process (every variant of a
 case makes one step per round, in a rotating order, so load changes on a shared
 machine hit all variants alike): float64 (the default), float32, float64
-with a fresh neighbour list every step (``skin=0``), and float64 with
+with a fresh neighbour list every step (``skin=0``), and float64 and float32 with
 ``compile=True`` (one ``torch.compile``d kernel; models without type 3 only; the
 compilation happens in the warm-up steps, whose time is recorded as ``warmup_s``).  The CHGNet teacher
 (``pip install mdmlkit[teacher]``) is timed in the same run, its steps spread
@@ -256,7 +256,8 @@ def main(argv=None) -> dict:
                             ("float32", torch.float32, args.skin, False),
                             ("float64_fresh_list", torch.float64, 0.0, False)]
                 if model.acsf.supports_padded and not args.no_compile:
-                    variants.append(("float64_compiled", torch.float64, args.skin, True))
+                    variants += [("float64_compiled", torch.float64, args.skin, True),
+                                 ("float32_compiled", torch.float32, args.skin, True)]
                 for variant, dtype, skin, compiled in variants:
                     calc = HDNNPCalculator(model, device=device, dtype=dtype, skin=skin, compile=compiled)
                     runners[(case, variant)] = Runner(calc, atoms, device, args.warmup)
@@ -304,10 +305,10 @@ def main(argv=None) -> dict:
                 if t_res is not None:
                     s[f"{variant}_speedup_vs_chgnet"] = round(entry["speedup_vs_teacher"], 1)
                     s["chgnet_us_per_atom_step"] = round(t_res["us_per_atom_step"], 1)
-                if variant == "float64_compiled":
-                    s["float64_compiled_first_steps_s"] = round(r.warmup_s, 1)
+                if variant.endswith("_compiled"):
+                    s[f"{variant}_first_steps_s"] = round(r.warmup_s, 1)
                     if t_res is not None:
-                        s["meets_100x_vs_chgnet_compiled"] = entry["meets_teacher_target"]
+                        s[f"meets_100x_vs_chgnet_{variant}"] = entry["meets_teacher_target"]
                 if variant == "float64":
                     s["float64_best_us_per_atom_step"] = round(res["min_us_per_atom_step"], 1)
                     s["meets_200us_per_atom"] = entry["meets_n2p2_target"]
@@ -320,10 +321,11 @@ def main(argv=None) -> dict:
     results["summary"] = summary
     results["summary_notes"] = (
         "µs per atom per velocity-Verlet step: median over interleaved steps (best: fastest step); "
-        "float64 = default calculator (1 Å Verlet skin), float32 = dtype=torch.float32 (angular "
-        "moments still accumulate in float64), float64_fresh_list = skin=0, float64_compiled = "
-        "compile=True (one torch.compile'd kernel on the padded Verlet layout; its compilation is in "
-        "float64_compiled_first_steps_s, not in the step times); speed-up = CHGNet median "
+        "float64 = default calculator (1 Å Verlet skin), float32 = dtype=torch.float32 (all in "
+        "float32, solid-harmonic angular moments included), float64_fresh_list = skin=0, "
+        "float64_compiled / float32_compiled = compile=True (one torch.compile'd kernel on the padded "
+        "Verlet layout; its compilation is in *_compiled_first_steps_s, not in the step times); "
+        "speed-up = CHGNet median "
         "step time / HDNNP median step time, same run, same torch thread count; targets: <= 200 "
         "µs/atom (n2p2 C++) and >= 100x CHGNet; see machine.load_average_* and per-case load averages")
     results["machine"]["load_average_end"] = _load()

@@ -372,10 +372,9 @@ def test_float32_close_to_float64(ref):
     G32 = ACSF(sfs).to(dtype=torch.float32)(b32)
     assert next(iter(G32.values())).dtype == torch.float32
     assert np.allclose(per_atom(G32, b32), g64, rtol=1e-4, atol=1e-5)
-    # moment tables stay float64 after casting the module (accuracy of the expansion)
+    # the solid-harmonic moments run in float32 too (no float64 islands)
     m32 = ACSF(sfs).to(dtype=torch.float32)
-    assert m32.dtype == torch.float32
-    assert all(v.dtype == torch.float64 for k, v in m32.named_buffers()
+    assert all(v.dtype == torch.float32 for k, v in m32.named_buffers()
                if k.startswith("_mom_") and v.is_floating_point())
 
 
@@ -541,17 +540,37 @@ def test_check_min_distance_on_moved_batch(mixed_sfs):
         b.with_positions(moved).check_min_distance()
 
 
-@pytest.mark.parametrize("n_max", [1, 2, 3, 4, 5, 8])
-def test_top_degree_monomials_lift_to_all_moments(n_max):
-    """For unit vectors the monomials of degrees n_max - 1 and n_max determine all lower
-    ones (x^2 + y^2 + z^2 = 1): the moment path only accumulates those."""
-    from mdmlkit.descriptors.terms import (monomial_table, monomials, monomials_top,
-                                           moment_lift_table)
+@pytest.mark.parametrize("l_max", [0, 1, 2, 3, 4, 5, 8, 12])
+def test_solid_harmonics_addition_theorem(l_max):
+    """sum_m S_lm(u) S_lm(v) = P_l(u . v) for every degree (scipy's Legendre polynomials),
+    and S_l0(u) = P_l(u_z): the identity the moment path of type 9 rests on."""
+    from scipy.special import eval_legendre
 
-    u = torch.as_tensor(np.random.default_rng(n_max).normal(size=(200, 3)))
-    u = u / u.norm(dim=1, keepdim=True)
-    top = monomials_top(u, n_max)
-    assert top.shape[1] == (n_max + 1) ** 2
-    exps, deg, _ = monomial_table(n_max)
-    assert torch.allclose(top, monomials(u, n_max)[:, deg >= n_max - 1], rtol=0, atol=1e-15)
-    assert torch.allclose(top @ moment_lift_table(n_max), monomials(u, n_max), rtol=0, atol=1e-14)
+    from mdmlkit.descriptors.terms import degree_sum_table, solid_harmonics
+
+    rng = np.random.default_rng(l_max)
+    u, v = (torch.as_tensor(rng.normal(size=(300, 3))) for _ in range(2))
+    u, v = u / u.norm(dim=1, keepdim=True), v / v.norm(dim=1, keepdim=True)
+    su, sv = solid_harmonics(u, l_max), solid_harmonics(v, l_max)
+    assert su.shape == (300, (l_max + 1) ** 2)
+    per_degree = (su * sv) @ degree_sum_table(l_max)
+    cos = (u * v).sum(dim=1).numpy()
+    for l in range(l_max + 1):
+        np.testing.assert_allclose(per_degree[:, l].numpy(), eval_legendre(l, cos), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(su[:, l * l + l].numpy(), eval_legendre(l, u[:, 2].numpy()),
+                                   rtol=0, atol=1e-12)
+
+
+def test_legendre_lambda_table_reproduces_angular_factor():
+    """sum_l c_l P_l(x) = (1 + lambda x)^zeta for the zeta and lambda of n2p2 type 9."""
+    from scipy.special import eval_legendre
+
+    from mdmlkit.descriptors.terms import legendre_lambda_table
+
+    lam = torch.tensor([1.0, -1.0, 1.0, -1.0, 0.5, 1.0])
+    zeta = torch.tensor([1.0, 2.0, 4.0, 8.0, 3.0, 8.0])
+    c = legendre_lambda_table(lam, zeta, 8).numpy()
+    x = np.linspace(-1, 1, 41)
+    P = np.stack([eval_legendre(l, x) for l in range(9)])
+    expected = (1 + lam.numpy()[:, None] * x[None, :]) ** zeta.numpy()[:, None]
+    np.testing.assert_allclose(c @ P, expected, rtol=1e-12, atol=1e-11)

@@ -36,11 +36,11 @@ from ..errors import ModelMismatchError
 from .batch import AtomsBatch, build_triplets
 from .cutoff import cutoff_function
 from .symfunc import SymmetryFunctionSet
-from .terms import (angular_factors, binomial_lambda_table, moment_lift_table, monomial_table,
-                    monomials_top, radial_factors)
+from .terms import (angular_factors, degree_sum_table, harmonic_recurrence_table,
+                    legendre_lambda_table, radial_factors, solid_harmonics)
 
 
-#: Largest integer zeta evaluated through angular moments (cost ~ zeta^3 per pair).
+#: Largest integer zeta evaluated through angular moments (cost ~ (zeta + 1)^2 per pair).
 MOMENT_ZETA_MAX = 8
 ANGULAR_METHODS = ("auto", "triplets")
 
@@ -80,8 +80,8 @@ class ACSF(nn.Module):
     angular_method : {"auto", "triplets"}
         ``"auto"`` evaluates type-9 functions with integer zeta <= 8 and
         |lambda| <= 1 exactly through angular moments (O(pairs), see
-        :mod:`mdmlkit.descriptors.terms`; accumulated in float64 whatever the
-        module dtype) and everything else over explicit triplets;
+        :mod:`mdmlkit.descriptors.terms`: solid-harmonic moments, well conditioned
+        in float32 too) and everything else over explicit triplets;
         ``"triplets"`` uses triplets for all angular functions.
 
     Examples
@@ -167,7 +167,7 @@ class ACSF(nn.Module):
                     zeta = torch.tensor([fs[i].zeta for i in cols], **f64)
                     fidx += [g * len(uniq) + u for u in ridx]
                     didx += [elems.index(e1) * len(uniq) + u for u in ridx]
-                    coef.append(binomial_lambda_table(lam, zeta, n_max))
+                    coef.append(legendre_lambda_table(lam, zeta, n_max))
                     pref.append(torch.exp2(1.0 - zeta))
                     same = e1 == e2     # same-element sums: drop j = k, count each pair once
                     diagc.append((1.0 + lam) ** zeta if same else torch.zeros_like(lam))
@@ -181,12 +181,9 @@ class ACSF(nn.Module):
                                  ("_g2", torch.tensor([elems.index(g[1]) for g in groups])),
                                  ("_coef", torch.cat(coef)), ("_pref", torch.cat(pref)),
                                  ("_diagc", torch.cat(diagc)), ("_half", torch.cat(half)),
-                                 ("_lift", moment_lift_table(n_max).to(torch.float64))):
+                                 ("_lsum", degree_sum_table(n_max)),
+                                 ("_shrec", harmonic_recurrence_table(n_max).to(torch.float64))):
                     self.register_buffer(name + key, val, persistent=False)
-                _, deg, w = monomial_table(n_max)
-                wdeg = np.zeros((len(deg), n_max + 1))
-                wdeg[np.arange(len(deg)), deg] = w
-                self.register_buffer(f"_mom_{c}_wdeg", torch.tensor(wdeg, **f64), persistent=False)
                 self._moment[c] = {"name": name, "n_max": n_max, "groups": groups,
                                    "elements": elems, "n_functions": len(fidx)}
             if trip:
@@ -229,15 +226,6 @@ class ACSF(nn.Module):
         return (f"elements={self.elements}, n_features={self.n_features}, "
                 f"cutoff={self.cutoff:g} Å{short}, cutoff_type={self.cutoff_type}, "
                 f"alpha={self.alpha:g}, angular: {n_mom} by moments, {n_tri} by triplets")
-
-    def _apply(self, fn, *args, **kwargs):
-        # keep the moment-path tables in float64 whatever dtype the module is cast to
-        keep = {k: v for k, v in self._buffers.items()
-                if k.startswith("_mom_") and v is not None and v.is_floating_point()}
-        out = super()._apply(fn, *args, **kwargs)
-        for k, v in keep.items():
-            self._buffers[k] = self._buffers[k].to(torch.float64)
-        return out
 
     @property
     def dtype(self) -> torch.dtype:
@@ -580,7 +568,7 @@ class ACSF(nn.Module):
                 name, k = rad[e]
                 pr = getattr(self, name)
                 rc = self._rc[name]
-                if (e in mom_el and v.dtype == torch.float64 and rc is not None
+                if (e in mom_el and rc is not None
                         and rc == self._rc[plan["name"]]):
                     # type-2 and moment radial factors of this block in one go
                     pr = torch.cat([pr, pm], dim=1)
@@ -591,32 +579,28 @@ class ACSF(nn.Module):
                 parts[name] = G2.sum(dim=1)
             if e not in mom_el:
                 continue
-            if v.dtype == torch.float64:
-                v64, r64 = v, r
-            else:                     # moments accumulate in float64 (cancellation)
-                v64 = v.to(torch.float64)
-                r64 = v64.norm(dim=2)
             if R is None:
-                R = radial_factors(r64, pm[0], pm[1], pm[2], ct, al,
-                                   fc=fc_of(r64, self._rc[plan["name"]]))   # [n_c, nb, U]
-            mono = monomials_top(v64 / r64[..., None], n_max)            # [n_c, nb, T]
-            mom.append(torch.bmm(R.transpose(1, 2), mono))              # [n_c, U, T]
+                R = radial_factors(r, pm[0], pm[1], pm[2], ct, al,
+                                   fc=fc_of(r, self._rc[plan["name"]]))     # [n_c, nb, U]
+            sh = solid_harmonics(v / r[..., None], n_max,
+                                 getattr(self, plan["name"] + "_shrec"))  # [n_c, nb, H]
+            mom.append(torch.bmm(R.transpose(1, 2), sh))                # [n_c, U, H]
             diag.append((R * R).sum(dim=1))                             # [n_c, U]
         if plan is None:
             return parts
-        # all type-9 moment functions of c at once (see terms): moments of every degree
-        # from the top two, products of the two neighbour elements' moments per
-        # degree, then each function's binomial sum over degrees
+        # all type-9 moment functions of c at once (see terms): products of the two
+        # neighbour elements' harmonic moments summed per degree l (the Legendre
+        # power spectrum), then each function's Legendre sum over degrees
         name = plan["name"]
-        Mo = torch.stack(mom, dim=1) @ getattr(self, name + "_lift")     # [n, E, U, M]
+        Mo = torch.stack(mom, dim=1)                                     # [n, E, U, H]
         prod = Mo.index_select(1, getattr(self, name + "_g1")) * Mo.index_select(
-            1, getattr(self, name + "_g2"))                             # [n, G, U, M]
-        S = (prod @ getattr(self, name + "_wdeg")).flatten(1, 2)         # [n, G*U, n_max+1]
+            1, getattr(self, name + "_g2"))                             # [n, G, U, H]
+        S = (prod @ getattr(self, name + "_lsum")).flatten(1, 2)         # [n, G*U, n_max+1]
         val = (S.index_select(1, getattr(self, name + "_fidx"))
                * getattr(self, name + "_coef")).sum(-1)                  # [n, F]
         dg = torch.cat(diag, dim=1).index_select(1, getattr(self, name + "_didx"))
         val = getattr(self, name + "_half") * (val - getattr(self, name + "_diagc") * dg)
-        parts[name + "_all"] = (val * getattr(self, name + "_pref")).to(blocks[mom_el[0]].dtype)
+        parts[name + "_all"] = val * getattr(self, name + "_pref")
         return parts
 
     def assemble(self, parts: dict[str, torch.Tensor], counts: list[int],

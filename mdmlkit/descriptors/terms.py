@@ -12,14 +12,17 @@ and a per-triplet angular factor ``2^(1-zeta) (1 + lambda cos)^zeta``
 * type 3:  as type 9 times R(r_jk)
 
 For type 9 with integer zeta and |lambda| <= 1 the triplet sum is evaluated
-exactly through angular moments (no triplets): with u_j = r_ij / r_ij,
-(u_j . u_k)^n = sum_{a+b+c=n} n!/(a! b! c!) (u_jx u_kx)^a (u_jy u_ky)^b (u_jz u_kz)^c,
-so sum_{j,k} R_j R_k (u_j . u_k)^n = sum_abc w_abc m_abc m'_abc with the
-moments m_abc = sum_j R_j u_jx^a u_jy^b u_jz^c, and
-(1 + lambda cos)^zeta = sum_n C(zeta, n) lambda^n cos^n.  The j = k terms of a
-same-element sum are R_j^2 (1 + lambda)^zeta and are subtracted.  The cost is
-O(pairs x moments) instead of O(triplets).  (Moment expansions of this kind are
-used e.g. by Gaussian-moment and moment-tensor descriptors.)
+exactly through angular moments (no triplets).  The angular factor is a
+polynomial of degree zeta in cos, expanded in Legendre polynomials,
+(1 + lambda cos)^zeta = sum_l c_l P_l(cos), and the addition theorem
+P_l(u_j . u_k) = sum_m S_lm(u_j) S_lm(u_k) (real solid harmonics S_lm in Racah
+normalisation, u_j = r_ij / r_ij) turns the double sum into products of moments:
+sum_{j,k} R_j R'_k P_l(u_j . u_k) = sum_m M_lm M'_lm with M_lm = sum_j R_j S_lm(u_j).
+Per pair only (zeta_max + 1)^2 harmonics are accumulated (81 for zeta <= 8);
+the j = k terms of a same-element sum are R_j^2 (1 + lambda)^zeta and are
+subtracted.  The cost is O(pairs x harmonics) instead of O(triplets), and the
+Legendre basis keeps the sums well conditioned.  (Expansions of this kind are
+used by the SOAP power spectrum and by Gaussian-moment descriptors.)
 """
 from __future__ import annotations
 
@@ -78,94 +81,78 @@ def angular_factors(cos: torch.Tensor, lam: torch.Tensor, zeta: torch.Tensor) ->
     return torch.stack(cols, dim=1) * pref
 
 
-@lru_cache(maxsize=None)
-def monomial_table(n_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exponents (a, b, c) of all monomials of degree 0..n_max, their degree and
-    multinomial weight n!/(a! b! c!).  Returns (exps [M, 3], degree [M], weight [M])."""
-    exps, deg, w = [], [], []
-    for n in range(n_max + 1):
-        for a in range(n, -1, -1):
-            for b in range(n - a, -1, -1):
-                c = n - a - b
-                exps.append((a, b, c))
-                deg.append(n)
-                w.append(math.factorial(n) // (math.factorial(a) * math.factorial(b)
-                                               * math.factorial(c)))
-    return np.array(exps), np.array(deg), np.array(w, dtype=float)
+def solid_harmonics(u: torch.Tensor, l_max: int, table: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+    """Real regular solid harmonics S_lm(u) of unit vectors u [..., 3], l = 0..l_max.
 
-
-def monomials(u: torch.Tensor, n_max: int) -> torch.Tensor:
-    """u_x^a u_y^b u_z^c of unit vectors u [..., 3] for all monomials up to n_max -> [..., M].
-
-    Columns in the order of :func:`monomial_table`.  Degree n is built from
-    degree n - 1 with three broadcast products of contiguous slices (the
-    monomials of degree n - 1 times u_x, those without x times u_y, z^(n-1)
-    times u_z), so forward and backward are plain element-wise products and
-    concatenations (no gathers or scatters).
+    Racah normalisation (S_l0 = P_l(u_z)), so that the addition theorem reads
+    sum_m S_lm(u) S_lm(v) = P_l(u . v).  Returns [..., (l_max + 1)^2], degree l in
+    columns l^2 .. l^2 + 2l (m = -l..l).  Built degree by degree with the standard
+    recurrences (Helgaker, Jorgensen & Olsen, eqs. 6.4.70-6.4.73) as element-wise
+    products of slices, for |u| = 1: no gathers or scatters forward or backward.
+    ``table``: :func:`harmonic_recurrence_table` (l_max) in u's dtype and device,
+    to avoid rebuilding it on every call.
     """
-    degs = [torch.ones_like(u[..., :1])]
-    if n_max >= 1:
-        degs.append(u)
-    ux, uy, uz = u[..., 0:1], u[..., 1:2], u[..., 2:3]
-    for n in range(2, n_max + 1):
-        prev = degs[-1]
-        degs.append(torch.cat([ux * prev, uy * prev[..., -n:], uz * prev[..., -1:]], dim=-1))
-    return torch.cat(degs, dim=-1)
+    if table is None:
+        table = harmonic_recurrence_table(l_max).to(dtype=u.dtype, device=u.device)
+    x, y, z = u[..., 0:1], u[..., 1:2], u[..., 2:3]
+    prev, cur = None, torch.ones_like(x)
+    out = [cur]
+    k = 0
+    for l in range(l_max):                    # degree l -> l + 1
+        a = table[k:k + 2 * l + 1]
+        mid = cur * z * a                     # m = -l..l
+        if l > 0:
+            b = table[k + 2 * l + 1:k + 4 * l]
+            mid = torch.cat([mid[..., :1], mid[..., 1:-1] - prev * b, mid[..., -1:]], dim=-1)
+        k += 4 * l if l > 0 else 1
+        d = math.sqrt((2.0 if l == 0 else 1.0) * (2 * l + 1) / (2 * l + 2))
+        top, bottom = cur[..., -1:], cur[..., :1]           # S_ll, S_l,-l
+        if l == 0:
+            hi, lo = d * x, d * y
+        else:
+            hi, lo = d * (x * top - y * bottom), d * (y * top + x * bottom)
+        prev, cur = cur, torch.cat([lo, mid, hi], dim=-1)
+        out.append(cur)
+    return torch.cat(out, dim=-1)
 
 
-def monomials_top(u: torch.Tensor, n_max: int) -> torch.Tensor:
-    """Monomials of unit vectors u [..., 3] of degrees n_max - 1 and n_max only -> [..., T].
+def harmonic_recurrence_table(l_max: int) -> torch.Tensor:
+    """Coefficients of the z-recurrence of :func:`solid_harmonics`, flat float64.
 
-    For unit vectors the lower degrees follow from these two
-    (u_x^2 + u_y^2 + u_z^2 = 1; see :func:`moment_lift_table`), so per pair only
-    T = (n_max + 1)^2 columns are written (25 instead of 35 for n_max = 4), and
-    degree n_max is built from the pieces of degree n_max - 1 without
-    intermediate copies.  Columns: degree n_max - 1 then n_max, each in
-    :func:`monomial_table` order (n_max <= 1: all monomials).
+    For l = 0..l_max - 1: a_m = (2l + 1) / sqrt((l+m+1)(l-m+1)) for m = -l..l, then
+    (l > 0) b_m = sqrt((l+m)(l-m) / ((l+m+1)(l-m+1))) for m = -(l-1)..l-1, in
+    S_{l+1,m} = a_m z S_lm - b_m S_{l-1,m}.
     """
-    ones = torch.ones_like(u[..., :1])
-    if n_max <= 1:
-        return torch.cat([ones, u], dim=-1) if n_max == 1 else ones
-    ux, uy, uz = u[..., 0:1], u[..., 1:2], u[..., 2:3]
-    d = ones if n_max == 2 else u              # degree k - 1 -> k, up to n_max - 2
-    for k in range(2, n_max - 1):
-        d = torch.cat([ux * d, uy * d[..., -k:], uz * d[..., -1:]], dim=-1)
-    n = n_max - 1                              # degree n = [a, b, c] pieces, degree n + 1 from them
-    a, b, c = ux * d, uy * d[..., -n:], uz * d[..., -1:]
-    return torch.cat([a, b, c, ux * a, ux * b, ux * c, uy * b, uy * c, uz * c], dim=-1)
+    parts = []
+    for l in range(l_max):
+        m = np.arange(-l, l + 1, dtype=float)
+        den = np.sqrt((l + m + 1) * (l - m + 1))
+        parts.append((2 * l + 1) / den)
+        if l > 0:
+            parts.append((np.sqrt((l + m) * (l - m)) / den)[1:-1])
+    return torch.as_tensor(np.concatenate(parts) if parts else np.zeros(0))
 
 
-@lru_cache(maxsize=None)
-def _lift_table(n_max: int) -> np.ndarray:
-    exps, deg, _ = monomial_table(n_max)
-    top = [tuple(e) for e, d in zip(exps, deg) if d >= n_max - 1]
-    row = {e: k for k, e in enumerate(top)}
-    lift = np.zeros((len(top), len(exps)))
-    for col, (e, d) in enumerate(zip(exps, deg)):
-        j = (n_max - d) // 2                   # (x^2 + y^2 + z^2)^j lifts degree d to d + 2j
-        for p in range(j + 1):
-            for q in range(j - p + 1):
-                r = j - p - q
-                w = math.factorial(j) // (math.factorial(p) * math.factorial(q) * math.factorial(r))
-                lift[row[(e[0] + 2 * p, e[1] + 2 * q, e[2] + 2 * r)], col] += w
-    return lift
+def degree_sum_table(l_max: int) -> torch.Tensor:
+    """D [(l_max + 1)^2, l_max + 1] (float64): column l sums the harmonics of degree l."""
+    deg = np.repeat(np.arange(l_max + 1), 2 * np.arange(l_max + 1) + 1)
+    return torch.as_tensor((deg[:, None] == np.arange(l_max + 1)[None, :]).astype(float))
 
 
-def moment_lift_table(n_max: int) -> torch.Tensor:
-    """L [T, M] with ``monomials(u, n_max) == monomials_top(u, n_max) @ L`` for unit u.
+def legendre_lambda_table(lam: torch.Tensor, zeta: torch.Tensor, l_max: int) -> torch.Tensor:
+    """Legendre coefficients of (1 + lambda cos)^zeta for integer zeta <= l_max.
 
-    A monomial of degree d < n_max - 1 equals that monomial times
-    (u_x^2 + u_y^2 + u_z^2)^j with d + 2j in {n_max - 1, n_max}, expanded
-    multinomially; the same linear map takes top-degree angular moments to all
-    moments.  Float64.
+    Returns c [K, l_max + 1] (float64) with (1 + lambda x)^zeta = sum_l c_l P_l(x).
     """
-    return torch.as_tensor(_lift_table(n_max))
+    from numpy.polynomial import legendre
+
+    rows = []
+    for lm, zt in zip(lam.tolist(), zeta.tolist()):
+        n = int(zt)
+        power = [math.comb(n, k) * lm ** k for k in range(n + 1)]
+        c = legendre.poly2leg(power)
+        rows.append(np.pad(c, (0, l_max + 1 - len(c))))
+    return torch.as_tensor(np.array(rows), dtype=torch.float64).reshape(len(rows), l_max + 1)
 
 
-def binomial_lambda_table(lam: torch.Tensor, zeta: torch.Tensor, n_max: int) -> torch.Tensor:
-    """C(zeta, n) lambda^n for n = 0..n_max (zero for n > zeta): [K] -> [K, n_max+1]."""
-    n = torch.arange(n_max + 1, dtype=lam.dtype, device=lam.device)
-    z = zeta[:, None]
-    logc = (torch.lgamma(z + 1) - torch.lgamma(n + 1) - torch.lgamma((z - n).clamp_min(0) + 1))
-    c = torch.where(n[None, :] <= z, torch.exp(logc).round(), torch.zeros_like(logc))
-    return c * lam[:, None] ** n[None, :]
