@@ -104,7 +104,7 @@ def solid_harmonics(u: torch.Tensor, l_max: int, table: torch.Tensor | None = No
         mid = cur * z * a                     # m = -l..l
         if l > 0:
             b = table[k + 2 * l + 1:k + 4 * l]
-            mid = torch.cat([mid[..., :1], mid[..., 1:-1] - prev * b, mid[..., -1:]], dim=-1)
+            mid = mid - torch.nn.functional.pad(prev * b, (1, 1))       # S_{l-1,+-l} = 0
         k += 4 * l if l > 0 else 1
         d = math.sqrt((2.0 if l == 0 else 1.0) * (2 * l + 1) / (2 * l + 2))
         top, bottom = cur[..., -1:], cur[..., :1]           # S_ll, S_l,-l
