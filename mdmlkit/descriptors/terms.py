@@ -27,7 +27,6 @@ used by the SOAP power spectrum and by Gaussian-moment descriptors.)
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 import torch
