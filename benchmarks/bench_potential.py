@@ -29,8 +29,8 @@ with a fresh neighbour list every step (``skin=0``), and float64 and float32 wit
 compilation happens in the warm-up steps, whose time is recorded as ``warmup_s``).  The CHGNet teacher
 (``pip install mdmlkit[teacher]``) is timed in the same run, half of its steps
 before and half after the HDNNP rounds of each size, each time in a fresh
-interpreter (beside the live HDNNP calculators CHGNet ran 2-4x slower than
-alone).  Per variant:
+interpreter (beside the live HDNNP calculators CHGNet ran 1.5-4x slower
+than alone).  Per variant:
 median (and best) wall time per step, µs/atom, and the breakdown recorded by
 ``HDNNPCalculator.timings`` (median per step of each phase; the ASE
 integrator/bookkeeping rest is the step time minus the phases).
@@ -234,7 +234,7 @@ def main(argv=None) -> dict:
     p.add_argument("--fast-model", type=Path, default=FAST_MODEL, help="the 'shipped_fast' model file")
     p.add_argument("--rounds", type=int, default=24,
                    help="interleaved rounds: every HDNNP variant makes one step per round")
-    p.add_argument("--teacher-steps", type=int, default=8, help="timed CHGNet steps, spread over the rounds")
+    p.add_argument("--teacher-steps", type=int, default=8, help="timed CHGNet steps per size, half before and half after the HDNNP rounds")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--skin", type=float, default=1.0, help="Verlet-list skin of the default variants, Å")
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when available")
@@ -248,6 +248,13 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    if args.teacher_only:      # child process of teacher_steps(): time CHGNet alone, print JSON
+        n = args.sizes[0]
+        runner = Runner(teacher_calculator(devices[0]), pyrochlore(repeat=round((n / 88) ** (1 / 3))),
+                        devices[0], 1)
+        runner.steps(args.teacher_steps)
+        print(json.dumps({"times": runner.times}))
+        return {}
     results = {"benchmark": "HDNNP MD step (velocity Verlet, ASE, 600 K, 1 fs) on pyrochlore La2Zr2O7 vs CHGNet",
                "n2p2_target_us_per_atom": N2P2_TARGET_US_PER_ATOM,
                "teacher_target_speedup": TEACHER_TARGET_SPEEDUP,
@@ -264,13 +271,6 @@ def main(argv=None) -> dict:
     results["models"].get("shipped", {})["path"] = os.path.relpath(args.model, ROOT)
     results["models"].get("shipped_fast", {})["path"] = os.path.relpath(args.fast_model, ROOT)
     summary: dict = {}
-    if args.teacher_only:      # child process of teacher_steps(): time CHGNet alone, print JSON
-        n = args.sizes[0]
-        runner = Runner(teacher_calculator(devices[0]), pyrochlore(repeat=round((n / 88) ** (1 / 3))),
-                        devices[0], 1)
-        runner.steps(args.teacher_steps)
-        print(json.dumps({"times": runner.times}))
-        return {}
     have_teacher = not args.no_teacher and importlib.util.find_spec("chgnet") is not None
     for device in devices:
         for n in args.sizes:
@@ -291,7 +291,7 @@ def main(argv=None) -> dict:
                     calc = HDNNPCalculator(model, device=device, dtype=dtype, skin=skin, compile=compiled)
                     runners[(case, variant)] = Runner(calc, atoms, device, args.warmup)
             # the teacher in fresh interpreters before and after the HDNNP rounds (in this
-            # process, beside ~15 live calculators, CHGNet ran 2-4x slower than alone, which
+            # process, beside ~15 live calculators, CHGNet ran 1.5-4x slower than alone, which
             # would flatter the speed-ups); one case at a time (a slow case's big allocations
             # would otherwise tax the step that follows it), its variants in a rotating order
             t_times = teacher_steps(n, (args.teacher_steps + 1) // 2, device, args) if have_teacher else []

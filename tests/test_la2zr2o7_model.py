@@ -144,7 +144,7 @@ def test_n2p2_files_and_export_reload_identically(model, model_dir, subset, tmp_
 
 def test_float32_predictions_close_to_float64(model, subset):
     """The shipped model cast to float32 (angular moments included, zeta up to 8) predicts
-    energies and forces a thousand times closer to float64 than its test error."""
+    energies and forces about a hundred times closer to float64 than its test errors."""
     import copy
 
     import torch

@@ -182,7 +182,7 @@ class ACSF(nn.Module):
                                  ("_coef", torch.cat(coef)), ("_pref", torch.cat(pref)),
                                  ("_diagc", torch.cat(diagc)), ("_half", torch.cat(half)),
                                  ("_lsum", degree_sum_table(n_max)),
-                                 ("_shrec", harmonic_recurrence_table(n_max).to(torch.float64))):
+                                 ("_shrec", harmonic_recurrence_table(n_max))):
                     self.register_buffer(name + key, val, persistent=False)
                 self._moment[c] = {"name": name, "n_max": n_max, "groups": groups,
                                    "elements": elems, "n_functions": len(fidx)}
