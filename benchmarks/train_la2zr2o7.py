@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-model", default=None,
                    help="warm start: continue training this model.pt (its symmetry functions, "
                         "scaling and reference energies are kept; --hidden etc. are ignored)")
+    p.add_argument("--drop-zeta-above", type=float, default=0.0,
+                   help="with --init-model: remove the angular functions with zeta above this "
+                        "(e.g. 4: the moment kernel then needs 25 instead of 81 harmonics per pair, "
+                        "for a faster MD step); their weight is folded into the kept functions by "
+                        "least squares over the training set (HDNNP.without_functions) before "
+                        "training continues")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
@@ -171,6 +177,8 @@ def default_work_dir(args: argparse.Namespace) -> Path:
     keys = ("data", "rc", "n_radial", "n_angular", "zetas", "n_per_element", "n_select_structures",
             "hidden", "activation", "epochs", "lr_epochs", "batch_size", "lr", "lr_final", "energy_weight",
             "force_weight", "patience", "subset", "seed", "dtype", "init_model", "long_radial")
+    if getattr(args, "drop_zeta_above", 0.0):
+        keys += ("drop_zeta_above",)
     spec = {k: getattr(args, k, None) for k in keys}
     if spec["init_model"]:
         spec["init_model"] = str(Path(spec["init_model"]).resolve())
@@ -208,6 +216,8 @@ def error_table(ev: dict, per_structure: bool = False) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.drop_zeta_above and not args.init_model:
+        parser.error("--drop-zeta-above prunes a trained model: give --init-model (or --zetas for a new one)")
     if args.long_radial and args.long_radial <= args.rc:
         parser.error(f"--long-radial {args.long_radial:g} Å must exceed --rc {args.rc:g} Å")
     import torch
@@ -250,6 +260,14 @@ def main(argv: list[str] | None = None) -> int:
                                              progress=not args.quiet)
                 print(f"[train] added radial functions to {args.long_radial:g} Å (zero weight)",
                       flush=True)
+            if args.drop_zeta_above:
+                drop = [f for f in model.sfs if f.is_angular and f.zeta > args.drop_zeta_above]
+                if drop:
+                    model = model.without_functions(drop, train, progress=not args.quiet)
+                    r2 = ", ".join(f"{el} {v:.4f}" for el, v in model.removal_r2_.items())
+                    print(f"[train] removed {len(drop)} functions with zeta > {args.drop_zeta_above:g}, "
+                          f"folded into the kept ones (R² of their first-layer contribution: {r2}); "
+                          f"now {model.n_features} per element", flush=True)
         else:
             sfs = select_symmetry_functions(train, args, work)
             if args.long_radial:

@@ -361,3 +361,55 @@ def test_with_functions_keeps_predictions(model, frames):
         grown.with_functions(extra[:1], frames)
     with pytest.raises(ValueError, match="no functions"):
         model.with_functions([], frames)
+
+
+def test_without_functions_inverts_with_functions(model, frames):
+    """Removing zero-weight functions gives back the original model's predictions exactly."""
+    extra = long_radial_functions()
+    pruned = model.with_functions(extra, frames).without_functions(extra, frames)
+    assert list(pruned.sfs) == list(model.sfs)
+    assert pruned.removal_r2_ == {el: 1.0 for el in model.elements}
+    batch = AtomsBatch.from_atoms(frames, model.elements, model.cutoff)
+    e0, f0 = model.energy_and_forces(batch)
+    e1, f1 = pruned.energy_and_forces(batch)
+    assert torch.allclose(e0, e1, rtol=0, atol=1e-12) and torch.allclose(f0, f1, rtol=0, atol=1e-12)
+
+
+def test_without_functions_folds_least_squares(model, frames):
+    """The removed inputs' first-layer contribution is replaced by its least-squares fit on
+    the kept scaled inputs (checked against numpy's lstsq on the same descriptors), which
+    approximates the original pre-activations better than dropping the columns, and
+    ``removal_r2_`` is the R² of that fit."""
+    drop = [f for f in model.sfs if f.is_angular and f.lambda_ > 0]
+    pruned = model.without_functions(drop, frames)
+    batch = AtomsBatch.from_atoms(frames, model.elements, model.cutoff)
+    with torch.no_grad():
+        G = model.descriptors(batch)
+    for el in model.elements:
+        fs = list(model.sfs.functions[el])
+        d = [i for i, f in enumerate(fs) if f in drop]
+        k = [i for i in range(len(fs)) if i not in d]
+        with torch.no_grad():
+            S = model.scalers[el](G[el]).numpy()
+            W = model.networks[el].linears[0].weight.numpy()
+            b = model.networks[el].linears[0].bias.numpy()
+            Wp = pruned.networks[el].linears[0].weight.numpy()
+            bp = pruned.networks[el].linears[0].bias.numpy()
+        X = np.hstack([S[:, k], np.ones((len(S), 1))])
+        B = np.linalg.lstsq(X, S[:, d], rcond=None)[0]
+        target = S @ W.T
+        # fitted pre-activations (weights may differ along directions the data do not span)
+        np.testing.assert_allclose(S[:, k] @ Wp.T + bp, S[:, k] @ W[:, k].T + b + X @ B @ W[:, d].T,
+                                   rtol=0, atol=1e-7)
+        err_fold = np.sum((S[:, k] @ Wp.T + bp - b - target) ** 2)
+        err_drop = np.sum((S[:, k] @ W[:, k].T - target) ** 2)
+        assert err_fold < err_drop
+        y = S[:, d] @ W[:, d].T
+        r2 = 1 - np.sum((y - X @ B @ W[:, d].T) ** 2) / np.sum((y - y.mean(0)) ** 2)
+        assert pruned.removal_r2_[el] == pytest.approx(r2, abs=1e-6)
+    with pytest.raises(ValueError, match="does not have"):
+        pruned.without_functions(drop[:1], frames)
+    with pytest.raises(ValueError, match="no functions of"):
+        model.without_functions([f for f in model.sfs if f.central == "O"], frames)
+    with pytest.raises(ValueError, match="no functions to remove"):
+        model.without_functions([], frames)

@@ -488,6 +488,110 @@ class HDNNP(nn.Module):
             new.energy_scale_buf.copy_(self.energy_scale_buf)
         return new.set_scaling(stats)
 
+    def without_functions(self, functions, data, batch_size: int = 16,
+                          progress: bool = False) -> "HDNNP":
+        """A copy of this model without some symmetry functions, their weight folded
+        into the functions it keeps.
+
+        Pruning a trained model (e.g. the costly high-ζ angular functions, to make
+        MD faster) need not start training again from scratch.  Over ``data``, each
+        removed input's scaled value is fitted by least squares as a linear function
+        of the kept scaled inputs, ``s_drop ≈ s_keep · B + b``; the first layer of every
+        network then absorbs that fit (``W_keep += W_drop Bᵀ``, ``bias += W_drop b``),
+        so the copy's first-layer pre-activations are the least-squares best
+        approximation to the original ones on ``data`` (exact where the removed inputs
+        are linear in the kept ones, e.g. zero-weight inputs).  Train the copy further
+        (a warm start) to recover what the fit misses.  The inverse of
+        :meth:`with_functions`.
+
+        Parameters
+        ----------
+        functions : iterable of SymmetryFunction
+            Functions to remove; one the model does not have raises ``ValueError``,
+            as does removing every function of an element.
+        data : list of ase.Atoms
+            Structures for the fit (the training set, or a representative part).
+
+        The fit's quality, the R² of the removed pre-activation contribution per
+        element, is kept in ``removal_r2_`` of the returned model.
+        """
+        from ..descriptors import AtomsBatch, SymmetryFunctionSet
+
+        functions = list(functions)
+        if not functions:
+            raise ValueError("without_functions: no functions to remove")
+        old = {el: list(self.sfs.functions[el]) for el in self.elements}
+        missing = [f.to_line() for f in functions if f not in old.get(f.central, [])]
+        if missing:
+            raise ValueError(f"the model does not have {missing}")
+        drop = {el: [i for i, f in enumerate(old[el]) if f in functions] for el in self.elements}
+        keep = {el: [i for i in range(len(old[el])) if i not in set(drop[el])] for el in self.elements}
+        empty = [el for el in self.elements if not keep[el]]
+        if empty:
+            raise ValueError(f"without_functions: no functions of {empty} would be left")
+        frames = list(data)
+        if not frames:
+            raise EmptyTrajectoryError("without_functions: no structures to fit on")
+        # normal equations of the fit, accumulated over batches in float64: [k+1, k+1], [k+1, d]
+        xtx = {el: torch.zeros(len(keep[el]) + 1, len(keep[el]) + 1, dtype=torch.float64)
+               for el in self.elements}
+        xty = {el: torch.zeros(len(keep[el]) + 1, len(drop[el]), dtype=torch.float64)
+               for el in self.elements}
+        yty = {el: torch.zeros(len(drop[el]), len(drop[el]), dtype=torch.float64)
+               for el in self.elements}
+        for s in _progress(range(0, len(frames), batch_size), progress, "fitting removed functions"):
+            batch = AtomsBatch.from_atoms(frames[s:s + batch_size], self.elements, self.cutoff,
+                                          device=self.device, dtype=self.dtype)
+            with torch.no_grad():
+                G = self.acsf(batch)
+            for el in self.elements:
+                if not drop[el] or G[el].shape[0] == 0:
+                    continue
+                S = self.scalers[el](G[el]).detach().double().cpu()
+                X = torch.cat([S[:, keep[el]], torch.ones(S.shape[0], 1, dtype=torch.float64)], dim=1)
+                xtx[el] += X.T @ X
+                xty[el] += X.T @ S[:, drop[el]]
+                yty[el] += S[:, drop[el]].T @ S[:, drop[el]]
+        sfs = SymmetryFunctionSet(self.elements,
+                                  [old[el][i] for el in self.elements for i in keep[el]],
+                                  self.sfs.cutoff_type, self.sfs.alpha)
+        new = HDNNP(sfs, dtype=self.dtype, device=self.device, seed=0, **self.config())
+        stats_old = self.scaling_statistics()
+        stats = {el: {key: np.asarray(v)[keep[el]] for key, v in stats_old[el].items()}
+                 for el in self.elements}
+        r2 = {}
+        with torch.no_grad():
+            for el in self.elements:
+                src, dst = self.networks[el].linears, new.networks[el].linears
+                W = src[0].weight.detach().double().cpu()
+                Wk, bias = W[:, keep[el]].clone(), src[0].bias.detach().double().cpu().clone()
+                if drop[el]:
+                    n = xtx[el][-1, -1]
+                    if n < 2:
+                        raise EmptyTrajectoryError(f"without_functions: too few {el} atoms in data")
+                    A = xtx[el]
+                    ridge = 1e-10 * A.diagonal().abs().max()
+                    B = torch.linalg.solve(A + ridge * torch.eye(A.shape[0], dtype=A.dtype), xty[el])
+                    Wd = W[:, drop[el]]
+                    Wk += Wd @ B[:-1].T
+                    bias += Wd @ B[-1]
+                    # R² of the removed pre-activation contribution S_drop Wdᵀ, from the
+                    # accumulated moments: residual and total sums of squares
+                    mu = xty[el][-1] / n
+                    rss = torch.trace(Wd @ (yty[el] - xty[el].T @ B) @ Wd.T)
+                    tss = torch.trace(Wd @ (yty[el] - n * torch.outer(mu, mu)) @ Wd.T)
+                    r2[el] = float(1.0 - rss / tss) if tss > 0 else 1.0
+                dst[0].weight.copy_(Wk.to(dst[0].weight))
+                dst[0].bias.copy_(bias.to(dst[0].bias))
+                for a, b in zip(src[1:], dst[1:]):
+                    b.weight.copy_(a.weight)
+                    b.bias.copy_(a.bias)
+            new.atom_energy.copy_(self.atom_energy)
+            new.energy_scale_buf.copy_(self.energy_scale_buf)
+        new.set_scaling(stats)
+        new.removal_r2_ = r2
+        return new
+
     # --------------------------------------------------------------- forward
     def _check_batch(self, batch) -> None:
         if list(batch.elements) != self.elements:
