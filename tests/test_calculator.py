@@ -285,6 +285,7 @@ def test_compiled_md_equals_eager(frames, which, kind, request):
     atoms = frames[which].copy()
     calc = HDNNPCalculator(model, device="cpu", extrapolation="warn", skin=0.4, compile=True)
     assert "compile=True" in repr(calc)
+    assert torch._dynamo.config.recompile_limit >= 64     # many models in one process stay compiled
     eager = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.0)
     dyn = hot_md(atoms, calc)
     graphs = None

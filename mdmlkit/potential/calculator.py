@@ -54,6 +54,9 @@ from .model import HDNNP
 __all__ = ["HDNNPCalculator", "load_model"]
 
 _MODES = ("warn", "raise", "ignore")
+# compiled kernels one process may hold (models x cell sizes x dtypes) before torch._dynamo
+# would fall back to eager execution (its default recompile_limit is 8)
+COMPILED_KERNELS_LIMIT = 64
 
 
 def load_model(source, device=None, dtype: torch.dtype | None = None) -> HDNNP:
@@ -137,6 +140,10 @@ class HDNNPCalculator(Calculator):
         if self.compile:
             from .compiled import PaddedEnergy
 
+            # every model (and layout capacity) is one more compilation of the same code
+            # object; past dynamo's default limit of 8 it would silently run eagerly
+            cfg = torch._dynamo.config
+            cfg.recompile_limit = max(cfg.recompile_limit, COMPILED_KERNELS_LIMIT)
             self._kernel = torch.compile(PaddedEnergy(self.model).energy_and_gradients, dynamic=False)
         if extrapolation != "ignore" and not model.is_scaling_fitted:
             warnings.warn("the model's scaling statistics are not fitted: extrapolation is not checked",
