@@ -268,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[train] removed {len(drop)} functions with zeta > {args.drop_zeta_above:g}, "
                           f"folded into the kept ones (R² of their first-layer contribution: {r2}); "
                           f"now {model.n_features} per element", flush=True)
+                else:
+                    print(f"[train] no functions with zeta > {args.drop_zeta_above:g}: nothing removed",
+                          flush=True)
         else:
             sfs = select_symmetry_functions(train, args, work)
             if args.long_radial:

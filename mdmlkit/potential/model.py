@@ -339,6 +339,34 @@ class HDNNP(nn.Module):
         return self
 
     # ---------------------------------------------------------------- fitting
+    def _raw_descriptor_batches(self, frames: list, batch_size: int, progress: bool, desc: str):
+        """Raw symmetry functions ``{el: [n_el, n_features]}`` of ``frames``, one batch of
+        ``batch_size`` structures at a time (no autograd graph)."""
+        from ..descriptors import AtomsBatch
+
+        for s in _progress(range(0, len(frames), batch_size), progress, desc):
+            batch = AtomsBatch.from_atoms(frames[s:s + batch_size], self.elements, self.cutoff,
+                                          device=self.device, dtype=self.dtype)
+            with torch.no_grad():
+                yield self.acsf(batch)
+
+    def _copy_with_functions(self, sfs, first_layers: Mapping[str, tuple]) -> "HDNNP":
+        """A model on ``sfs`` with this one's settings, reference energies and networks,
+        except every first layer, which is ``first_layers[el] = (weight, bias)``."""
+        new = HDNNP(sfs, dtype=self.dtype, device=self.device, seed=0, **self.config())
+        with torch.no_grad():
+            for el in self.elements:
+                src, dst = self.networks[el].linears, new.networks[el].linears
+                weight, bias = first_layers[el]
+                dst[0].weight.copy_(weight.to(dst[0].weight))
+                dst[0].bias.copy_(bias.to(dst[0].bias))
+                for a, b in zip(src[1:], dst[1:]):
+                    b.weight.copy_(a.weight)
+                    b.bias.copy_(a.bias)
+            new.atom_energy.copy_(self.atom_energy)
+            new.energy_scale_buf.copy_(self.energy_scale_buf)
+        return new
+
     def fit_scaling(self, data, batch_size: int = 16, progress: bool = False) -> "HDNNP":
         """Set the scaling statistics from training data (n2p2 ``nnp-scaling``).
 
@@ -370,13 +398,7 @@ class HDNNP(nn.Module):
             if not frames:
                 raise EmptyTrajectoryError("fit_scaling: no structures")
             sums = {}
-            from ..descriptors import AtomsBatch
-
-            for s in _progress(range(0, len(frames), batch_size), progress, "scaling statistics"):
-                batch = AtomsBatch.from_atoms(frames[s:s + batch_size], self.elements, self.cutoff,
-                                              device=self.device, dtype=self.dtype)
-                with torch.no_grad():
-                    G = self.acsf(batch)
+            for G in self._raw_descriptor_batches(frames, batch_size, progress, "scaling statistics"):
                 for el, g in G.items():
                     if g.shape[0]:
                         st = _Stats.of(g.detach().double().cpu())
@@ -469,23 +491,21 @@ class HDNNP(nn.Module):
                                   self.sfs.cutoff_type, self.sfs.alpha)
         if len(set(sfs)) != len(sfs):
             raise ValueError("with_functions: the functions to add contain duplicates")
-        new = HDNNP(sfs, dtype=self.dtype, device=self.device, seed=0, **self.config())
-        new.fit_scaling(data, batch_size=batch_size, progress=progress)
-        stats_old, stats = self.scaling_statistics(), new.scaling_statistics()
+        first = {}
         with torch.no_grad():
             for el in self.elements:
+                lin = self.networks[el].linears[0]
                 cols = torch.as_tensor([sfs.functions[el].index(f) for f in old[el]])
-                for key in stats[el]:
-                    stats[el][key][cols.numpy()] = stats_old[el][key]
-                src, dst = self.networks[el].linears, new.networks[el].linears
-                dst[0].weight.zero_()
-                dst[0].weight[:, cols] = src[0].weight.to(dst[0].weight)
-                dst[0].bias.copy_(src[0].bias)
-                for a, b in zip(src[1:], dst[1:]):
-                    b.weight.copy_(a.weight)
-                    b.bias.copy_(a.bias)
-            new.atom_energy.copy_(self.atom_energy)
-            new.energy_scale_buf.copy_(self.energy_scale_buf)
+                w = lin.weight.new_zeros(lin.weight.shape[0], sfs.n_features[el])
+                w[:, cols] = lin.weight
+                first[el] = (w, lin.bias)
+        new = self._copy_with_functions(sfs, first)
+        new.fit_scaling(data, batch_size=batch_size, progress=progress)
+        stats_old, stats = self.scaling_statistics(), new.scaling_statistics()
+        for el in self.elements:
+            cols = [sfs.functions[el].index(f) for f in old[el]]
+            for key in stats[el]:
+                stats[el][key][cols] = stats_old[el][key]
         return new.set_scaling(stats)
 
     def without_functions(self, functions, data, batch_size: int = 16,
@@ -515,7 +535,7 @@ class HDNNP(nn.Module):
         The fit's quality, the R² of the removed pre-activation contribution per
         element, is kept in ``removal_r2_`` of the returned model.
         """
-        from ..descriptors import AtomsBatch, SymmetryFunctionSet
+        from ..descriptors import SymmetryFunctionSet
 
         functions = list(functions)
         if not functions:
@@ -524,8 +544,9 @@ class HDNNP(nn.Module):
         missing = [f.to_line() for f in functions if f not in old.get(f.central, [])]
         if missing:
             raise ValueError(f"the model does not have {missing}")
-        drop = {el: [i for i, f in enumerate(old[el]) if f in functions] for el in self.elements}
-        keep = {el: [i for i in range(len(old[el])) if i not in set(drop[el])] for el in self.elements}
+        removed = set(functions)
+        drop = {el: [i for i, f in enumerate(old[el]) if f in removed] for el in self.elements}
+        keep = {el: [i for i, f in enumerate(old[el]) if f not in removed] for el in self.elements}
         empty = [el for el in self.elements if not keep[el]]
         if empty:
             raise ValueError(f"without_functions: no functions of {empty} would be left")
@@ -539,11 +560,7 @@ class HDNNP(nn.Module):
                for el in self.elements}
         yty = {el: torch.zeros(len(drop[el]), len(drop[el]), dtype=torch.float64)
                for el in self.elements}
-        for s in _progress(range(0, len(frames), batch_size), progress, "fitting removed functions"):
-            batch = AtomsBatch.from_atoms(frames[s:s + batch_size], self.elements, self.cutoff,
-                                          device=self.device, dtype=self.dtype)
-            with torch.no_grad():
-                G = self.acsf(batch)
+        for G in self._raw_descriptor_batches(frames, batch_size, progress, "fitting removed functions"):
             for el in self.elements:
                 if not drop[el] or G[el].shape[0] == 0:
                     continue
@@ -555,16 +572,15 @@ class HDNNP(nn.Module):
         sfs = SymmetryFunctionSet(self.elements,
                                   [old[el][i] for el in self.elements for i in keep[el]],
                                   self.sfs.cutoff_type, self.sfs.alpha)
-        new = HDNNP(sfs, dtype=self.dtype, device=self.device, seed=0, **self.config())
         stats_old = self.scaling_statistics()
         stats = {el: {key: np.asarray(v)[keep[el]] for key, v in stats_old[el].items()}
                  for el in self.elements}
-        r2 = {}
+        r2, first = {}, {}
         with torch.no_grad():
             for el in self.elements:
-                src, dst = self.networks[el].linears, new.networks[el].linears
-                W = src[0].weight.detach().double().cpu()
-                Wk, bias = W[:, keep[el]].clone(), src[0].bias.detach().double().cpu().clone()
+                lin = self.networks[el].linears[0]
+                W = lin.weight.detach().double().cpu()
+                Wk, bias = W[:, keep[el]].clone(), lin.bias.detach().double().cpu().clone()
                 if drop[el]:
                     n = xtx[el][-1, -1]
                     if n < 2:
@@ -581,14 +597,8 @@ class HDNNP(nn.Module):
                     rss = torch.trace(Wd @ (yty[el] - xty[el].T @ B) @ Wd.T)
                     tss = torch.trace(Wd @ (yty[el] - n * torch.outer(mu, mu)) @ Wd.T)
                     r2[el] = float(1.0 - rss / tss) if tss > 0 else 1.0
-                dst[0].weight.copy_(Wk.to(dst[0].weight))
-                dst[0].bias.copy_(bias.to(dst[0].bias))
-                for a, b in zip(src[1:], dst[1:]):
-                    b.weight.copy_(a.weight)
-                    b.bias.copy_(a.bias)
-            new.atom_energy.copy_(self.atom_energy)
-            new.energy_scale_buf.copy_(self.energy_scale_buf)
-        new.set_scaling(stats)
+                first[el] = (Wk, bias)
+        new = self._copy_with_functions(sfs, first).set_scaling(stats)
         new.removal_r2_ = r2
         return new
 
