@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "for a faster MD step); their weight is folded into the kept functions by "
                         "least squares over the training set (HDNNP.without_functions) before "
                         "training continues")
+    p.add_argument("--drop-zeta-elements", nargs="+", default=None, metavar="EL",
+                   help="with --drop-zeta-above: prune only the functions centred on these elements "
+                        "(default: all); e.g. O, whose 56 of 88 atoms and O-O pairs carry most of the "
+                        "moment kernel's cost, while La and Zr keep their zeta = 8 functions")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
@@ -179,6 +183,8 @@ def default_work_dir(args: argparse.Namespace) -> Path:
             "force_weight", "patience", "subset", "seed", "dtype", "init_model", "long_radial")
     if getattr(args, "drop_zeta_above", 0.0):
         keys += ("drop_zeta_above",)
+    if getattr(args, "drop_zeta_elements", None):
+        keys += ("drop_zeta_elements",)
     spec = {k: getattr(args, k, None) for k in keys}
     if spec["init_model"]:
         spec["init_model"] = str(Path(spec["init_model"]).resolve())
@@ -218,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.drop_zeta_above and not args.init_model:
         parser.error("--drop-zeta-above prunes a trained model: give --init-model (or --zetas for a new one)")
+    if args.drop_zeta_elements and not args.drop_zeta_above:
+        parser.error("--drop-zeta-elements only restricts --drop-zeta-above: give both")
+    unknown = sorted(set(args.drop_zeta_elements or ()) - set(ELEMENTS))
+    if unknown:
+        parser.error(f"--drop-zeta-elements: {unknown} not in the model's elements {ELEMENTS}")
     if args.long_radial and args.long_radial <= args.rc:
         parser.error(f"--long-radial {args.long_radial:g} Å must exceed --rc {args.rc:g} Å")
     import torch
@@ -261,11 +272,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[train] added radial functions to {args.long_radial:g} Å (zero weight)",
                       flush=True)
             if args.drop_zeta_above:
-                drop = [f for f in model.sfs if f.is_angular and f.zeta > args.drop_zeta_above]
+                centres = set(args.drop_zeta_elements or ELEMENTS)
+                drop = [f for f in model.sfs if f.is_angular and f.zeta > args.drop_zeta_above
+                        and f.central in centres]
                 if drop:
                     model = model.without_functions(drop, train, progress=not args.quiet)
                     r2 = ", ".join(f"{el} {v:.4f}" for el, v in model.removal_r2_.items())
-                    print(f"[train] removed {len(drop)} functions with zeta > {args.drop_zeta_above:g}, "
+                    print(f"[train] removed {len(drop)} functions with zeta > {args.drop_zeta_above:g} "
+                          f"centred on {', '.join(sorted(centres))}, "
                           f"folded into the kept ones (R² of their first-layer contribution: {r2}); "
                           f"now {model.n_features} per element", flush=True)
                 else:

@@ -155,3 +155,35 @@ def test_float32_predictions_close_to_float64(model, subset):
     n = np.array([len(a) for a in frames])
     assert 1000.0 * np.abs((e32 - e64) / n).max() < 0.02            # meV/atom
     assert 1000.0 * np.abs(f32 - f64).max() < 0.5                    # meV/Å
+
+
+def _train_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_la2zr2o7", REPO / "benchmarks" / "train_la2zr2o7.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--drop-zeta-above", "4"], "give --init-model"),
+    (["--init-model", "m.pt", "--drop-zeta-elements", "O"], "give both"),
+    (["--init-model", "m.pt", "--drop-zeta-above", "4", "--drop-zeta-elements", "Ce"], "'Ce'"),
+    (["--long-radial", "5"], "must exceed --rc"),
+])
+def test_train_script_rejects_inconsistent_pruning_options(argv, message, capsys):
+    """Bad option combinations stop in the parser, before any data is read or model built."""
+    with pytest.raises(SystemExit) as exc:
+        _train_script().main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_train_script_work_dir_depends_on_pruned_elements():
+    """Runs that prune different centre elements never resume each other's checkpoints."""
+    mod = _train_script()
+    base = ["--init-model", "m.pt", "--drop-zeta-above", "4"]
+    dirs = {mod.default_work_dir(mod.build_parser().parse_args(base + extra))
+            for extra in ([], ["--drop-zeta-elements", "O"], ["--drop-zeta-elements", "La", "Zr"])}
+    assert len(dirs) == 3
