@@ -269,7 +269,7 @@ def test_timings_breakdown(model, frames):
     assert {"neighbour_list", "descriptors", "extrapolation_check", "networks", "backward",
             "results"} <= set(calc.timings)
     assert all(v >= 0 for v in calc.timings.values())
-    assert "skin=1 Å" in repr(calc)
+    assert "skin=0.5 Å" in repr(calc)
 
 
 # ------------------------------------------------------------ compiled kernel
