@@ -20,6 +20,8 @@ Two potentials:
 * ``synthetic_2_3_9``: 60 functions per element (12 type 2, 24 narrow-angular
   type 3, 24 type 9), rc 6 Å, cutoff type 6 (alpha 0.1), networks 60-25-25-1,
   random weights.  Type 3 needs explicit triplets, so this is the slow case.
+* ``--extra-model NAME=PATH`` (repeatable): any other ``model.pt`` as case NAME, e.g. a
+  pruned candidate timed against the shipped models in the same run.
 
 Variants of each, timed interleaved in the same process (every variant of a
 case makes one step per round, in a rotating order, so load changes on a shared
@@ -234,6 +236,9 @@ def main(argv=None) -> dict:
     p.add_argument("--cases", nargs="+", default=["shipped", "shipped_fast", "synthetic_2_3_9"])
     p.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="the 'shipped' model file")
     p.add_argument("--fast-model", type=Path, default=FAST_MODEL, help="the 'shipped_fast' model file")
+    p.add_argument("--extra-model", action="append", default=[], metavar="NAME=PATH",
+                   help="time another model.pt as case NAME in the same run (e.g. a pruned candidate "
+                        "against the shipped ones); repeatable")
     p.add_argument("--rounds", type=int, default=24,
                    help="interleaved rounds: every HDNNP variant makes one step per round")
     p.add_argument("--teacher-steps", type=int, default=8, help="timed CHGNet steps per size, half before and half after the HDNNP rounds")
@@ -269,7 +274,16 @@ def main(argv=None) -> dict:
         base_models["shipped_fast"] = HDNNP.load(args.fast_model)
     if "synthetic_2_3_9" in args.cases:
         base_models["synthetic_2_3_9"] = synthetic_model()
+    extra_paths = {}
+    for spec in args.extra_model:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path or name in base_models:
+            raise SystemExit(f"--extra-model {spec!r}: expected NAME=PATH with a new case NAME")
+        extra_paths[name] = Path(path)
+        base_models[name] = HDNNP.load(path)
     results["models"] = {k: describe(m) for k, m in base_models.items()}
+    for name, path in extra_paths.items():
+        results["models"][name]["path"] = str(path)
     results["models"].get("shipped", {})["path"] = os.path.relpath(args.model, ROOT)
     results["models"].get("shipped_fast", {})["path"] = os.path.relpath(args.fast_model, ROOT)
     summary: dict = {}
@@ -351,7 +365,7 @@ def main(argv=None) -> dict:
     results["summary"] = summary
     results["summary_notes"] = (
         "µs per atom per velocity-Verlet step: median over interleaved steps (best: fastest step); "
-        "float64 = default calculator (1 Å Verlet skin), float32 = dtype=torch.float32 (all in "
+        f"float64 = default calculator ({args.skin:g} Å Verlet skin), float32 = dtype=torch.float32 (all in "
         "float32, solid-harmonic angular moments included), float64_fresh_list = skin=0, "
         "float64_compiled / float32_compiled = compile=True (one torch.compile'd kernel on the padded "
         "Verlet layout; its compilation is in *_compiled_first_steps_s, not in the step times); "
