@@ -107,7 +107,13 @@ class HDNNPCalculator(Calculator):
     compile : bool
         Run energies, forces and stress through a ``torch.compile``d kernel
         (see the module docstring); needs a model whose functions are all
-        types 2 and 9 with integer zeta <= 8 (ValueError otherwise).
+        types 2 and 9 with integer zeta <= 8 (ValueError otherwise).  The
+        kernel's neighbour tables are sized from the first list with 10 %
+        headroom; when a later list needs more slots (e.g. a hot run started
+        from a perfect crystal) it compiles once more, which can take minutes
+        (188 s for a 704-atom cell on a 2-core VM), after which torch's
+        dynamic shapes avoid further recompiles.  Start long hot runs from a
+        thermalised structure to avoid that stall.
 
     Raises (on calculation)
     -----------------------
