@@ -8,7 +8,7 @@ extrapolation check + networks + one autograd backward pass (forces and virial)
 origin choice 2, a = 10.8 Å; La 16d, Zr 16c, O 48f x = 0.33, O' 8b), momenta
 drawn at 600 K, 1 fs steps.
 
-Two potentials:
+Cases (HDNNP models, each against the CHGNet teacher):
 
 * ``shipped`` (primary, the realistic case): ``models/la2zr2o7/model.pt``, the
   trained model -- types 2 and 9 (type 9 through angular moments) within 6 Å plus
@@ -78,6 +78,7 @@ N2P2_TARGET_US_PER_ATOM = 200.0
 TEACHER_TARGET_SPEEDUP = 100.0
 ELEMENTS = ("La", "Zr", "O")
 SHIPPED_MODEL = ROOT / "models" / "la2zr2o7" / "model.pt"
+BUILTIN_CASES = ("shipped", "shipped_fast", "synthetic_2_3_9")
 FAST_MODEL = ROOT / "models" / "la2zr2o7-fast" / "model.pt"
 PHASES = ("neighbour_list", "descriptors", "extrapolation_check", "networks", "backward", "results")
 
@@ -233,7 +234,7 @@ def _load():
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[88, 704], help="cell sizes (88·k³ atoms)")
-    p.add_argument("--cases", nargs="+", default=["shipped", "shipped_fast", "synthetic_2_3_9"])
+    p.add_argument("--cases", nargs="+", default=list(BUILTIN_CASES), choices=BUILTIN_CASES)
     p.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="the 'shipped' model file")
     p.add_argument("--fast-model", type=Path, default=FAST_MODEL, help="the 'shipped_fast' model file")
     p.add_argument("--extra-model", action="append", default=[], metavar="NAME=PATH",
@@ -277,8 +278,9 @@ def main(argv=None) -> dict:
     extra_paths = {}
     for spec in args.extra_model:
         name, sep, path = spec.partition("=")
-        if not sep or not name or not path or name in base_models:
-            raise SystemExit(f"--extra-model {spec!r}: expected NAME=PATH with a new case NAME")
+        if not sep or not name or not path or name in base_models or name in BUILTIN_CASES:
+            raise SystemExit(f"--extra-model {spec!r}: expected NAME=PATH, NAME not one of "
+                             f"{sorted(BUILTIN_CASES)} or an earlier --extra-model")
         extra_paths[name] = Path(path)
         base_models[name] = HDNNP.load(path)
     results["models"] = {k: describe(m) for k, m in base_models.items()}

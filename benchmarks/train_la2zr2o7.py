@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"folded into the kept ones (R² of their first-layer contribution: {r2}); "
                           f"now {model.n_features} per element", flush=True)
                 else:
-                    print(f"[train] no functions with zeta > {args.drop_zeta_above:g}: nothing removed",
+                    print(f"[train] no functions with zeta > {args.drop_zeta_above:g} centred on "
+                          f"{', '.join(sorted(centres))}: nothing removed",
                           flush=True)
         else:
             sfs = select_symmetry_functions(train, args, work)
