@@ -26,9 +26,12 @@ Cases (HDNNP models, each against the CHGNet teacher):
 Variants of each, timed interleaved in the same process (every variant of a
 case makes one step per round, in a rotating order, so load changes on a shared
 machine hit all variants alike): float64 (the default), float32, float64
-with a fresh neighbour list every step (``skin=0``), and float64 and float32 with
-``compile=True`` (one ``torch.compile``d kernel; models without type 3 only; the
-compilation happens in the warm-up steps, whose time is recorded as ``warmup_s``).  The CHGNet teacher
+with a fresh neighbour list every step (``skin=0``), float64 and float32 with
+``compile="numba"`` (the fused numba kernels of :mod:`mdmlkit.potential.fused`,
+what ``compile=True`` picks on a CPU) and with ``compile="torch"`` (one
+``torch.compile``d kernel); compiled variants need models without type 3, and
+their compilation happens in the warm-up steps, whose time is recorded as
+``warmup_s``.  The CHGNet teacher
 (``pip install mdmlkit[teacher]``) is timed in the same run, half of its steps
 before and half after the HDNNP rounds of each size, each time in a fresh
 interpreter (beside the live HDNNP calculators CHGNet ran 1.5-4x slower
@@ -248,7 +251,9 @@ def main(argv=None) -> dict:
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when available")
     p.add_argument("--no-teacher", action="store_true")
     p.add_argument("--teacher-only", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    p.add_argument("--no-compile", action="store_true", help="skip the compiled variants (numba and torch)")
+    p.add_argument("--no-torch-compile", action="store_true",
+                   help="skip the torch.compile variants (minutes of compilation per cell size)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads for all potentials, teacher included (default 1: shared machine)")
     p.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "potential.json")
@@ -267,7 +272,7 @@ def main(argv=None) -> dict:
                "n2p2_target_us_per_atom": N2P2_TARGET_US_PER_ATOM,
                "teacher_target_speedup": TEACHER_TARGET_SPEEDUP,
                "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-               "machine": machine_info(("numpy", "torch", "ase", "chgnet")), "models": {}, "cases": []}
+               "machine": machine_info(("numpy", "torch", "numba", "ase", "chgnet")), "models": {}, "cases": []}
     base_models = {}
     if "shipped" in args.cases:
         base_models["shipped"] = HDNNP.load(args.model)
@@ -303,8 +308,12 @@ def main(argv=None) -> dict:
                             ("float32", torch.float32, args.skin, False),
                             ("float64_fresh_list", torch.float64, 0.0, False)]
                 if model.acsf.supports_padded and not args.no_compile:
-                    variants += [("float64_compiled", torch.float64, args.skin, True),
-                                 ("float32_compiled", torch.float32, args.skin, True)]
+                    if torch.device(device).type == "cpu" and importlib.util.find_spec("numba"):
+                        variants += [("float64_numba", torch.float64, args.skin, "numba"),
+                                     ("float32_numba", torch.float32, args.skin, "numba")]
+                    if not args.no_torch_compile:
+                        variants += [("float64_compiled", torch.float64, args.skin, "torch"),
+                                     ("float32_compiled", torch.float32, args.skin, "torch")]
                 for variant, dtype, skin, compiled in variants:
                     calc = HDNNPCalculator(model, device=device, dtype=dtype, skin=skin, compile=compiled)
                     runners[(case, variant)] = Runner(calc, atoms, device, args.warmup)
@@ -351,7 +360,7 @@ def main(argv=None) -> dict:
                     s[f"{variant}_speedup_vs_chgnet"] = round(entry["speedup_vs_teacher"], 1)
                     s[f"{variant}_speedup_vs_chgnet_best"] = round(entry["speedup_vs_teacher_best"], 1)
                     s["chgnet_us_per_atom_step"] = round(t_res["us_per_atom_step"], 1)
-                if variant.endswith("_compiled"):
+                if variant.endswith(("_compiled", "_numba")):
                     s[f"{variant}_first_steps_s"] = round(r.warmup_s, 1)
                     if t_res is not None:
                         s[f"meets_100x_vs_chgnet_{variant}"] = entry["meets_teacher_target"]
@@ -369,8 +378,9 @@ def main(argv=None) -> dict:
         "µs per atom per velocity-Verlet step: median over interleaved steps (best: fastest step); "
         f"float64 = default calculator ({args.skin:g} Å Verlet skin), float32 = dtype=torch.float32 (all in "
         "float32, solid-harmonic angular moments included), float64_fresh_list = skin=0, "
-        "float64_compiled / float32_compiled = compile=True (one torch.compile'd kernel on the padded "
-        "Verlet layout; its compilation is in *_compiled_first_steps_s, not in the step times); "
+        "float64_numba / float32_numba = compile='numba' (fused numba kernels, what compile=True picks "
+        "on a CPU), float64_compiled / float32_compiled = compile='torch' (one torch.compile'd kernel "
+        "on the padded Verlet layout); compilation is in *_first_steps_s, not in the step times; "
         "speed-up = CHGNet median "
         "step time / HDNNP median step time, same run, same torch thread count (*_best: fastest "
         "CHGNet step / fastest HDNNP step, less sensitive to bursts of load from other tenants "

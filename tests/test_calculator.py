@@ -275,7 +275,7 @@ def test_timings_breakdown(model, frames):
 # ------------------------------------------------------------ compiled kernel
 @pytest.mark.parametrize("which, kind", [(0, "model"), (1, "model"), (0, "tiered_model")])
 def test_compiled_md_equals_eager(frames, which, kind, request):
-    """``compile=True`` (one torch.compile'd kernel on the padded Verlet layout) gives
+    """``compile="torch"`` (one torch.compile'd kernel on the padded Verlet layout) gives
     the energies, per-atom energies, forces and stress of the eager calculator along a
     hot MD run with list rebuilds, and reuses its compiled code across rebuilds
     (periodic cell, cluster; two tiers of tables for longer-range radial functions)."""
@@ -283,8 +283,8 @@ def test_compiled_md_equals_eager(frames, which, kind, request):
 
     model = request.getfixturevalue(kind)
     atoms = frames[which].copy()
-    calc = HDNNPCalculator(model, device="cpu", extrapolation="warn", skin=0.4, compile=True)
-    assert "compile=True" in repr(calc)
+    calc = HDNNPCalculator(model, device="cpu", extrapolation="warn", skin=0.4, compile="torch")
+    assert "compile='torch'" in repr(calc)
     assert torch._dynamo.config.recompile_limit >= 64     # many models in one process stay compiled
     eager = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.0)
     dyn = hot_md(atoms, calc)
@@ -307,4 +307,4 @@ def test_compiled_needs_padded_functions(frames):
         f"symfunction_short {c} 3 O O 0.05 1 1.0 4.5" for c in ("La", "Zr", "O")) + "\n")
     m = HDNNP(sfs, hidden=(4,), seed=0)
     with pytest.raises(ValueError, match="explicit triplets"):
-        HDNNPCalculator(m, device="cpu", compile=True)
+        HDNNPCalculator(m, device="cpu", compile="torch")

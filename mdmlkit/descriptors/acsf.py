@@ -588,20 +588,50 @@ class ACSF(nn.Module):
             diag.append((R * R).sum(dim=1))                             # [n_c, U]
         if plan is None:
             return parts
-        # all type-9 moment functions of c at once (see terms): products of the two
-        # neighbour elements' harmonic moments summed per degree l (the Legendre
-        # power spectrum), then each function's Legendre sum over degrees
-        name = plan["name"]
-        Mo = torch.stack(mom, dim=1)                                     # [n, E, U, H]
-        prod = Mo.index_select(1, getattr(self, name + "_g1")) * Mo.index_select(
+        parts[plan["name"] + "_all"] = self.moment_values(c, torch.stack(mom, dim=1),
+                                                          torch.cat(diag, dim=1))
+        return parts
+
+    def moment_values(self, c: int, moments: torch.Tensor, diag: torch.Tensor) -> torch.Tensor:
+        """All type-9 moment functions [n, F] of centre element c from its pair sums.
+
+        ``moments`` [n, E, U, H]: M_lm = sum_j R_u(r_ij) S_lm(u_ij) over the neighbours
+        of each element of ``_moment[c]["elements"]`` (E), unique radial factors (U) and
+        harmonics (H = (n_max + 1)^2); ``diag`` [n, E * U]: sum_j R_u(r_ij)^2 (the j = k
+        terms).  Products of the two neighbour elements' moments summed per degree l
+        (the Legendre power spectrum), then each function's Legendre sum over degrees
+        (see :mod:`~mdmlkit.descriptors.terms`).  Differentiable in both inputs.
+        """
+        name = self._moment[c]["name"]
+        prod = moments.index_select(1, getattr(self, name + "_g1")) * moments.index_select(
             1, getattr(self, name + "_g2"))                             # [n, G, U, H]
         S = (prod @ getattr(self, name + "_lsum")).flatten(1, 2)         # [n, G*U, n_max+1]
         val = (S.index_select(1, getattr(self, name + "_fidx"))
                * getattr(self, name + "_coef")).sum(-1)                  # [n, F]
-        dg = torch.cat(diag, dim=1).index_select(1, getattr(self, name + "_didx"))
+        dg = diag.index_select(1, getattr(self, name + "_didx"))
         val = getattr(self, name + "_half") * (val - getattr(self, name + "_diagc") * dg)
-        parts[name + "_all"] = val * getattr(self, name + "_pref")
-        return parts
+        return val * getattr(self, name + "_pref")
+
+    def moment_spectrum_map(self, c: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`moment_values` as one linear map of the power spectrum and the diagonal.
+
+        Returns ``(g1 [G], g2 [G], W [F, G*U*L + E*U])`` (W in float64): with the power
+        spectrum P[g, u, l] = sum_m M[g1[g], u, lm] M[g2[g], u, lm] of the moments of
+        :meth:`moment_values` and its ``diag`` [E*U], the functions are
+        ``cat([P.flatten(), diag]) @ W.T``.  Used by kernels that form P themselves.
+        """
+        name = self._moment[c]["name"]
+        get = lambda key: getattr(self, name + key).detach().cpu()   # noqa: E731
+        coef, fidx, didx = get("_coef").double(), get("_fidx"), get("_didx")
+        scale = (get("_half") * get("_pref")).double()
+        n_f, n_l = coef.shape
+        n_u = getattr(self, name).shape[1]
+        n_s = len(self._moment[c]["groups"]) * n_u * n_l
+        W = torch.zeros(n_f, n_s + len(self._moment[c]["elements"]) * n_u, dtype=torch.float64)
+        rows = torch.arange(n_f)
+        W[rows[:, None], fidx[:, None] * n_l + torch.arange(n_l)[None, :]] = scale[:, None] * coef
+        W[rows, n_s + didx] = -scale * get("_diagc").double()
+        return get("_g1"), get("_g2"), W
 
     def assemble(self, parts: dict[str, torch.Tensor], counts: list[int],
                  like: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -262,14 +262,19 @@ class AtomsBatch:
         d = self.detached_vectors().norm(dim=1)
         k = int(torch.argmin(d))
         if float(d[k]) < min_distance:
-            i, j = int(self.pair_i[k]), int(self.pair_j[k])
-            s = int(self.structure[i])
-            first = int((torch.cumsum(self.n_atoms, 0) - self.n_atoms)[s])
-            el = self.elements
-            raise AtomsTooCloseError(
-                f"structure {s}: atoms {i - first} ({el[int(self.species[i])]}) and {j - first} "
-                f"({el[int(self.species[j])]}) are {float(d[k]):.4f} Å apart "
-                f"(image {self.cell_shifts[k].tolist()}), less than {min_distance} Å")
+            self.raise_too_close(k, float(d[k]), min_distance)
+
+    def raise_too_close(self, k: int, distance: float, min_distance: float = MIN_DISTANCE) -> None:
+        """Raise :class:`AtomsTooCloseError` naming the structure, atoms and image of pair ``k``
+        (``distance`` Å apart); for callers that found the closest pair themselves."""
+        i, j = int(self.pair_i[k]), int(self.pair_j[k])
+        s = int(self.structure[i])
+        first = int((torch.cumsum(self.n_atoms, 0) - self.n_atoms)[s])
+        el = self.elements
+        raise AtomsTooCloseError(
+            f"structure {s}: atoms {i - first} ({el[int(self.species[i])]}) and {j - first} "
+            f"({el[int(self.species[j])]}) are {distance:.4f} Å apart "
+            f"(image {self.cell_shifts[k].tolist()}), less than {min_distance} Å")
 
     def detached_vectors(self) -> torch.Tensor:
         """All pair vectors without autograd history (index bookkeeping), cached."""

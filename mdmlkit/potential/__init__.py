@@ -6,7 +6,8 @@
 * :mod:`.n2p2`: ``input.data``, ``input.nn``, ``scaling.data`` and weight files;
   :func:`load_n2p2_model` / :func:`save_n2p2_model` (runs in LAMMPS ``pair_style hdnnp``).
 * :class:`HDNNPCalculator` (:mod:`.calculator`): ASE calculator with extrapolation checks;
-  ``compile=True`` runs it through one ``torch.compile``d kernel (:mod:`.compiled`).
+  ``compile=True`` runs it through compiled kernels: fused numba loops on a CPU
+  (:mod:`.fused`), one ``torch.compile``d kernel on a GPU (:mod:`.compiled`).
 * :mod:`.extrapolation`: :func:`check_extrapolation`, :class:`ExtrapolationReport`,
   :class:`ExtrapolationWarning`.
 * :class:`Trainer` (:mod:`.training`), :class:`Committee` (:mod:`.committee`).
