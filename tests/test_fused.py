@@ -109,6 +109,15 @@ def test_compile_options(model):  # noqa: F811
     assert plan.table_error < 1e-8 and "table error" in repr(plan)
 
 
+def test_fused_energy_takes_one_structure(model, frames):  # noqa: F811
+    from mdmlkit.descriptors import AtomsBatch
+    from mdmlkit.potential.fused import FusedEnergy
+
+    batch = AtomsBatch.from_atoms(frames[:2], model.elements, model.cutoff)
+    with pytest.raises(ValueError, match="one structure, the batch has 2"):
+        FusedEnergy(model)(batch)
+
+
 @pytest.mark.parametrize("compile", [False, "numba"])
 def test_atoms_too_close_on_a_reused_list(model, frames, compile):  # noqa: F811
     """Atoms pushed closer than 0.5 Å while the Verlet list is reused raise an error that

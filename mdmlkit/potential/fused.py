@@ -25,10 +25,10 @@ storing per-pair derivative tables.
 The kernels are compiled by numba (a dependency of umap-learn) on first use
 (≈ 40 s per dtype on a 2-core VM; cached on disk afterwards), run in parallel
 over atoms with ``torch.get_num_threads()`` numba threads, and take float32 or
-float64 arrays.  Pairs
-are those of a full, sorted list (``AtomsBatch``: ``pair_i`` sorted, vectors
-``positions[j] - positions[i] + shift``); pairs beyond a function's cutoff
-contribute exactly zero, so a Verlet list with a skin is used as it is.
+float64 arrays.  Pairs are those of a full, sorted list (``AtomsBatch``:
+``pair_i`` sorted, vectors ``positions[j] - positions[i] + shift``); pairs beyond
+a function's cutoff contribute exactly zero, so a Verlet list with a skin is used
+as it is.
 """
 from __future__ import annotations
 
@@ -752,6 +752,8 @@ class FusedEnergy:
         return self._pairs[1:]
 
     def __call__(self, batch, strain: bool = True):
+        if batch.n_structures != 1:
+            raise ValueError(f"the fused kernels take one structure, the batch has {batch.n_structures}")
         model, plan = self.model, self.plan
         start, pair_i, pair_j, shifts, species = self._pair_arrays(batch)
         pos = np.ascontiguousarray(batch.positions.detach().cpu().numpy(), dtype=self.np_dtype)
