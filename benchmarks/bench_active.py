@@ -111,7 +111,7 @@ def load_data(args):
 
         pool, test = mix(args.pool_size, 100), mix(args.test_size, 200)
         return pool, test, ["Cu", "Ni"]
-    from mdmlkit.datasets import load_la2zr2o7
+    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
 
     train, test = load_la2zr2o7("train"), load_la2zr2o7("test")
     pool = [train[i] for i in np.sort(rng.choice(len(train), min(args.pool_size, len(train)),
@@ -140,7 +140,7 @@ def ood_experiment(args, sfs, model_factory, trainer_kwargs, progress):
     """Fit on cool structures; compare detectors' uncertainty with the potential's error."""
     from mdmlkit.active import (AutoencoderQuery, CommitteeQuery, FarthestPointQuery,
                                 ood_detection)
-    from mdmlkit.potential.training import Trainer
+    from mdmlkit.potential.training.trainer import Trainer
 
     rng = np.random.default_rng(777)
     if args.dataset == "synthetic":
@@ -151,7 +151,7 @@ def ood_experiment(args, sfs, model_factory, trainer_kwargs, progress):
                   "hot": emt_frames(args.ood_test, "thermal", (1700, 2000), seed=303),
                   "defect": emt_frames(args.ood_test, "vacancy", (300, 900), seed=304)}
     else:
-        from mdmlkit.datasets import load_la2zr2o7
+        from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
 
         cool_kinds = {"eos", "strain", "thermal", "md"}
 

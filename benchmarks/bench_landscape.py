@@ -8,7 +8,7 @@ written atomically, so an interrupted generation resumes).
 For each size (default 10k, 50k, 100k frames, evenly spaced over all runs and
 temperatures) it times
 
-* ``fingerprint``: :class:`mdmlkit.fingerprints.CoulombMatrixEigenvalues` (threads
+* ``fingerprint``: :class:`mdmlkit.landscape.fingerprints.CoulombMatrixEigenvalues` (threads
   over chunks, BLAS limited to one thread per chunk);
 * ``scale``, ``embed``, ``cluster``: :class:`mdmlkit.landscape.LandscapeMap` with its
   defaults (openTSNE, exaggeration 2, FFT gradients for >= 10k frames; DBSCAN with
@@ -131,7 +131,7 @@ def fingerprints(positions: np.ndarray, n_jobs: int) -> np.ndarray:
     from ase import Atoms
     from threadpoolctl import threadpool_limits
 
-    from mdmlkit.fingerprints import CoulombMatrixEigenvalues
+    from mdmlkit.landscape.fingerprints import CoulombMatrixEigenvalues
 
     n_atoms = positions.shape[1]
     cm = CoulombMatrixEigenvalues(n_eigen=n_atoms)

@@ -1,6 +1,6 @@
 """MD speed of the heating engines: asap3 EMT, ASE EMT and LAMMPS EAM for Cu13/55/147.
 
-Runs :func:`mdmlkit.md.heat` / :func:`mdmlkit.lammps.heat_lammps` exactly as the
+Runs :func:`mdmlkit.md.heating.heat` / :func:`mdmlkit.md.lammps.heat_lammps` exactly as the
 landscape workflow does (Langevin, 2 fs, a frame every 100 steps, in memory)
 on relaxed Mackay icosahedra and reports steps per second (wall time of the
 dynamics including frame sampling).  Results go to ``benchmarks/results/md.json``
@@ -28,8 +28,8 @@ def _steps_per_s(run, n_steps: int) -> float:
 
 
 def bench(quick: bool) -> dict:
-    from mdmlkit.clusters import make_cluster
-    from mdmlkit.md import heat
+    from mdmlkit.systems.cu_clusters import make_cluster
+    from mdmlkit.md.heating import heat
 
     n_fast, n_slow = (2000, 200) if quick else (20000, 1000)
     dt = 2.0
@@ -43,7 +43,7 @@ def bench(quick: bool) -> dict:
                                              progress=False), n_slow),
     }
     try:
-        from mdmlkit.lammps import heat_lammps, lammps_available
+        from mdmlkit.md.lammps import heat_lammps, lammps_available
 
         if lammps_available():
             engines["lammps_eam"] = (

@@ -27,7 +27,7 @@ Variants of each, timed interleaved in the same process (every variant of a
 case makes one step per round, in a rotating order, so load changes on a shared
 machine hit all variants alike): float64 (the default), float32, float64
 with a fresh neighbour list every step (``skin=0``), float64 and float32 with
-``compile="numba"`` (the fused numba kernels of :mod:`mdmlkit.potential.fused`,
+``compile="numba"`` (the fused numba kernels of :mod:`mdmlkit.descriptors.kernels.fused`,
 what ``compile=True`` picks on a CPU) and with ``compile="torch"`` (one
 ``torch.compile``d kernel); compiled variants need models without type 3, and
 their compilation happens in the warm-up steps, whose time is recorded as

@@ -10,7 +10,7 @@ float64, global batch of 8 structures, in three set-ups:
 * 1 process, 2 threads;
 * 2 data-parallel processes (``torchrun``, gloo), 1 thread each.
 
-Every case runs the real command-line trainer (:mod:`mdmlkit.potential.ddp`) in a
+Every case runs the real command-line trainer (:mod:`mdmlkit.potential.training.ddp`) in a
 subprocess; the throughput is the number of training structures divided by the
 median epoch time, epoch 1 (warm-up) excluded.  Positions are rattled by 0.05 Å
 and the labels are fake (only speed is measured).
@@ -45,7 +45,7 @@ ELEMENTS = ["La", "Zr", "O"]
 def pyrochlore(n_atoms: int):
     """La2Zr2O7 cell with 22 (primitive) or 88 (conventional) atoms."""
     try:
-        from mdmlkit.pyrochlore import conventional_cell, primitive_cell
+        from mdmlkit.systems.pyrochlore import conventional_cell, primitive_cell
 
         return primitive_cell() if n_atoms == 22 else conventional_cell()
     except ImportError:  # standalone fallback: Fd-3m origin choice 2
@@ -90,9 +90,9 @@ def run_case(work: Path, n_atoms: int, nproc: int, threads: int, epochs: int, ba
             "--patience", "0", "--device", "cpu", "--threads", str(threads), "--quiet"]
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", str(nproc), "-m", "mdmlkit.potential.ddp", *args]
+               "--nproc_per_node", str(nproc), "-m", "mdmlkit.potential.training.ddp", *args]
     else:
-        cmd = [sys.executable, "-m", "mdmlkit.potential.ddp", *args]
+        cmd = [sys.executable, "-m", "mdmlkit.potential.training.ddp", *args]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(REPO))
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -63,10 +63,10 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     import torch
 
-    from mdmlkit.datasets import load_la2zr2o7
+    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
     from mdmlkit.potential import HDNNPCalculator
-    from mdmlkit.pyrochlore import conventional_cell, primitive_cell, supercell
-    from mdmlkit.teacher import chgnet_calculator, teacher_info
+    from mdmlkit.systems.pyrochlore import conventional_cell, primitive_cell, supercell
+    from mdmlkit.systems.teacher import chgnet_calculator, teacher_info
     from mdmlkit.utils import atomic_write_json, machine_info
 
     torch.set_num_threads(1)

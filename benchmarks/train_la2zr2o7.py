@@ -233,10 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--long-radial {args.long_radial:g} Å must exceed --rc {args.rc:g} Å")
     import torch
 
-    from mdmlkit.datasets import load_la2zr2o7
+    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
     from mdmlkit.descriptors import SymmetryFunctionSet, long_radial_functions
     from mdmlkit.potential import HDNNP, save_n2p2_model
-    from mdmlkit.potential.training import Trainer
+    from mdmlkit.potential.training.trainer import Trainer
     from mdmlkit.utils import atomic_write_json, machine_info
 
     torch.set_num_threads(args.threads)

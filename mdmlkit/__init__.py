@@ -2,8 +2,8 @@
 
 Three capabilities, each a subpackage/module you import explicitly:
 
-* landscape mapping of nanocluster MD: :mod:`mdmlkit.md`, :mod:`mdmlkit.fingerprints`,
-  :mod:`mdmlkit.structure`, :mod:`mdmlkit.landscape`, :mod:`mdmlkit.thermo`;
+* landscape mapping of nanocluster MD: :mod:`mdmlkit.md.heating`, :mod:`mdmlkit.landscape.fingerprints`,
+  :mod:`mdmlkit.landscape.structure`, :mod:`mdmlkit.landscape`, :mod:`mdmlkit.landscape.thermo`;
 * Behler–Parrinello potentials: :mod:`mdmlkit.descriptors`, :mod:`mdmlkit.potential`;
 * active learning: :mod:`mdmlkit.active`.
 

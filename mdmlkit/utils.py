@@ -10,7 +10,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import EmptyTrajectoryError, InconsistentFramesError, NonFiniteError, UnknownElementError
+from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, NonFiniteError, UnknownElementError
 
 PathLike = str | os.PathLike
 

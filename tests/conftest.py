@@ -46,7 +46,7 @@ def _one_torch_thread():
 @pytest.fixture(scope="session")
 def chgnet_calc():
     """The CHGNet teacher (CPU), loaded once per session; skips when chgnet is not installed."""
-    teacher = pytest.importorskip("mdmlkit.teacher")
+    teacher = pytest.importorskip("mdmlkit.systems.teacher")
     try:
         return teacher.chgnet_calculator(device="cpu")
     except teacher.TeacherUnavailableError:

@@ -63,7 +63,7 @@ def test_console_entry_point_parses():
 
 def test_nglview_labextension_fix(tmp_path, monkeypatch):
     """`mdmlkit fix-nglview` rewrites a mis-registered lab extension version (nglview#1181)."""
-    from mdmlkit import nglview_labext
+    from mdmlkit.nbtools import nglview_fix as nglview_labext
     from mdmlkit.cli import main
 
     monkeypatch.setattr(nglview_labext, "frontend_version", lambda: "4.0")

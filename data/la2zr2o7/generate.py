@@ -52,10 +52,10 @@ except ImportError:   # running from a source checkout without installation
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from mdmlkit import pyrochlore as pyro
-from mdmlkit.datasets import (label, read_frames, split_labels, summarize, validate_labelled,
+from mdmlkit.systems import pyrochlore as pyro
+from mdmlkit.systems.la2zr2o7 import (label, read_frames, split_labels, summarize, validate_labelled,
                               write_frames)
-from mdmlkit.teacher import resolve_teacher, teacher_info
+from mdmlkit.systems.teacher import resolve_teacher, teacher_info
 from mdmlkit.utils import atomic_write_json
 
 GENERATOR = "mdmlkit-la2zr2o7-generate/1"

@@ -14,13 +14,13 @@
   :func:`labels_to_reach`, :func:`ood_detection`.
 * Descriptors are computed once per structure and cached (:mod:`.features`).
 """
-from .autoencoder import SymmetryFunctionAutoencoder
-from .benchmark import LearningCurves, labels_to_reach, machine_info, ood_detection, run_learning_curves
-from .features import DescriptorCache, DescriptorTable
-from .loop import ActiveLearningLoop
-from .onthefly import OnTheFlyResult, run_on_the_fly
-from .oracle import LabelResult, Oracle, ReplayOracle
-from .queries import (AutoencoderQuery, CommitteeQuery, FarthestPointQuery, Query, RandomQuery,
+from mdmlkit.active.autoencoder import SymmetryFunctionAutoencoder
+from mdmlkit.active.benchmark import LearningCurves, labels_to_reach, machine_info, ood_detection, run_learning_curves
+from mdmlkit.active.features import DescriptorCache, DescriptorTable
+from mdmlkit.active.loop import ActiveLearningLoop
+from mdmlkit.active.onthefly import OnTheFlyResult, run_on_the_fly
+from mdmlkit.active.oracle import LabelResult, Oracle, ReplayOracle
+from mdmlkit.active.queries import (AutoencoderQuery, CommitteeQuery, FarthestPointQuery, Query, RandomQuery,
                       Selection)
 
 __all__ = [

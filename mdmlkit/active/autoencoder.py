@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import EmptyTrajectoryError, ModelMismatchError
-from ..utils import resolve_device
+from mdmlkit.errors import EmptyTrajectoryError, ModelMismatchError
+from mdmlkit.utils import resolve_device
 
 __all__ = ["ElementAutoencoder", "SymmetryFunctionAutoencoder"]
 

@@ -26,11 +26,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from ase import Atoms
 
-from ..errors import EmptyTrajectoryError, InputError
-from ..utils import atomic_write_json, machine_info
-from .loop import ActiveLearningLoop
-from .oracle import ReplayOracle
-from .queries import Query
+from mdmlkit.errors import EmptyTrajectoryError, InputError
+from mdmlkit.utils import atomic_write_json, machine_info
+from mdmlkit.active.loop import ActiveLearningLoop
+from mdmlkit.active.oracle import ReplayOracle
+from mdmlkit.active.queries import Query
 
 __all__ = ["LearningCurves", "run_learning_curves", "labels_to_reach", "ood_detection",
            "machine_info"]
@@ -319,7 +319,7 @@ def ood_detection(query: Query, model, in_distribution: Sequence[Atoms],
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
 
-    from ..potential.training import Trainer
+    from mdmlkit.potential.training.trainer import Trainer
 
     ids, oods = list(in_distribution), list(out_of_distribution)
     if not ids or not oods:

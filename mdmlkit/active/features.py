@@ -20,8 +20,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from ase import Atoms
 
-from ..errors import EmptyTrajectoryError, InputError, ModelMismatchError
-from ..utils import check_elements
+from mdmlkit.errors import EmptyTrajectoryError, InputError, ModelMismatchError
+from mdmlkit.utils import check_elements
 
 __all__ = ["DescriptorTable", "DescriptorCache", "structure_fingerprint", "as_frames"]
 
@@ -174,8 +174,8 @@ class DescriptorCache:
     def __init__(self, sfs, batch_size: int = 32, max_structures: int = 50_000, device=None):
         import torch
 
-        from ..descriptors import ACSF
-        from ..utils import resolve_device
+        from mdmlkit.descriptors import ACSF
+        from mdmlkit.utils import resolve_device
 
         self.sfs = sfs
         self.elements = list(sfs.elements)
@@ -210,7 +210,7 @@ class DescriptorCache:
         """Re-raise a batch-building error naming the structure in the caller's numbering."""
         import torch
 
-        from ..descriptors import AtomsBatch
+        from mdmlkit.descriptors import AtomsBatch
 
         for i in chunk:
             try:
@@ -225,7 +225,7 @@ class DescriptorCache:
         import torch
         from tqdm.auto import tqdm
 
-        from ..descriptors import AtomsBatch
+        from mdmlkit.descriptors import AtomsBatch
 
         frames = as_frames(frames, source)
         check_elements(frames, self.elements, source, owner="the descriptor")

@@ -40,11 +40,11 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from ase import Atoms
 
-from ..errors import EmptyTrajectoryError, InconsistentFramesError, InputError
-from ..utils import atomic_path, atomic_torch_save, atomic_write_json, check_elements
-from .features import as_frames
-from .oracle import as_oracle
-from .queries import Query
+from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError
+from mdmlkit.utils import atomic_path, atomic_torch_save, atomic_write_json, check_elements
+from mdmlkit.active.features import as_frames
+from mdmlkit.active.oracle import as_oracle
+from mdmlkit.active.queries import Query
 
 __all__ = ["ActiveLearningLoop"]
 
@@ -62,7 +62,7 @@ def _strip(atoms: Atoms) -> Atoms:
 
 
 def _fingerprint(frames: Sequence[Atoms]) -> str:
-    from ..datasets import frames_fingerprint
+    from mdmlkit.systems.la2zr2o7 import frames_fingerprint
 
     return frames_fingerprint(frames)
 
@@ -353,7 +353,7 @@ class ActiveLearningLoop:
             info = self._label(idx.tolist(), 0, [{"rank": r, "reason": "initial random"}
                                                  for r in range(len(idx))], count=False)
         else:
-            from ..potential.training import check_training_frames
+            from mdmlkit.potential.training.trainer import check_training_frames
 
             check_training_frames(self.initial, self.model.elements, "initial training set")
             for a in self.initial:
@@ -364,7 +364,7 @@ class ActiveLearningLoop:
                 self.labelled_.append(b)
             info = {"n_new": len(self.initial), "n_failed": 0, "label_time_s": 0.0}
         if not self.labelled_:
-            from ..errors import OracleError
+            from mdmlkit.errors import OracleError
 
             raise OracleError("round 0: the oracle failed on every initial structure: "
                               + "; ".join(f"{k}: {v}" for k, v in list(self.failures_.items())[:3]))
@@ -393,12 +393,12 @@ class ActiveLearningLoop:
     def _new_model(self):
         if self.warm_start and self.model_ is not None:
             return self.model_
-        from ..potential.committee import reinitialise
+        from mdmlkit.potential.committee import reinitialise
 
         return reinitialise(copy.deepcopy(self.model), self.seed)
 
     def _train_round(self) -> dict:
-        from ..potential.training import Trainer
+        from mdmlkit.potential.training.trainer import Trainer
 
         r = self.round_
         kw = {"progress": False, **self._trainer_kwargs(len(self.labelled_))}
@@ -501,7 +501,7 @@ class ActiveLearningLoop:
 
     def run_on_the_fly(self, atoms: Atoms, n_steps: int, temperature_K: float, **kwargs):
         """On-the-fly learning during MD; see :func:`mdmlkit.active.onthefly.run_on_the_fly`."""
-        from .onthefly import run_on_the_fly
+        from mdmlkit.active.onthefly import run_on_the_fly
 
         return run_on_the_fly(self, atoms, n_steps, temperature_K, **kwargs)
 
@@ -523,7 +523,7 @@ class ActiveLearningLoop:
         """Test error vs labelled structures (one line; pass ``ax`` to overlay several loops)."""
         import matplotlib.pyplot as plt
 
-        from .benchmark import _UNITS
+        from mdmlkit.active.benchmark import _UNITS
 
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 3.5))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms, units
 
-from ..errors import InputError
+from mdmlkit.errors import InputError
 
 __all__ = ["OnTheFlyResult", "run_on_the_fly"]
 
@@ -121,8 +121,8 @@ def run_on_the_fly(loop, atoms: Atoms, n_steps: int, temperature_K: float, times
     from ase.md.langevin import Langevin
     from tqdm.auto import tqdm
 
-    from ..potential.calculator import HDNNPCalculator
-    from ..utils import check_elements
+    from mdmlkit.potential.calculator import HDNNPCalculator
+    from mdmlkit.utils import check_elements
 
     if n_steps < 1 or check_every < 1:
         raise InputError(f"n_steps and check_every must be >= 1, got {n_steps}, {check_every}")

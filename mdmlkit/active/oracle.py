@@ -23,8 +23,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from ..errors import EmptyTrajectoryError, OracleError
-from .features import structure_fingerprint
+from mdmlkit.errors import EmptyTrajectoryError, OracleError
+from mdmlkit.active.features import structure_fingerprint
 
 __all__ = ["Oracle", "LabelResult", "ReplayOracle", "as_oracle"]
 
@@ -62,7 +62,7 @@ class Oracle:
     Parameters
     ----------
     calculator : ASE calculator, zero-argument factory, or None
-        None: the CHGNet teacher (:func:`mdmlkit.teacher.chgnet_calculator`),
+        None: the CHGNet teacher (:func:`mdmlkit.systems.teacher.chgnet_calculator`),
         built on first use.
     stress : bool
         Also store the stress of fully periodic cells when the calculator
@@ -87,7 +87,7 @@ class Oracle:
     def calculator(self):
         if self._calc is None:
             if self._spec is None:
-                from ..teacher import chgnet_calculator
+                from mdmlkit.systems.teacher import chgnet_calculator
 
                 self._calc = chgnet_calculator()
             elif callable(self._spec):
@@ -174,7 +174,7 @@ class ReplayOracle(Calculator):
     ----------
     frames : sequence of ase.Atoms
         Labelled structures (energy, forces and optionally stress on their
-        calculators, e.g. from :func:`mdmlkit.datasets.load_la2zr2o7`).
+        calculators, e.g. from :func:`mdmlkit.systems.la2zr2o7.load_la2zr2o7`).
 
     A structure is found by its fingerprint (atomic numbers, positions and cell
     rounded to 1e-6 Å, pbc).  Asking for a structure that is not in the set
@@ -202,7 +202,7 @@ class ReplayOracle(Calculator):
             if "forces" not in res and "forces" in a.arrays:
                 res["forces"] = a.arrays["forces"]
             if "energy" not in res or "forces" not in res:
-                from ..errors import MissingLabelError
+                from mdmlkit.errors import MissingLabelError
 
                 raise MissingLabelError(f"ReplayOracle: structure {k} has no energy/forces labels")
             self._table[structure_fingerprint(a)] = {

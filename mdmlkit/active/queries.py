@@ -35,8 +35,8 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
-from ..errors import EmptyTrajectoryError, InputError, ModelMismatchError
-from .features import DescriptorCache, DescriptorTable, as_frames, check_table
+from mdmlkit.errors import EmptyTrajectoryError, InputError, ModelMismatchError
+from mdmlkit.active.features import DescriptorCache, DescriptorTable, as_frames, check_table
 
 __all__ = ["Selection", "Query", "AutoencoderQuery", "CommitteeQuery", "FarthestPointQuery",
            "RandomQuery"]
@@ -417,7 +417,7 @@ class AutoencoderQuery(_DescriptorQuery):
     # -- fitting ----------------------------------------------------------------
     def fit(self, train) -> "AutoencoderQuery":
         """Train the autoencoder on the atoms of ``train`` (Atoms list or DescriptorTable)."""
-        from .autoencoder import SymmetryFunctionAutoencoder
+        from mdmlkit.active.autoencoder import SymmetryFunctionAutoencoder
 
         self._check_params()
         t0 = time.perf_counter()
@@ -787,8 +787,8 @@ class CommitteeQuery(Query):
 
     def fit(self, train) -> "CommitteeQuery":
         """Train the committee on ``train`` (labelled Atoms), or adopt ``committee``."""
-        from ..potential.committee import Committee
-        from ..potential.training import Trainer
+        from mdmlkit.potential.committee import Committee
+        from mdmlkit.potential.training.trainer import Trainer
 
         t0 = time.perf_counter()
         train = as_frames(train, "training set")

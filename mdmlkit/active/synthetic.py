@@ -22,7 +22,7 @@ from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.units import kB
 
-from ..errors import InputError
+from mdmlkit.errors import InputError
 
 __all__ = ["emt_frames"]
 

@@ -32,11 +32,11 @@ import torch
 from ase import Atoms
 from torch import nn
 
-from ..errors import ModelMismatchError
-from .batch import AtomsBatch, build_triplets
-from .cutoff import cutoff_function
-from .symfunc import SymmetryFunctionSet
-from .terms import (angular_factors, degree_sum_table, harmonic_recurrence_table,
+from mdmlkit.errors import ModelMismatchError
+from mdmlkit.descriptors.batch import AtomsBatch, build_triplets
+from mdmlkit.descriptors.cutoff import cutoff_function
+from mdmlkit.descriptors.symfunc import SymmetryFunctionSet
+from mdmlkit.descriptors.terms import (angular_factors, degree_sum_table, harmonic_recurrence_table,
                     legendre_lambda_table, radial_factors, solid_harmonics)
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from ..errors import (AtomsTooCloseError, EmptyTrajectoryError, InputError,
+from mdmlkit.errors import (AtomsTooCloseError, EmptyTrajectoryError, InputError,
                       NonFiniteError, UnknownElementError)
-from ..utils import resolve_device
-from .neighbors import neighbor_list
+from mdmlkit.utils import resolve_device
+from mdmlkit.descriptors.neighbors import neighbor_list
 
 #: Default smallest allowed interatomic distance, Å.
 MIN_DISTANCE = 0.5

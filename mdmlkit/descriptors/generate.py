@@ -41,7 +41,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .symfunc import SymmetryFunction, SymmetryFunctionSet, _z
+from mdmlkit.descriptors.symfunc import SymmetryFunction, SymmetryFunctionSet, _z
 
 RULES = ("gastegger2018", "imbalzano2018")
 MODES = ("shifted", "centred")
@@ -310,8 +310,8 @@ def select_functions(sfs: SymmetryFunctionSet, frames=None,
             raise ValueError("give frames or precomputed features")
         import torch
 
-        from .acsf import ACSF
-        from ..utils import resolve_device
+        from mdmlkit.descriptors.acsf import ACSF
+        from mdmlkit.utils import resolve_device
 
         acsf = ACSF(sfs).to(resolve_device(device), torch.float64)
         features = acsf.compute(frames, batch_size=batch_size, progress=progress)

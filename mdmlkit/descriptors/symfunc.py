@@ -23,8 +23,8 @@ from typing import Iterable, Mapping, Sequence
 
 from ase.data import atomic_numbers
 
-from ..errors import MalformedFileError, UnknownElementError
-from .cutoff import CUTOFF_TYPES, check_cutoff_params
+from mdmlkit.errors import MalformedFileError, UnknownElementError
+from mdmlkit.descriptors.cutoff import CUTOFF_TYPES, check_cutoff_params
 
 #: Supported n2p2 symmetry-function types.
 RADIAL_TYPES = frozenset({2})
@@ -425,6 +425,6 @@ class SymmetryFunctionSet:
     @classmethod
     def generate(cls, elements: Sequence[str], rc: float = 6.0, **kwargs) -> "SymmetryFunctionSet":
         """Automatic parameter grids; see :func:`mdmlkit.descriptors.generate.generate_set`."""
-        from .generate import generate_set
+        from mdmlkit.descriptors.generate import generate_set
 
         return generate_set(elements, rc=rc, **kwargs)

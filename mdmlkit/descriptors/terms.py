@@ -31,7 +31,7 @@ import math
 import numpy as np
 import torch
 
-from .cutoff import cutoff_function
+from mdmlkit.descriptors.cutoff import cutoff_function
 
 
 def radial_factors(r: torch.Tensor, eta: torch.Tensor, rs: torch.Tensor, rc: torch.Tensor,

@@ -2,7 +2,7 @@
 
 ::
 
-    from mdmlkit.fingerprints import CoulombMatrixEigenvalues
+    from mdmlkit.landscape.fingerprints import CoulombMatrixEigenvalues
     from mdmlkit.landscape import LandscapeMap, landscape_complexity
 
     X = CoulombMatrixEigenvalues().fit_transform(frames)            # [n, N]
@@ -16,12 +16,12 @@ Modules: :mod:`~mdmlkit.landscape.embedding` (:class:`LandscapeMap`),
 reassignment, canonical labels, medoids, ``basin_agreement``) and
 :mod:`~mdmlkit.landscape.surface` (interpolated PES, density, complexity).
 """
-from ._checks import MIN_FRAMES
-from .basins import (MAX_CLUSTER_SAMPLES, MIN_SAMPLES_FRACTION, basin_agreement, basin_medoids,
+from mdmlkit.landscape._checks import MIN_FRAMES
+from mdmlkit.landscape.basins import (MAX_CLUSTER_SAMPLES, MIN_SAMPLES_FRACTION, basin_agreement, basin_medoids,
                      canonical_labels, cluster_embedding, default_min_samples, k_distance_curve,
                      knee_index, match_labels, reassign_noise, suggest_eps)
-from .embedding import EMBEDDINGS, LandscapeMap
-from .surface import (Surface, density, grid_axes, hull_mask, interpolate_surface,
+from mdmlkit.landscape.embedding import EMBEDDINGS, LandscapeMap
+from mdmlkit.landscape.surface import (Surface, density, grid_axes, hull_mask, interpolate_surface,
                       landscape_complexity, local_minima, smooth_surface)
 
 __all__ = [

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EmptyTrajectoryError, InconsistentFramesError, InputError, NonFiniteError
+from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError, NonFiniteError
 
 #: Fewest frames a landscape map accepts (t-SNE, DBSCAN and the kNN steps need a few).
 MIN_FRAMES = 10

@@ -26,8 +26,8 @@ from scipy.spatial.distance import cdist
 from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
-from ..errors import InputError
-from ._checks import check_embedding, check_labels, check_values
+from mdmlkit.errors import InputError
+from mdmlkit.landscape._checks import check_embedding, check_labels, check_values
 
 __all__ = [
     "MIN_SAMPLES_FRACTION", "MIN_MIN_SAMPLES", "MAX_CLUSTER_SAMPLES", "default_min_samples",

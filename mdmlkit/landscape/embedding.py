@@ -51,11 +51,11 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from ..errors import InconsistentFramesError, InputError
-from ._checks import check_embedding, check_features, check_values
-from .basins import (MAX_CLUSTER_SAMPLES, basin_medoids, canonical_labels, cluster_embedding,
+from mdmlkit.errors import InconsistentFramesError, InputError
+from mdmlkit.landscape._checks import check_embedding, check_features, check_values
+from mdmlkit.landscape.basins import (MAX_CLUSTER_SAMPLES, basin_medoids, canonical_labels, cluster_embedding,
                      reassign_noise)
-from .surface import Surface, density, interpolate_surface, landscape_complexity
+from mdmlkit.landscape.surface import Surface, density, interpolate_surface, landscape_complexity
 
 __all__ = ["LandscapeMap", "EMBEDDINGS"]
 
@@ -165,7 +165,7 @@ class LandscapeMap(BaseEstimator):
         ``energies [n_frames]`` (eV) feed the basin statistics and the tie-break of
         basin numbering; when ``None`` and ``frames_meta`` has ``"E_pot"``, that is
         used.  ``frames_meta`` is a mapping of per-frame columns (e.g.
-        :func:`mdmlkit.md.frame_table` output); numeric columns are averaged per basin.
+        :func:`mdmlkit.md.heating.frame_table` output); numeric columns are averaged per basin.
         """
         self._check_params()
         X = check_features(X, "LandscapeMap.fit")

@@ -17,8 +17,8 @@ import numpy as np
 from scipy import ndimage
 from threadpoolctl import threadpool_limits
 
-from ..errors import InputError
-from ._checks import check_embedding, check_labels, check_values
+from mdmlkit.errors import InputError
+from mdmlkit.landscape._checks import check_embedding, check_labels, check_values
 
 __all__ = ["Surface", "grid_axes", "hull_mask", "interpolate_surface", "density",
            "smooth_surface", "local_minima", "landscape_complexity"]

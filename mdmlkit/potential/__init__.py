@@ -12,11 +12,11 @@
   :class:`ExtrapolationWarning`.
 * :class:`Trainer` (:mod:`.training`), :class:`Committee` (:mod:`.committee`).
 """
-from .calculator import HDNNPCalculator
-from .extrapolation import (ExtrapolationError, ExtrapolationReport, ExtrapolationWarning,
+from mdmlkit.potential.calculator import HDNNPCalculator
+from mdmlkit.potential.extrapolation import (ExtrapolationError, ExtrapolationReport, ExtrapolationWarning,
                             check_extrapolation)
-from .model import HDNNP, AtomicNetwork
-from .n2p2 import (load_n2p2_model, read_input_data, read_input_nn, read_scaling_data, read_weights,
+from mdmlkit.potential.model import HDNNP, AtomicNetwork
+from mdmlkit.io.n2p2 import (load_n2p2_model, read_input_data, read_input_nn, read_scaling_data, read_weights,
                    save_n2p2_model, write_input_data, write_scaling_data, write_weights)
 
 __all__ = [
@@ -27,13 +27,13 @@ __all__ = [
     "Trainer", "Committee", "CommitteeCalculator",
 ]
 
-_LAZY = {"Trainer": ".training", "LiveLossPlot": ".training", "Committee": ".committee",
-         "CommitteeCalculator": ".committee"}
+_LAZY = {"Trainer": "mdmlkit.potential.training.trainer", "LiveLossPlot": "mdmlkit.potential.training.trainer", "Committee": "mdmlkit.potential.committee",
+         "CommitteeCalculator": "mdmlkit.potential.committee"}
 
 
 def __getattr__(name):  # lazy: training/committee pull in more machinery
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,7 +32,7 @@ record where the time of each call goes.
 Compiled kernels, for long MD runs of one system (``compile=``):
 
 * ``"numba"`` (CPU; what ``compile=True`` picks on a CPU): fused numba loops over
-  the pairs of every atom (:mod:`mdmlkit.potential.fused`) for the symmetry
+  the pairs of every atom (:mod:`mdmlkit.descriptors.kernels.fused`) for the symmetry
   functions and for dE/d(pair vector); only the atomic networks run in torch.
   Radial factors come from quintic tables (error < 1e-8), so energies and forces
   equal the eager ones to ~1e-9 relative.  About 2-3x faster per step than
@@ -62,11 +62,11 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from ..errors import UnknownElementError
-from ..utils import resolve_device
-from .extrapolation import (DEFAULT_TOLERANCE, ExtrapolationError, ExtrapolationReport,
+from mdmlkit.errors import UnknownElementError
+from mdmlkit.utils import resolve_device
+from mdmlkit.potential.extrapolation import (DEFAULT_TOLERANCE, ExtrapolationError, ExtrapolationReport,
                             ExtrapolationWarning, find_extrapolation)
-from .model import HDNNP
+from mdmlkit.potential.model import HDNNP
 
 __all__ = ["HDNNPCalculator", "load_model"]
 
@@ -83,7 +83,7 @@ def load_model(source, device=None, dtype: torch.dtype | None = None) -> HDNNP:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
-            from .n2p2 import load_n2p2_model
+            from mdmlkit.io.n2p2 import load_n2p2_model
 
             return load_n2p2_model(path, dtype=dtype, device=device)
         if path.is_file():
@@ -161,7 +161,7 @@ class HDNNPCalculator(Calculator):
         if compile not in (False, True, "numba", "torch"):
             raise ValueError(f"compile={compile!r}: choose False, True, 'numba' or 'torch'")
         if compile is True:
-            from .fused import numba as _numba
+            from mdmlkit.descriptors.kernels.fused import numba as _numba
 
             compile = "numba" if device.type == "cpu" and _numba is not None else "torch"
         self.compile = compile
@@ -169,11 +169,11 @@ class HDNNPCalculator(Calculator):
         self._fused = None
         self._layout = None                  # (pair-list identity, PaddedLayout) when compiled
         if compile == "numba":
-            from .fused import FusedEnergy
+            from mdmlkit.descriptors.kernels.fused import FusedEnergy
 
             self._fused = FusedEnergy(self.model)
         elif compile == "torch":
-            from .compiled import PaddedEnergy
+            from mdmlkit.potential.compiled import PaddedEnergy
 
             # every model (and layout capacity) is one more compilation of the same code
             # object; past dynamo's default limit of 8 it would silently run eagerly
@@ -194,8 +194,8 @@ class HDNNPCalculator(Calculator):
     def _batch(self, atoms):
         """The batch of ``atoms``: the Verlet list moved to the new positions when valid,
         else a freshly built list (for ``rc + skin``)."""
-        from ..descriptors import AtomsBatch
-        from ..errors import NonFiniteError
+        from mdmlkit.descriptors import AtomsBatch
+        from mdmlkit.errors import NonFiniteError
 
         model = self.model
         pos = atoms.get_positions()
@@ -225,7 +225,7 @@ class HDNNPCalculator(Calculator):
     def _padded_layout(self, batch):
         """The compiled kernel's layout of ``batch``'s pair list (made once per list, with
         the capacity of the previous one so that shapes, and the compiled code, stay)."""
-        from .compiled import PaddedLayout
+        from mdmlkit.potential.compiled import PaddedLayout
 
         if self._layout is None or self._layout[0] is not batch._static:
             old = self._layout[1] if self._layout is not None else None

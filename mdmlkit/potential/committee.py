@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from ..errors import EmptyTrajectoryError, ModelMismatchError
-from ..utils import atomic_write_json, check_elements
-from .training import Trainer, _model_cutoff, _model_elements, _predict
+from mdmlkit.errors import EmptyTrajectoryError, ModelMismatchError
+from mdmlkit.utils import atomic_write_json, check_elements
+from mdmlkit.potential.training.trainer import Trainer, _model_cutoff, _model_elements, _predict
 
 __all__ = ["Committee", "CommitteeCalculator", "reinitialise"]
 
@@ -50,7 +50,7 @@ def reinitialise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def _model_class():
-    from .model import HDNNP
+    from mdmlkit.potential.model import HDNNP
 
     return HDNNP
 
@@ -169,7 +169,7 @@ class Committee:
         """
         from ase import Atoms
 
-        from ..descriptors import AtomsBatch
+        from mdmlkit.descriptors import AtomsBatch
 
         if isinstance(frames, Atoms):
             frames = [frames]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .model import HDNNP
+from mdmlkit.potential.model import HDNNP
 
 __all__ = ["PaddedEnergy", "PaddedLayout"]
 

@@ -19,20 +19,13 @@ from typing import Iterator, Sequence
 
 import torch
 
-from ..errors import EmptyTrajectoryError, InputError
+from mdmlkit.errors import EmptyTrajectoryError, InputError
 
+from mdmlkit.errors import ExtrapolationWarning, ExtrapolationError
 __all__ = ["ExtrapolationWarning", "ExtrapolationError", "ExtrapolationRecord", "ExtrapolationReport",
            "check_extrapolation", "find_extrapolation"]
 
 DEFAULT_TOLERANCE = 1e-6
-
-
-class ExtrapolationWarning(UserWarning):
-    """A structure has symmetry-function values outside the model's training range."""
-
-
-class ExtrapolationError(InputError):
-    """Raised instead of :class:`ExtrapolationWarning` when extrapolation is an error."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +213,7 @@ def check_extrapolation(model, frames, tolerance: float = DEFAULT_TOLERANCE, bat
     from ase import Atoms
     from tqdm.auto import tqdm
 
-    from ..descriptors import AtomsBatch
+    from mdmlkit.descriptors import AtomsBatch
 
     if isinstance(frames, Atoms):
         frames = [frames]

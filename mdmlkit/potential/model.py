@@ -29,7 +29,7 @@ device=None, seed=None)``
 * ``model.fit_scaling(frames_or_G)``, ``model.fit_reference_energies(frames, energies=None)``
 * ``model.reset_parameters()`` (fresh Glorot weights from the global torch RNG)
 * ``model.save(path)`` / ``HDNNP.load(path, device=None, dtype=None)``;
-  n2p2 files: :func:`mdmlkit.potential.n2p2.save_n2p2_model` / ``load_n2p2_model``
+  n2p2 files: :func:`mdmlkit.io.n2p2.save_n2p2_model` / ``load_n2p2_model``
 
 Both float32 and float64 work (``model.to(torch.float32)``); n2p2 comparisons use
 float64.
@@ -47,9 +47,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import EmptyTrajectoryError, MissingLabelError, ModelMismatchError
-from ..utils import atomic_torch_save, resolve_device
-from .scaling import SCALING_MODE_NAMES, Activation, SymmetryFunctionScaling, canonical_activation
+from mdmlkit.errors import EmptyTrajectoryError, MissingLabelError, ModelMismatchError
+from mdmlkit.utils import atomic_torch_save, resolve_device
+from mdmlkit.potential.scaling import SCALING_MODE_NAMES, Activation, SymmetryFunctionScaling, canonical_activation
 
 __all__ = ["HDNNP", "AtomicNetwork"]
 
@@ -146,7 +146,7 @@ class HDNNP(nn.Module):
                  output_activation: str | Mapping[str, str] = "linear",
                  dtype: torch.dtype = torch.float64, device=None, seed: int | None = None):
         super().__init__()
-        from ..descriptors import ACSF, SymmetryFunctionSet
+        from mdmlkit.descriptors import ACSF, SymmetryFunctionSet
 
         if isinstance(sfs, (str, os.PathLike)):
             sfs = SymmetryFunctionSet.from_input_nn(sfs)
@@ -263,7 +263,7 @@ class HDNNP(nn.Module):
 
     def set_scaling(self, stats: Mapping[str, Mapping[str, Any]]) -> "HDNNP":
         """Set scaling statistics: ``element -> {"Gmin", "Gmax", "Gmean", "Gsigma"}`` arrays
-        (n2p2-sorted function order, as :func:`~mdmlkit.potential.n2p2.read_scaling_data`)."""
+        (n2p2-sorted function order, as :func:`~mdmlkit.io.n2p2.read_scaling_data`)."""
         for el in self.elements:
             if el not in stats:
                 raise ModelMismatchError(f"scaling statistics lack element {el}")
@@ -342,7 +342,7 @@ class HDNNP(nn.Module):
     def _raw_descriptor_batches(self, frames: list, batch_size: int, progress: bool, desc: str):
         """Raw symmetry functions ``{el: [n_el, n_features]}`` of ``frames``, one batch of
         ``batch_size`` structures at a time (no autograd graph)."""
-        from ..descriptors import AtomsBatch
+        from mdmlkit.descriptors import AtomsBatch
 
         for s in _progress(range(0, len(frames), batch_size), progress, desc):
             batch = AtomsBatch.from_atoms(frames[s:s + batch_size], self.elements, self.cutoff,
@@ -450,7 +450,7 @@ class HDNNP(nn.Module):
         for s, a in enumerate(frames):
             for sym in a.get_chemical_symbols():
                 if sym not in idx:
-                    from ..errors import UnknownElementError
+                    from mdmlkit.errors import UnknownElementError
 
                     raise UnknownElementError(f"structure {s}: element {sym} not in {self.elements}")
                 counts[s, idx[sym]] += 1
@@ -478,7 +478,7 @@ class HDNNP(nn.Module):
         data : list of ase.Atoms
             Structures for the new functions' scaling statistics (the training set).
         """
-        from ..descriptors import SymmetryFunctionSet
+        from mdmlkit.descriptors import SymmetryFunctionSet
 
         functions = list(functions)
         if not functions:
@@ -535,7 +535,7 @@ class HDNNP(nn.Module):
         The fit's quality, the R² of the removed pre-activation contribution per
         element, is kept in ``removal_r2_`` of the returned model.
         """
-        from ..descriptors import SymmetryFunctionSet
+        from mdmlkit.descriptors import SymmetryFunctionSet
 
         functions = list(functions)
         if not functions:
@@ -711,7 +711,7 @@ class HDNNP(nn.Module):
     @classmethod
     def load(cls, path, device=None, dtype: torch.dtype | None = None) -> "HDNNP":
         """Load a model written by :meth:`save` (``device`` default CPU, ``dtype`` as saved)."""
-        from ..descriptors import SymmetryFunctionSet
+        from mdmlkit.descriptors import SymmetryFunctionSet
 
         path = Path(path)
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,791 @@
+"""Fused CPU kernels (numba) for HDNNP energies, forces and virials in MD.
+
+Every type-2 and moment type-9 symmetry function (:mod:`mdmlkit.descriptors.terms`)
+of a model is a short linear combination of per-atom *pair sums*: sums of the
+model's distinct radial factors ``R_d(r_ij)`` over the neighbours of each
+element, and the power spectrum ``P_gul = sum_m M_ulm M'_ulm`` of the harmonic
+moments ``M_ulm = sum_j R_u(r_ij) S_lm(u_ij)`` (plus their diagonal
+``sum_j R_u(r_ij)^2``).  Almost all the arithmetic of an MD step is in these
+sums and in their gradients: loops over the pairs of each atom that keep their
+data in cache.  :func:`radial_sums` and :func:`descriptor_values` give the
+symmetry functions G of every atom, torch runs the atomic networks and their
+gradient dE/dG, and :func:`descriptor_gradients` and :func:`radial_gradients`
+turn dE/dG into dE/d(pair vector) for every pair (forces follow by one scatter,
+the virial by one sum), recomputing radial factors and harmonics instead of
+storing per-pair derivative tables.
+
+* The radial factors are tabulated once per model as piecewise quintic
+  polynomials (:func:`tabulate_radial`, error below 1e-8 of values and of
+  derivatives x 1 Å), so a pair costs no exponentials; forces are the exact
+  gradient of the tabulated energy.
+* Radial sums visit each unordered pair once (both atoms get its terms).
+* The harmonics run over all the neighbours of one element at a time
+  (vectorised recurrences, forward and reverse mode).
+
+The kernels are compiled by numba (a dependency of umap-learn) on first use
+(≈ 40 s per dtype on a 2-core VM; cached on disk afterwards), run in parallel
+over atoms with ``torch.get_num_threads()`` numba threads, and take float32 or
+float64 arrays.  Pairs are those of a full, sorted list (``AtomsBatch``:
+``pair_i`` sorted, vectors ``positions[j] - positions[i] + shift``); pairs beyond
+a function's cutoff contribute exactly zero, so a Verlet list with a skin is used
+as it is.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from mdmlkit.descriptors.batch import MIN_DISTANCE
+
+__all__ = ["FusedPlan", "FusedEnergy", "tabulate_radial"]
+
+try:                                     # numba comes with umap-learn, a core dependency
+    import numba
+    from numba import njit, prange
+except ImportError:                      # pragma: no cover - exercised only without numba
+    numba = None
+
+
+def _numba_required():
+    if numba is None:
+        raise ImportError("the fused CPU kernels need numba (installed with umap-learn); "
+                          "use HDNNPCalculator(compile='torch') instead")
+
+
+if numba is not None:
+    @njit(inline="always", cache=True)
+    def _table_eval(coef, off, K, n_int, invh, r, val, dval, o, values, derivatives):
+        """The K tabulated functions of a table at r into val[o:o+K] and/or their r-derivatives
+        (1/Å) into dval[o:o+K]; coefficients [n_int, K, 6], quintic in t = r/h - interval."""
+        x = r * invh
+        m = min(int(x), n_int - 1)
+        t = x - m
+        b = off + m * 6 * K
+        for k in range(K):
+            q = b + 6 * k
+            c1 = coef[q + 1]
+            c2 = coef[q + 2]
+            c3 = coef[q + 3]
+            c4 = coef[q + 4]
+            c5 = coef[q + 5]
+            if values:
+                val[o + k] = coef[q] + t * (c1 + t * (c2 + t * (c3 + t * (c4 + t * c5))))
+            if derivatives:
+                dval[o + k] = invh * (c1 + t * (2.0 * c2 + t * (3.0 * c3 + t * (4.0 * c4 + t * 5.0 * c5))))
+
+    @njit(inline="always", cache=True)
+    def _harmonics_soa(ux, uy, uz, ns, l_max, tab, dfac, Y):
+        """Solid harmonics Y[h, :ns] of ns unit vectors (the recurrence of
+        :func:`mdmlkit.descriptors.terms.solid_harmonics`, vectorised over vectors)."""
+        for n in range(ns):
+            Y[0, n] = 1.0
+        k = 0
+        for l in range(l_max):
+            o_prev = (l - 1) * (l - 1)
+            o_cur = l * l
+            o_new = (l + 1) * (l + 1)
+            for t in range(2 * l + 1):
+                a = tab[k + t]
+                for n in range(ns):
+                    Y[o_new + 1 + t, n] = a * uz[n] * Y[o_cur + t, n]
+            if l > 0:
+                for t in range(2 * l - 1):
+                    b = tab[k + 2 * l + 1 + t]
+                    for n in range(ns):
+                        Y[o_new + 2 + t, n] -= b * Y[o_prev + t, n]
+                k += 4 * l
+            else:
+                k += 1
+            d = dfac[l]
+            tp = o_cur + 2 * l
+            if l == 0:
+                for n in range(ns):
+                    Y[1, n] = d * uy[n]
+                    Y[3, n] = d * ux[n]
+            else:
+                for n in range(ns):
+                    Y[o_new, n] = d * (uy[n] * Y[tp, n] + ux[n] * Y[o_cur, n])
+                    Y[o_new + 2 * l + 2, n] = d * (ux[n] * Y[tp, n] - uy[n] * Y[o_cur, n])
+
+    @njit(inline="always", cache=True)
+    def _harmonics_soa_backward(ux, uy, uz, ns, l_max, tab, dfac, Y, gY, gx, gy, gz):
+        """Reverse mode of :func:`_harmonics_soa`: adds dE/du (the x, y, z polynomial
+        derivatives) to gx, gy, gz [ns] given dE/dY in gY [H, ns] (gY is consumed)."""
+        k_of = 0
+        for l in range(l_max):        # offset of degree l's coefficients, for the way down
+            k_of += 4 * l if l > 0 else 1
+        for l in range(l_max - 1, -1, -1):
+            k_of -= 4 * l if l > 0 else 1
+            k = k_of
+            o_prev = (l - 1) * (l - 1)
+            o_cur = l * l
+            o_new = (l + 1) * (l + 1)
+            d = dfac[l]
+            tp = o_cur + 2 * l
+            lo = o_new
+            hi = o_new + 2 * l + 2
+            if l == 0:
+                for n in range(ns):
+                    gx[n] += d * gY[3, n]
+                    gy[n] += d * gY[1, n]
+            for n in range(ns if l > 0 else 0):
+                gl = gY[lo, n]
+                gh = gY[hi, n]
+                T = Y[tp, n]
+                B = Y[o_cur, n]
+                gx[n] += d * (gl * B + gh * T)
+                gy[n] += d * (gl * T - gh * B)
+                gY[tp, n] += d * (uy[n] * gl + ux[n] * gh)
+                gY[o_cur, n] += d * (ux[n] * gl - uy[n] * gh)
+            if l > 0:
+                for t in range(2 * l - 1):
+                    b = tab[k + 2 * l + 1 + t]
+                    for n in range(ns):
+                        gY[o_prev + t, n] -= b * gY[o_new + 2 + t, n]
+            for t in range(2 * l + 1):
+                a = tab[k + t]
+                for n in range(ns):
+                    g = gY[o_new + 1 + t, n] * a
+                    gz[n] += g * Y[o_cur + t, n]
+                    gY[o_cur + t, n] += g * uz[n]
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def radial_sums(pos, start, pair_j, shifts, species, rgrp_rc, rgrp_n, rgrp_invh, rgrp_K,
+                    rgrp_off, rgrp_col, coef, n_chunks, acc, closest):
+        """acc[ch, i, e, d] (summed over ch): sum of the radial factor R_d(r_ij) over the
+        element-e neighbours j of atom i.  Each unordered pair is evaluated once (by the
+        atom of lower index; a pair of an atom with its own image by that atom, from both
+        list entries) and counted for both atoms; chunk ch of the atoms adds into acc[ch],
+        so that threads never write the same row.  acc is zeroed here.  closest[ch] gets
+        (squared distance, pair index) of the closest pair the chunk saw (all pairs)."""
+        n_atoms = pos.shape[0]
+        D = acc.shape[3]
+        n_chunks = acc.shape[0]
+        rmax = 0.0
+        for g in range(rgrp_K.shape[0]):
+            rmax = max(rmax, rgrp_rc[g])
+        for ch in prange(n_chunks):
+            val = np.zeros(D, dtype=pos.dtype)
+            acc[ch, :, :, :] = 0.0
+            r2_min = np.inf
+            p_min = -1
+            for i in range(ch * n_atoms // n_chunks, (ch + 1) * n_atoms // n_chunks):
+                ei = species[i]
+                for p in range(start[i], start[i + 1]):
+                    j = pair_j[p]
+                    if j < i:
+                        continue
+                    vx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
+                    vy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
+                    vz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
+                    r2 = vx * vx + vy * vy + vz * vz
+                    if r2 < r2_min:
+                        r2_min = r2
+                        p_min = p
+                    if r2 >= rmax * rmax:
+                        continue
+                    r = math.sqrt(r2)
+                    ej = species[j]
+                    for g in range(rgrp_K.shape[0]):
+                        if r < rgrp_rc[g]:
+                            o = rgrp_col[g]
+                            K = rgrp_K[g]
+                            _table_eval(coef, rgrp_off[g], K, rgrp_n[g], rgrp_invh[g], r, val, val, o,
+                                        True, False)
+                            for d in range(o, o + K):
+                                acc[ch, i, ej, d] += val[d]
+                            if j != i:
+                                for d in range(o, o + K):
+                                    acc[ch, j, ei, d] += val[d]
+            closest[ch, 0] = r2_min
+            closest[ch, 1] = p_min
+
+    @njit(inline="always", cache=True)
+    def _gather_moment_pairs(pos, start, pair_j, shifts, species, i, c, mom_slot, rcm,
+                             mgrp_n, mgrp_invh, mgrp_off, nu, coef, derivatives,
+                             slot_n, sx, sy, sz, sr, sp, R, dR, val, dval):
+        """Unit vectors, distances, pair indices and radial factors R_u (and dR_u/dr) of the
+        neighbours of atom i within the moment cutoff, sorted by moment slot."""
+        slot_n[:] = 0
+        for p in range(start[i], start[i + 1]):
+            j = pair_j[p]
+            s = mom_slot[c, species[j]]
+            if s < 0:
+                continue
+            vx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
+            vy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
+            vz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
+            r2 = vx * vx + vy * vy + vz * vz
+            if r2 >= rcm * rcm:
+                continue
+            r = math.sqrt(r2)
+            n = slot_n[s]
+            sx[s, n] = vx / r
+            sy[s, n] = vy / r
+            sz[s, n] = vz / r
+            sr[s, n] = r
+            sp[s, n] = p
+            _table_eval(coef, mgrp_off[c], nu, mgrp_n[c], mgrp_invh[c], r, val, dval, 0, True,
+                        derivatives)
+            for u in range(nu):
+                R[s, u, n] = val[u]
+            if derivatives:
+                for u in range(nu):
+                    dR[s, u, n] = dval[u]
+            slot_n[s] = n + 1
+
+    @njit(inline="always", cache=True)
+    def _moment_scratch(pos, start, n_el, D, spec_g1, mom):
+        """Sizes (E, U, H, L), the offsets of the power spectrum and of the diagonal in an
+        atom's vector x (see :func:`descriptor_values`) and the most pairs of one atom."""
+        E, U, H = mom.shape[1], mom.shape[2], mom.shape[3]
+        L = int(round(math.sqrt(H)))
+        o_spec = n_el * D
+        o_diag = o_spec + spec_g1.shape[1] * U * L
+        nbmax = 1
+        for i in range(pos.shape[0]):
+            nbmax = max(nbmax, start[i + 1] - start[i])
+        return E, U, H, L, o_spec, o_diag, nbmax
+
+    @njit(inline="always", cache=True)
+    def _gather_buffers(pos, E, U, nbmax, n_x):
+        """Per-chunk buffers: an atom's vector x [n_x], radial values and derivatives [U], and
+        for :func:`_gather_moment_pairs` unit vector components, distances, pair indices
+        [E, nbmax], R_u [E, U, nbmax] and counts per slot [E]."""
+        return (np.empty(n_x, dtype=pos.dtype), np.zeros(max(U, 1), dtype=pos.dtype),
+                np.zeros(max(U, 1), dtype=pos.dtype),
+                np.empty((E, nbmax), dtype=pos.dtype), np.empty((E, nbmax), dtype=pos.dtype),
+                np.empty((E, nbmax), dtype=pos.dtype), np.empty((E, nbmax), dtype=pos.dtype),
+                np.empty((E, nbmax), dtype=np.int64), np.empty((E, U, nbmax), dtype=pos.dtype),
+                np.empty(E, dtype=np.int64))
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def descriptor_values(pos, start, pair_j, shifts, species, acc,
+                          mom_slot, mom_nu, mom_rc, mgrp_n, mgrp_invh, mgrp_off, mom_lmax,
+                          spec_n, spec_g1, spec_g2, g_ptr, g_src, g_w, coef, tab, dfac,
+                          n_chunks, G, mom):
+        """Symmetry functions G [N, F] of every atom from the radial sums ``acc`` of
+        :func:`radial_sums` and the harmonic moments (kept in ``mom`` [N, E, U, H] for the
+        gradients).
+
+        Per atom, the vector x = [radial sums (n_el x D) | power spectrum P[g, u, l]
+        (G x U x L) | diagonal sum_j R_u^2 (E x U)] is mapped to G by the sparse rows
+        ``G[i, f] = sum_t g_w[t] x[g_src[t]]``, t in ``g_ptr[c, f]:g_ptr[c, f + 1]``.
+        Moments of centre element c: neighbours of element e in slot ``mom_slot[c, e]``
+        (-1: none) within ``mom_rc[c]``, radial factors from the table ``mgrp_*[c]``
+        (``mom_nu[c]`` columns), degrees <= ``mom_lmax[c]``; P pairs the slots
+        (``spec_g1[c, g]``, ``spec_g2[c, g]``) for g < ``spec_n[c]``.
+        """
+        n_atoms, n_el, D = pos.shape[0], acc.shape[2], acc.shape[3]
+        E, U, H, L, o_spec, o_diag, nbmax = _moment_scratch(pos, start, n_el, D, spec_g1, mom)
+        n_chunks = max(1, min(n_atoms, n_chunks))
+        for ch in prange(n_chunks):
+            x, val, _, sx, sy, sz, sr, sp, R, slot_n = _gather_buffers(pos, E, U, nbmax, o_diag + E * U)
+            Y = np.empty((H, nbmax), dtype=pos.dtype)
+            for i in range(ch * n_atoms // n_chunks, (ch + 1) * n_atoms // n_chunks):
+                c = species[i]
+                x[:] = 0.0
+                for e in range(n_el):
+                    for d in range(D):
+                        a = 0.0
+                        for k in range(acc.shape[0]):
+                            a += acc[k, i, e, d]
+                        x[e * D + d] = a
+                mom[i, :, :, :] = 0.0
+                nu = mom_nu[c]
+                if nu > 0:
+                    lmax = mom_lmax[c]
+                    nh = (lmax + 1) * (lmax + 1)
+                    _gather_moment_pairs(pos, start, pair_j, shifts, species, i, c, mom_slot,
+                                         mom_rc[c], mgrp_n, mgrp_invh, mgrp_off, nu, coef, False,
+                                         slot_n, sx, sy, sz, sr, sp, R, R, val, val)
+                    for s in range(E):
+                        ns = slot_n[s]
+                        if ns == 0:
+                            continue
+                        _harmonics_soa(sx[s], sy[s], sz[s], ns, lmax, tab, dfac, Y)
+                        for u in range(nu):
+                            Ru = R[s, u]
+                            a = 0.0
+                            for n in range(ns):
+                                a += Ru[n] * Ru[n]
+                            x[o_diag + s * U + u] = a
+                            for h in range(nh):
+                                Yh = Y[h]
+                                a = 0.0
+                                for n in range(ns):
+                                    a += Ru[n] * Yh[n]
+                                mom[i, s, u, h] = a
+                    for g in range(spec_n[c]):
+                        ga = spec_g1[c, g]
+                        gb = spec_g2[c, g]
+                        for u in range(nu):
+                            Ma = mom[i, ga, u]
+                            Mb = mom[i, gb, u]
+                            for l in range(lmax + 1):
+                                a = 0.0
+                                for h in range(l * l, (l + 1) * (l + 1)):
+                                    a += Ma[h] * Mb[h]
+                                x[o_spec + (g * U + u) * L + l] = a
+                G[i, :] = 0.0
+                for f in range(g_ptr.shape[1] - 1):
+                    a = 0.0
+                    for t in range(g_ptr[c, f], g_ptr[c, f + 1]):
+                        a += g_w[t] * x[g_src[t]]
+                    G[i, f] = a
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def descriptor_gradients(pos, start, pair_j, shifts, species, gG,
+                             mom_slot, mom_nu, mom_rc, mgrp_n, mgrp_invh, mgrp_off, mom_lmax,
+                             spec_n, spec_g1, spec_g2, g_ptr, g_src, g_w, coef, tab, dfac,
+                             n_chunks, mom, g_acc, g_pair):
+        """From dE/dG [N, F]: dE/d(radial sums) ``g_acc`` [N, n_el, D] (for
+        :func:`radial_gradients`) and the moment part of dE/d(pair vector) ``g_pair`` [P, 3]
+        (overwritten: zero for pairs outside every moment cutoff)."""
+        n_atoms, n_el, D = pos.shape[0], g_acc.shape[1], g_acc.shape[2]
+        E, U, H, L, o_spec, o_diag, nbmax = _moment_scratch(pos, start, n_el, D, spec_g1, mom)
+        n_chunks = max(1, min(n_atoms, n_chunks))
+        for ch in prange(n_chunks):
+            gx_all, val, dval, sx, sy, sz, sr, sp, R, slot_n = _gather_buffers(pos, E, U, nbmax,
+                                                                              o_diag + E * U)
+            dR = np.empty((E, U, nbmax), dtype=pos.dtype)
+            Y = np.empty((H, nbmax), dtype=pos.dtype)
+            gY = np.empty((H, nbmax), dtype=pos.dtype)
+            gx = np.empty(nbmax, dtype=pos.dtype)
+            gy = np.empty(nbmax, dtype=pos.dtype)
+            gz = np.empty(nbmax, dtype=pos.dtype)
+            gr = np.empty(nbmax, dtype=pos.dtype)
+            gRu = np.empty(nbmax, dtype=pos.dtype)
+            g_mom = np.empty((E, U, H), dtype=pos.dtype)
+            for i in range(ch * n_atoms // n_chunks, (ch + 1) * n_atoms // n_chunks):
+                c = species[i]
+                for p in range(start[i], start[i + 1]):
+                    g_pair[p, 0] = 0.0
+                    g_pair[p, 1] = 0.0
+                    g_pair[p, 2] = 0.0
+                gx_all[:] = 0.0
+                for f in range(g_ptr.shape[1] - 1):
+                    q = gG[i, f]
+                    for t in range(g_ptr[c, f], g_ptr[c, f + 1]):
+                        gx_all[g_src[t]] += g_w[t] * q
+                for e in range(n_el):
+                    for d in range(D):
+                        g_acc[i, e, d] = gx_all[e * D + d]
+                nu = mom_nu[c]
+                if nu == 0:
+                    continue
+                lmax = mom_lmax[c]
+                nh = (lmax + 1) * (lmax + 1)
+                g_mom[:, :, :] = 0.0
+                for g in range(spec_n[c]):
+                    ga = spec_g1[c, g]
+                    gb = spec_g2[c, g]
+                    for u in range(nu):
+                        for l in range(lmax + 1):
+                            q = gx_all[o_spec + (g * U + u) * L + l]
+                            for h in range(l * l, (l + 1) * (l + 1)):
+                                g_mom[ga, u, h] += q * mom[i, gb, u, h]
+                                g_mom[gb, u, h] += q * mom[i, ga, u, h]
+                _gather_moment_pairs(pos, start, pair_j, shifts, species, i, c, mom_slot,
+                                     mom_rc[c], mgrp_n, mgrp_invh, mgrp_off, nu, coef, True,
+                                     slot_n, sx, sy, sz, sr, sp, R, dR, val, dval)
+                for s in range(E):
+                    ns = slot_n[s]
+                    if ns == 0:
+                        continue
+                    _harmonics_soa(sx[s], sy[s], sz[s], ns, lmax, tab, dfac, Y)
+                    for h in range(nh):
+                        gYh = gY[h]
+                        for n in range(ns):
+                            gYh[n] = 0.0
+                    for n in range(ns):
+                        gr[n] = 0.0
+                        gx[n] = 0.0
+                        gy[n] = 0.0
+                        gz[n] = 0.0
+                    for u in range(nu):
+                        Ru = R[s, u]
+                        dRu = dR[s, u]
+                        gdg = 2.0 * gx_all[o_diag + s * U + u]
+                        for n in range(ns):
+                            gRu[n] = gdg * Ru[n]                   # dE/dR_u of each pair
+                        for h in range(nh):
+                            gm = g_mom[s, u, h]
+                            Yh = Y[h]
+                            gYh = gY[h]
+                            for n in range(ns):
+                                gRu[n] += gm * Yh[n]
+                                gYh[n] += gm * Ru[n]
+                        for n in range(ns):
+                            gr[n] += gRu[n] * dRu[n]
+                    _harmonics_soa_backward(sx[s], sy[s], sz[s], ns, lmax, tab, dfac, Y, gY,
+                                            gx, gy, gz)
+                    for n in range(ns):
+                        ux = sx[s, n]
+                        uy = sy[s, n]
+                        uz = sz[s, n]
+                        inv = 1.0 / sr[s, n]
+                        # only the tangential part of dE/du: the harmonics depend on the direction
+                        dot = gx[n] * ux + gy[n] * uy + gz[n] * uz
+                        p = sp[s, n]
+                        g_pair[p, 0] += gr[n] * ux + (gx[n] - dot * ux) * inv
+                        g_pair[p, 1] += gr[n] * uy + (gy[n] - dot * uy) * inv
+                        g_pair[p, 2] += gr[n] * uz + (gz[n] - dot * uz) * inv
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def radial_gradients(pos, start, pair_j, shifts, species, rgrp_rc, rgrp_n, rgrp_invh, rgrp_K,
+                         rgrp_off, rgrp_col, coef, n_chunks, g_acc, g_pair, virial):
+        """Adds the radial sums' part of dE/d(pair vector) to ``g_pair`` (both directions of
+        an unordered pair on the entry of the atom of lower index, as :func:`radial_sums`
+        evaluates them) and writes each atom's virial sum_p v_p (x) dE/dv_p [N, 3, 3]."""
+        n_atoms = pos.shape[0]
+        D = g_acc.shape[2]
+        rmax = 0.0
+        for g in range(rgrp_K.shape[0]):
+            rmax = max(rmax, rgrp_rc[g])
+        n_chunks = max(1, min(n_atoms, n_chunks))
+        for ch in prange(n_chunks):
+            dval = np.zeros(D, dtype=pos.dtype)
+            for i in range(ch * n_atoms // n_chunks, (ch + 1) * n_atoms // n_chunks):
+                ei = species[i]
+                w00 = w01 = w02 = w10 = w11 = w12 = w20 = w21 = w22 = 0.0
+                for p in range(start[i], start[i + 1]):
+                    j = pair_j[p]
+                    vx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
+                    vy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
+                    vz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
+                    r2 = vx * vx + vy * vy + vz * vz
+                    if j >= i and r2 < rmax * rmax:
+                        r = math.sqrt(r2)
+                        ej = species[j]
+                        dEdr = 0.0
+                        for g in range(rgrp_K.shape[0]):
+                            if r < rgrp_rc[g]:
+                                o = rgrp_col[g]
+                                K = rgrp_K[g]
+                                _table_eval(coef, rgrp_off[g], K, rgrp_n[g], rgrp_invh[g], r, dval,
+                                            dval, o, False, True)
+                                if j != i:
+                                    for d in range(o, o + K):
+                                        dEdr += (g_acc[i, ej, d] + g_acc[j, ei, d]) * dval[d]
+                                else:
+                                    for d in range(o, o + K):
+                                        dEdr += g_acc[i, ej, d] * dval[d]
+                        dEdr /= r
+                        g_pair[p, 0] += dEdr * vx
+                        g_pair[p, 1] += dEdr * vy
+                        g_pair[p, 2] += dEdr * vz
+                    gx0 = g_pair[p, 0]
+                    gy0 = g_pair[p, 1]
+                    gz0 = g_pair[p, 2]
+                    w00 += vx * gx0
+                    w01 += vx * gy0
+                    w02 += vx * gz0
+                    w10 += vy * gx0
+                    w11 += vy * gy0
+                    w12 += vy * gz0
+                    w20 += vz * gx0
+                    w21 += vz * gy0
+                    w22 += vz * gz0
+                virial[i, 0, 0] = w00
+                virial[i, 0, 1] = w01
+                virial[i, 0, 2] = w02
+                virial[i, 1, 0] = w10
+                virial[i, 1, 1] = w11
+                virial[i, 1, 2] = w12
+                virial[i, 2, 0] = w20
+                virial[i, 2, 1] = w21
+                virial[i, 2, 2] = w22
+
+    @njit(cache=True)
+    def _scatter_pairs(pair_i, pair_j, g_pair, out):
+        """dE/dpositions from dE/d(pair vectors): v_p = r_j - r_i + shift."""
+        out[:, :] = 0.0
+        for p in range(pair_i.shape[0]):
+            i = pair_i[p]
+            j = pair_j[p]
+            for a in range(3):
+                out[i, a] -= g_pair[p, a]
+                out[j, a] += g_pair[p, a]
+
+
+def _radial_with_derivatives(r: torch.Tensor, eta, rs, rc, cutoff_type: int, alpha: float):
+    """R_k(r), dR_k/dr and d2R_k/dr2 [len(r), K] (float64) by autograd through the reference
+    :func:`~mdmlkit.descriptors.terms.radial_factors`."""
+    from mdmlkit.descriptors.terms import radial_factors
+
+    p = [torch.as_tensor(np.asarray(x, dtype=np.float64)) for x in (eta, rs, rc)]
+    cols = []
+    for k in range(len(p[0])):
+        x = r.clone().requires_grad_(True)
+        f = radial_factors(x, p[0][k:k + 1], p[1][k:k + 1], p[2][k:k + 1], cutoff_type, alpha)[:, 0]
+        (d1,) = torch.autograd.grad(f.sum(), x, create_graph=True)
+        (d2,) = torch.autograd.grad(d1.sum(), x, allow_unused=True)
+        d2 = torch.zeros_like(x) if d2 is None else d2
+        cols.append(torch.stack([f.detach(), d1.detach(), d2.detach()]))
+    return torch.stack(cols, dim=-1).numpy()          # [3, len(r), K]
+
+
+# quintic Hermite pieces p(t) = sum_q c_q t^q on [0, 1] from value, slope, curvature at both ends
+_HERMITE_INV = np.linalg.inv(np.array([[1.0, 1.0, 1.0], [3.0, 4.0, 5.0], [6.0, 12.0, 20.0]]))
+
+
+def tabulate_radial(eta, rs, rc: float, cutoff_type: int, alpha: float, tol: float = 1e-8,
+                    h_start: float = 0.05, h_min: float = 0.002):
+    """Quintic Hermite tables of the radial factors R_k(r) = exp(-eta_k (r - rs_k)^2) f_c(r; rc).
+
+    Piecewise quintic polynomials on a uniform grid of [0, rc] (nodes on 0 and rc) that
+    match value, first and second derivative of every function at every node, so the
+    tabulated functions and their derivatives are continuous, and forces are the exact
+    gradient of the tabulated energy (energy conservation in NVE).  The grid spacing is
+    halved from ``h_start`` (Å) until the largest error of values and of derivatives x 1 Å
+    at 9 points inside every interval is below ``tol`` (or ``h_min`` is reached); with an
+    inner cutoff (``alpha`` > 0) the grid also has a node on ``alpha * rc`` when a grid of
+    up to 4x the intervals allows it.  Each piece matches the one-sided limits at its ends.
+
+    Returns ``(coef [n_int, 6, K] float64, h (Å), max error)``.
+    """
+    K = len(eta)
+    h = h_start
+    while True:
+        n_int = max(1, int(math.ceil(rc / h - 1e-9)))
+        if alpha > 0.0:     # a node on the inner cutoff alpha rc too, where f_c has a kink
+            n_int = next((n for n in range(n_int, 4 * n_int + 1)
+                          if abs(alpha * n - round(alpha * n)) < 1e-9), n_int)
+        h = rc / n_int
+        nodes = np.linspace(0.0, rc, n_int + 1)
+        # one-sided limits at both ends of every interval (f_c'' jumps at alpha rc, a hard
+        # cutoff's f_c at rc)
+        f, d1, d2 = _radial_with_derivatives(torch.as_tensor(np.nextafter(nodes[:-1], np.inf)),
+                                             eta, rs, [rc] * K, cutoff_type, alpha)
+        fr, d1r, d2r = _radial_with_derivatives(torch.as_tensor(np.nextafter(nodes[1:], -np.inf)),
+                                                eta, rs, [rc] * K, cutoff_type, alpha)
+        c0, c1, c2 = f, h * d1, 0.5 * h * h * d2
+        rhs = np.stack([fr - c0 - c1 - c2, h * d1r - c1 - 2.0 * c2,
+                        h * h * d2r - 2.0 * c2], axis=1)                # [n_int, 3, K]
+        c345 = np.einsum("ab,nbk->nak", _HERMITE_INV, rhs)
+        coef = np.concatenate([np.stack([c0, c1, c2], axis=1), c345], axis=1)   # [n_int, 6, K]
+        t = np.linspace(0.05, 0.95, 9)
+        x = (np.arange(n_int)[:, None] + t[None, :]).ravel() * h
+        ref = _radial_with_derivatives(torch.as_tensor(x), eta, rs, [rc] * K, cutoff_type, alpha)
+        powers = t[None, :] ** np.arange(6)[:, None]                    # [6, 9]
+        dpow = np.vstack([np.zeros((1, 9)), np.arange(1, 6)[:, None] * t[None, :] ** np.arange(5)[:, None]])
+        val = np.einsum("nqk,qt->ntk", coef, powers).reshape(-1, K)
+        der = np.einsum("nqk,qt->ntk", coef, dpow).reshape(-1, K) / h
+        err = max(float(np.abs(val - ref[0]).max()), float(np.abs(der - ref[1]).max()))
+        if err <= tol or h / 2 < h_min:
+            return coef, h, err
+        h /= 2
+
+
+class FusedPlan:
+    """The tables of the fused kernels for one :class:`~mdmlkit.descriptors.ACSF` (one dtype).
+
+    * the model's distinct type-2 radial factors R(r; eta, rs, rc), over all element
+      blocks, tabulated once per cutoff radius (:func:`tabulate_radial`, error below
+      ``tol``; ``rgrp_*``: cutoff, intervals, 1/spacing, columns, offset in ``coef``, first
+      column d);
+    * per centre element, the radial factors of its moments in one table (``mgrp_*``);
+    * the sparse rows that map each atom's pair sums to its symmetry functions in n2p2
+      order (``g_ptr``, ``g_src``, ``g_w``; see :func:`descriptor_values`).
+
+    Raises ``ValueError`` for models with functions that need explicit triplets (type 3,
+    non-integer zeta) or moment functions of one element with different cutoffs.
+    """
+
+    def __init__(self, acsf, dtype=np.float64, tol: float = 1e-8) -> None:
+        if not acsf.supports_padded:
+            raise ValueError("the fused kernels need every symmetry function to be type 2 or "
+                             "type 9 with integer zeta <= 8 and |lambda| <= 1 (no explicit triplets)")
+        from mdmlkit.descriptors.terms import harmonic_recurrence_table
+
+        self.dtype = dt = np.dtype(dtype)
+        ct, al = int(acsf.cutoff_type), float(acsf.alpha)
+        self.n_el = n_el = len(acsf.elements)
+        self.n_features = [acsf.n_features[el] for el in acsf.elements]
+        radial = {name: (c, e, getattr(acsf, name).detach().cpu().double().numpy())
+                  for c, (e, _tier), name, _k in acsf._radial}
+        key = lambda p, m: (float(p[2, m]), float(p[0, m]), float(p[1, m]))   # noqa: E731 (rc, eta, rs)
+        distinct = sorted({key(p, m) for _, _, p in radial.values() for m in range(p.shape[1])})
+        column = {f: d for d, f in enumerate(distinct)}
+        self.table_error, self.table_spacing = 0.0, {}
+        coef_parts, off = [], 0
+
+        def table(fs, label):
+            nonlocal off
+            coef, h, err = tabulate_radial([f[1] for f in fs], [f[2] for f in fs], fs[0][0], ct, al, tol)
+            self.table_error = max(self.table_error, err)
+            self.table_spacing[label] = h
+            coef_parts.append(np.ascontiguousarray(coef.transpose(0, 2, 1)).ravel())   # [n_int, K, 6]
+            off += coef.size
+            return coef.shape[0], 1.0 / h, off - coef.size
+
+        groups = []
+        for rc in sorted({f[0] for f in distinct}):
+            fs = [f for f in distinct if f[0] == rc]
+            n_int, invh, o = table(fs, ("radial", rc))
+            groups.append((rc, n_int, invh, len(fs), o, column[fs[0]]))
+        g = np.array(groups, dtype=np.float64).reshape(-1, 6)
+        self.rgrp_rc, self.rgrp_invh = g[:, 0].astype(dt), g[:, 2].astype(dt)
+        self.rgrp_n, self.rgrp_K, self.rgrp_off, self.rgrp_col = (g[:, q].astype(np.int64)
+                                                                  for q in (1, 3, 4, 5))
+        self.D = D = max(len(distinct), 1)
+        # moments: slots, radial tables, degrees, power-spectrum pairs per centre element
+        moments = {c: getattr(acsf, m["name"]).detach().cpu().double().numpy()
+                   for c, m in acsf._moment.items()}
+        U = max([p.shape[1] for p in moments.values()] + [1])
+        E = max([len(m["elements"]) for m in acsf._moment.values()] + [1])
+        l_max = max([m["n_max"] for m in acsf._moment.values()] + [0])
+        NG = max([len(m["groups"]) for m in acsf._moment.values()] + [1])
+        self.shape = (E, U, (l_max + 1) ** 2)
+        self.mom_slot = np.full((n_el, n_el), -1, np.int64)
+        self.mom_nu, self.mom_lmax = np.zeros(n_el, np.int64), np.zeros(n_el, np.int64)
+        self.mgrp_n, self.mgrp_off = np.ones(n_el, np.int64), np.zeros(n_el, np.int64)
+        mom_rc, mgrp_invh = np.zeros(n_el), np.ones(n_el)
+        self.spec_n = np.zeros(n_el, np.int64)
+        self.spec_g1, self.spec_g2 = np.zeros((n_el, NG), np.int64), np.zeros((n_el, NG), np.int64)
+        o_spec = n_el * D
+        o_diag = o_spec + NG * U * (l_max + 1)
+        rows: dict[int, list[list[tuple[int, float]]]] = {}
+        for c, m in acsf._moment.items():
+            pm = moments[c]
+            if not np.all(pm[2] == pm[2, 0]):
+                raise ValueError("the fused kernels need one cutoff radius for all moment "
+                                 f"functions of element {acsf.elements[c]}")
+            for s, e in enumerate(m["elements"]):
+                self.mom_slot[c, e] = s
+            self.mom_nu[c], self.mom_lmax[c], mom_rc[c] = pm.shape[1], m["n_max"], pm[2, 0]
+            self.mgrp_n[c], mgrp_invh[c], self.mgrp_off[c] = table(
+                [key(pm, u) for u in range(pm.shape[1])], ("moments", acsf.elements[c]))
+            g1, g2, W = acsf.moment_spectrum_map(c)
+            self.spec_n[c] = len(g1)
+            self.spec_g1[c, :len(g1)], self.spec_g2[c, :len(g1)] = g1.numpy(), g2.numpy()
+            u_c, l_c, n_s = pm.shape[1], m["n_max"] + 1, len(g1) * pm.shape[1] * (m["n_max"] + 1)
+            src = [o_spec + (q // (u_c * l_c) * U + q // l_c % u_c) * (l_max + 1) + q % l_c
+                   for q in range(n_s)]
+            src += [o_diag + q // u_c * U + q % u_c for q in range(W.shape[1] - n_s)]
+            rows[c] = [[(src[q], float(w)) for q, w in enumerate(row) if w != 0.0]
+                       for row in W.numpy()]
+        self.mom_rc, self.mgrp_invh = mom_rc.astype(dt), mgrp_invh.astype(dt)
+        if self.table_error > tol:
+            warnings.warn(f"radial tables reach an error of {self.table_error:.1e} (> {tol:.0e}) at the "
+                          "finest grid; the fused kernels' results differ from the eager ones by as much",
+                          RuntimeWarning, stacklevel=2)
+        self.coef = np.concatenate(coef_parts + [np.zeros(1)]).astype(dt)
+        self.tab = harmonic_recurrence_table(max(l_max, 1)).numpy().astype(dt)
+        self.dfac = np.array([math.sqrt((2.0 if l == 0 else 1.0) * (2 * l + 1) / (2 * l + 2))
+                              for l in range(max(l_max, 1))], dtype=dt)
+        # symmetry function f of centre c = sum of w * x[src] (x: see descriptor_values)
+        f_max = max(self.n_features + [1])
+        self.g_ptr = np.zeros((n_el, f_max + 1), np.int64)
+        src_all, w_all = [], []
+        for c in range(n_el):
+            cat: list[list[tuple[int, float]]] = []
+            for kind, name in acsf._order[c]:
+                if kind == "rad":
+                    _, e, p = radial[name]
+                    cat += [[(e * D + column[key(p, m)], 1.0)] for m in range(p.shape[1])]
+                else:
+                    cat += rows[c]
+            inv = getattr(acsf, f"_inv_{c}").cpu().numpy()
+            for f in range(f_max):
+                self.g_ptr[c, f] = len(src_all)
+                if f < len(inv):
+                    for s_, w_ in cat[inv[f]]:
+                        src_all.append(s_)
+                        w_all.append(w_)
+            self.g_ptr[c, f_max] = len(src_all)
+        self.g_src = np.array(src_all + [0], np.int64)
+        self.g_w = np.array(w_all + [0.0], dtype=dt)
+
+    def __repr__(self) -> str:
+        return (f"FusedPlan(radial factors={self.D} in {len(self.rgrp_K)} tables, "
+                f"moments={self.shape}, table error={self.table_error:.1e}, "
+                f"{self.coef.nbytes / 1024:.0f} KiB of tables)")
+
+    def radial_tables(self) -> tuple:
+        """Table arguments of :func:`radial_sums` / :func:`radial_gradients`."""
+        return (self.rgrp_rc, self.rgrp_n, self.rgrp_invh, self.rgrp_K, self.rgrp_off,
+                self.rgrp_col, self.coef)
+
+    def descriptor_tables(self) -> tuple:
+        """Table arguments of :func:`descriptor_values` / :func:`descriptor_gradients`."""
+        return (self.mom_slot, self.mom_nu, self.mom_rc, self.mgrp_n, self.mgrp_invh, self.mgrp_off,
+                self.mom_lmax, self.spec_n, self.spec_g1, self.spec_g2, self.g_ptr, self.g_src,
+                self.g_w, self.coef, self.tab, self.dfac)
+
+
+class FusedEnergy:
+    """Atomic energies, symmetry functions, dE/dpositions and the virial of one structure.
+
+    ``FusedEnergy(model)(batch)`` checks that no two atoms are closer than
+    :data:`~mdmlkit.descriptors.batch.MIN_DISTANCE` (:class:`AtomsTooCloseError`) and returns ``(e_atoms [N] eV, G {el: [n_el, F]},
+    dE/dpositions [N, 3] eV/Å, dE/dstrain [1, 3, 3] eV)`` as torch tensors in the model's
+    dtype, the contract of :meth:`PaddedEnergy.energy_and_gradients` (CPU only).  The
+    atomic networks and dE/dG run in torch; everything per pair in the numba kernels.
+    """
+
+    def __init__(self, model) -> None:
+        _numba_required()
+        if model.device.type != "cpu":
+            raise ValueError(f"the fused kernels run on the CPU, the model is on {model.device}")
+        self.model = model
+        self.np_dtype = np.float32 if model.dtype == torch.float32 else np.float64
+        self.plan = FusedPlan(model.acsf, self.np_dtype)
+        self._pairs = None
+
+    def __repr__(self) -> str:
+        return f"FusedEnergy(elements={self.model.elements}, dtype={self.np_dtype.__name__}, {self.plan!r})"
+
+    def _pair_arrays(self, batch):
+        st = batch._static
+        if self._pairs is None or self._pairs[0] is not st:
+            n = int(batch.species.numel())
+            pi = batch.pair_i.cpu().numpy().astype(np.int64)
+            start = np.searchsorted(pi, np.arange(n + 1)).astype(np.int64)
+            self._pairs = (st, start, pi, batch.pair_j.cpu().numpy().astype(np.int64),
+                           np.ascontiguousarray(batch.shifts.detach().cpu().numpy(), dtype=self.np_dtype),
+                           batch.species.cpu().numpy().astype(np.int64))
+        return self._pairs[1:]
+
+    def __call__(self, batch, strain: bool = True):
+        if batch.n_structures != 1:
+            raise ValueError(f"the fused kernels take one structure, the batch has {batch.n_structures}")
+        model, plan = self.model, self.plan
+        start, pair_i, pair_j, shifts, species = self._pair_arrays(batch)
+        pos = np.ascontiguousarray(batch.positions.detach().cpu().numpy(), dtype=self.np_dtype)
+        n, dt = pos.shape[0], self.np_dtype
+        threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(threads)
+        chunks = 4 * threads                 # atoms per chunk: load balance of the moment loops
+        acc = np.empty((threads, n, plan.n_el, plan.D), dt)
+        closest = np.empty((threads, 2), np.float64)
+        radial_sums(pos, start, pair_j, shifts, species, *plan.radial_tables(), threads, acc, closest)
+        k = int(np.argmin(closest[:, 0]))
+        if closest[k, 1] >= 0 and closest[k, 0] < MIN_DISTANCE ** 2:
+            batch.raise_too_close(int(closest[k, 1]), math.sqrt(closest[k, 0]), MIN_DISTANCE)
+        G = np.empty((n, plan.g_ptr.shape[1] - 1), dt)
+        mom = np.empty((n, *plan.shape), dt)
+        desc = plan.descriptor_tables()
+        descriptor_values(pos, start, pair_j, shifts, species, acc, *desc, chunks, G, mom)
+        tG = torch.from_numpy(G).requires_grad_(True)
+        with torch.enable_grad():
+            Gs = {el: tG.index_select(0, batch.element_index[el])[:, :f]
+                  for el, f in zip(model.elements, plan.n_features)}
+            e_atoms = model.atomic_energies_from(Gs, batch.element_index, batch.species)
+            (gG,) = torch.autograd.grad(e_atoms.sum(), tG)
+        g_acc = np.empty((n, plan.n_el, plan.D), dt)
+        g_pair = np.empty((pair_j.shape[0], 3), dt)
+        virial = np.empty((n, 3, 3), dt)
+        descriptor_gradients(pos, start, pair_j, shifts, species, np.ascontiguousarray(gG.numpy()),
+                             *desc, chunks, mom, g_acc, g_pair)
+        radial_gradients(pos, start, pair_j, shifts, species, *plan.radial_tables(), chunks,
+                         g_acc, g_pair, virial)
+        g_pos = np.empty((n, 3), dt)
+        _scatter_pairs(pair_i, pair_j, g_pair, g_pos)
+        g_strain = torch.from_numpy(virial.sum(axis=0))[None] if strain else None
+        G_out = {el: g.detach() for el, g in Gs.items()}
+        return e_atoms.detach(), G_out, torch.from_numpy(g_pos), g_strain

@@ -1,0 +1,318 @@
+"""Size scans of Cu_n heating landscapes: the workflow behind notebook 01.
+
+One call runs (or resumes) heating MD for every size and seed, fingerprints every
+frame, maps each size's frames with a :class:`~mdmlkit.landscape.LandscapeMap`,
+labels the morphology of each basin, and reads off the thermodynamics
+(caloric curve, heat-capacity peak, Lindemann index, transitions, amorphous zone)
+and the landscape complexity, so sizes — magic (13, 55, 147) and not — can be
+compared in one table::
+
+    from mdmlkit.landscape.sizescan import run_size_scan
+    scan = run_size_scan([12, 13, 14], seeds=[0, 1], outdir="runs", t_end=1400)
+    scan.summary()          # one row per size
+    scan[13].map.labels_    # basin of every frame of Cu13
+
+Energies in eV, temperatures in K, times in fs/ps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from mdmlkit.errors import InputError
+
+#: Icosahedral (Mackay) magic numbers: 13, 55, 147, 309, ...
+MAGIC_SIZES = (13, 55, 147, 309, 561)
+
+
+def is_magic(n: int) -> bool:
+    """True for the icosahedral magic numbers 10k³/3 + 5k² + 11k/3 + 1."""
+    return int(n) in MAGIC_SIZES
+
+
+@dataclass
+class SizeLandscape:
+    """Everything the scan learned about one cluster size.
+
+    Attributes
+    ----------
+    n_atoms, magic
+    frames : all frames of all runs of this size (run after run)
+    table : per-frame columns (``T_target`` K, ``E_pot`` eV, ``run_id`` …)
+    features : fingerprint matrix ``[n_frames, n_features]``
+    map : the fitted :class:`~mdmlkit.landscape.LandscapeMap`
+    frame_motifs : morphology label of every frame (icosahedral/decahedral/fcc-like/amorphous)
+    basin_table : one dict per basin: size, energies, temperatures, representative frame,
+        representative's motif, majority motif of members, mean coordination
+    caloric : :class:`~mdmlkit.landscape.thermo.CaloricCurve` over the runs
+    melting_cv : heat-capacity-peak melting point; ``melting_lindemann``: Lindemann (δ = 0.1)
+    lindemann : list of per-run :class:`~mdmlkit.landscape.thermo.LindemannResult`
+    transitions : per-run temperature of leaving the starting basin
+    occupancy : basin occupancy vs temperature
+    amorphous : temperature zone where frames are amorphous by CNA
+    complexity : map complexity (basins, local minima of the interpolated PES, roughness)
+    """
+
+    n_atoms: int
+    magic: bool
+    frames: list[Atoms] = field(repr=False)
+    table: dict[str, np.ndarray] = field(repr=False)
+    features: np.ndarray = field(repr=False)
+    map: Any = field(repr=False)
+    frame_motifs: np.ndarray = field(repr=False)
+    basin_table: list[dict[str, Any]] = field(repr=False)
+    caloric: Any = field(repr=False)
+    melting_cv: Any = None
+    melting_lindemann: Any = None
+    lindemann: list[Any] = field(default_factory=list, repr=False)
+    transitions: Any = field(default=None, repr=False)
+    occupancy: Any = field(default=None, repr=False)
+    amorphous: Any = field(default=None, repr=False)
+    complexity: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def run_slices(self) -> dict[str, np.ndarray]:
+        """Frame indices of each run (by ``run_id``), in time order."""
+        ids = np.asarray(self.table["run_id"])
+        return {rid: np.flatnonzero(ids == rid) for rid in dict.fromkeys(ids.tolist())}
+
+    def summary(self) -> dict[str, Any]:
+        """One row of :meth:`SizeScan.summary`."""
+        tr = self.transitions
+        return {
+            "n_atoms": self.n_atoms,
+            "magic": self.magic,
+            "n_frames": len(self.frames),
+            "n_runs": len(self.run_slices()),
+            "T_melt_Cv_K": float(self.melting_cv.T_melt) if self.melting_cv else float("nan"),
+            "C_peak_kB_per_atom": float(self.melting_cv.peak) if self.melting_cv else float("nan"),
+            "T_melt_Lindemann_K": (float(self.melting_lindemann.T_melt)
+                                   if self.melting_lindemann else float("nan")),
+            "T_leave_start_basin_K": float(tr.mean) if tr is not None else float("nan"),
+            "T_amorphous_K": float(getattr(self.amorphous, "T_onset", np.nan)),
+            "n_basins": int(self.complexity.get("n_basins", self.map.n_basins_)),
+            "n_local_minima": int(self.complexity.get("n_local_minima", -1)),
+            "roughness": float(self.complexity.get("roughness", np.nan)),
+            "E_min_per_atom_eV": float(np.min(self.table["E_pot"]) / self.n_atoms),
+            "start_motif": str(self.frame_motifs[0]),
+        }
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"SizeLandscape(Cu{self.n_atoms}{' magic' if self.magic else ''}: "
+                f"{s['n_frames']} frames / {s['n_runs']} runs, {s['n_basins']} basins, "
+                f"T_melt(Cv)={s['T_melt_Cv_K']:.0f} K)")
+
+
+@dataclass
+class SizeScan:
+    """Results of :func:`run_size_scan` keyed by cluster size."""
+
+    sizes: dict[int, SizeLandscape]
+    settings: dict[str, Any]
+
+    def __getitem__(self, n: int) -> SizeLandscape:
+        return self.sizes[int(n)]
+
+    def __iter__(self):
+        return iter(self.sizes.values())
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One dict per size (sorted by size); see :meth:`SizeLandscape.summary`.
+
+        Adds ``stability_d2E_eV``, the second difference of the lowest total energy
+        ``Δ2E(n) = E(n+1) + E(n-1) - 2 E(n)`` (eV; NaN unless n-1 and n+1 were scanned):
+        positive for a size more stable than its neighbours (the usual cluster-science
+        signature of a magic number).
+        """
+        rows = [self.sizes[n].summary() for n in sorted(self.sizes)]
+        d2 = stability_second_difference([r["n_atoms"] for r in rows],
+                                         [r["E_min_per_atom_eV"] * r["n_atoms"] for r in rows])
+        for r, v in zip(rows, d2):
+            r["stability_d2E_eV"] = float(v)
+        return rows
+
+    def magic_contrast(self, key: str) -> list[dict[str, Any]]:
+        """For each magic size, ``key`` against the mean of its scanned non-magic neighbours.
+
+        Returns rows ``{n_atoms, value, neighbours, neighbour_mean, difference}``;
+        ``difference = value - neighbour_mean`` (same unit as ``key``).  Neighbours are
+        the non-magic sizes of the scan closest below and above.
+        """
+        rows, summary = [], {r["n_atoms"]: r for r in self.summary()}
+        sizes = sorted(self.sizes)
+        nonmagic = [n for n in sizes if not is_magic(n)]
+        for n in sizes:
+            if not is_magic(n):
+                continue
+            below = [m for m in nonmagic if m < n]
+            above = [m for m in nonmagic if m > n]
+            neigh = ([below[-1]] if below else []) + ([above[0]] if above else [])
+            neigh = [m for m in neigh if abs(m - n) <= max(3, 0.1 * n)]
+            value = float(summary[n][key])
+            vals = [float(summary[m][key]) for m in neigh]
+            finite = [v for v in vals if np.isfinite(v)]
+            mean = float(np.mean(finite)) if finite else float("nan")
+            rows.append(dict(n_atoms=n, value=value, neighbours=neigh, neighbour_mean=mean,
+                             difference=value - mean))
+        return rows
+
+    def format_summary(self) -> str:
+        """The summary as a fixed-width text table."""
+        rows = self.summary()
+        cols = ["n_atoms", "magic", "n_frames", "T_melt_Cv_K", "T_melt_Lindemann_K",
+                "T_leave_start_basin_K", "T_amorphous_K", "n_basins", "n_local_minima",
+                "C_peak_kB_per_atom", "E_min_per_atom_eV", "stability_d2E_eV", "start_motif"]
+        out = ["  ".join(f"{c:>12.12s}" for c in cols)]
+        for r in rows:
+            cells = []
+            for c in cols:
+                v = r[c]
+                cells.append(f"{v:>12.4g}" if isinstance(v, float) else f"{str(v):>12.12s}")
+            out.append("  ".join(cells))
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        return f"SizeScan(sizes={sorted(self.sizes)})"
+
+
+def stability_second_difference(sizes: Sequence[int], energies: Sequence[float]) -> np.ndarray:
+    """Second difference ``Δ2E(n) = E(n+1) + E(n-1) - 2 E(n)`` of total energies (eV).
+
+    ``sizes`` and ``energies`` (total energy of the lowest structure of each size, eV)
+    are matched by position; entries whose n-1 or n+1 is missing get NaN.  Δ2E > 0
+    marks a size that is more stable than the mean of its neighbours.
+    """
+    sizes = [int(n) for n in sizes]
+    if len(sizes) != len(energies):
+        raise InputError(f"{len(sizes)} sizes but {len(energies)} energies")
+    if len(set(sizes)) != len(sizes):
+        raise InputError(f"duplicate cluster sizes in {sizes}")
+    E = dict(zip(sizes, (float(e) for e in energies)))
+    return np.array([E[n + 1] + E[n - 1] - 2.0 * E[n] if (n - 1 in E and n + 1 in E) else np.nan
+                     for n in sizes])
+
+
+def _fingerprint(name: str, **kw: Any):
+    from mdmlkit.landscape.fingerprints import make_fingerprint
+
+    return make_fingerprint(name, **kw)
+
+
+def analyse_size(frames: Sequence[Atoms], fingerprint: str = "coulomb",
+                 map_kwargs: dict[str, Any] | None = None, lindemann_window: int = 50,
+                 temperature_bins: int = 24, transition_min_frames: int = 5,
+                 progress: bool = False) -> SizeLandscape:
+    """Map and analyse the frames of one cluster size (several runs allowed).
+
+    ``frames`` carry the ``atoms.info`` keys written by :func:`mdmlkit.md.heating.heat`.
+    """
+    from mdmlkit.landscape import LandscapeMap
+    from mdmlkit.md.heating import frame_table
+    from mdmlkit.landscape.structure import MotifClassifier, coordination_stats
+    from mdmlkit.landscape.thermo import (amorphous_zone, basin_occupancy, caloric_curve, lindemann_index,
+                         transition_temperatures)
+    from mdmlkit.utils import check_frames
+
+    frames = list(frames)
+    check_frames(frames, source=f"Cu{len(frames[0]) if frames else '?'} frames", min_frames=10,
+                 same_size=True)
+    n = len(frames[0])
+    table = frame_table(frames)
+    X = _fingerprint(fingerprint, progress=progress).fit_transform(frames)
+    lm = LandscapeMap(**(map_kwargs or {})).fit(X, energies=table["E_pot"])
+    motifs = np.asarray(MotifClassifier(progress=progress).transform(frames))
+
+    ids = np.asarray(table["run_id"])
+    runs = {rid: np.flatnonzero(ids == rid) for rid in dict.fromkeys(ids.tolist())}
+    T = np.asarray(table["T_target"], float)
+
+    basin_table = []
+    for b, rep in enumerate(lm.representatives_):
+        members = np.flatnonzero(lm.labels_ == b)
+        kinds, counts = np.unique(motifs[members], return_counts=True)
+        cs = coordination_stats(frames[int(rep)])
+        basin_table.append(dict(
+            basin=b, size=int(members.size), fraction=float(members.size / len(frames)),
+            representative=int(rep), representative_motif=str(motifs[int(rep)]),
+            majority_motif=str(kinds[np.argmax(counts)]),
+            majority_fraction=float(counts.max() / members.size),
+            E_mean_eV=float(np.mean(table["E_pot"][members])),
+            E_min_eV=float(np.min(table["E_pot"][members])),
+            T_mean_K=float(T[members].mean()), T_min_K=float(T[members].min()),
+            T_max_K=float(T[members].max()), mean_coordination=float(cs["mean"])))
+
+    per_run = [{k: v[idx] for k, v in table.items()} for idx in runs.values()]
+    cc = caloric_curve(per_run)
+    try:
+        m_cv = cc.melting_temperature()
+    except Exception:  # noqa: BLE001 - too few bins for a derivative: report NaN
+        m_cv = None
+    lind = []
+    for idx in runs.values():
+        if idx.size >= 2 * lindemann_window:
+            lind.append(lindemann_index([frames[i] for i in idx], window=lindemann_window))
+    m_lind = None
+    if lind:
+        Tm = [r.melting_temperature().T_melt for r in lind]
+        m_lind = lind[0].melting_temperature()
+        m_lind.T_melt = float(np.nanmean(Tm)) if np.isfinite(Tm).any() else float("nan")
+    labels_runs = [lm.labels_[idx] for idx in runs.values()]
+    T_runs = [T[idx] for idx in runs.values()]
+    transitions = transition_temperatures(labels_runs, T_runs, min_frames=transition_min_frames)
+    occ = basin_occupancy(lm.labels_, T, bins=temperature_bins)
+    amorph = amorphous_zone(temperatures=T, labels=(motifs == "amorphous").astype(int),
+                            amorphous_labels=(1,), bins=temperature_bins)
+    complexity = lm.complexity()
+    return SizeLandscape(n, is_magic(n), frames, table, X, lm, motifs, basin_table, cc, m_cv,
+                         m_lind, lind, transitions, occ, amorph, complexity)
+
+
+def run_size_scan(sizes: Iterable[int], seeds: Iterable[int] = (0, 1), outdir: str | Path = "runs",
+                  t_start: float = 300.0, t_end: float = 1500.0, rate_K_per_ps: float = 10.0,
+                  timestep_fs: float = 2.0, sample_every: int = 100, kind: str = "auto",
+                  calculator: Any = "asap3", fingerprint: str = "coulomb",
+                  map_kwargs: dict[str, Any] | None = None, lindemann_window: int = 50,
+                  progress: bool = True) -> SizeScan:
+    """Heat every size with every seed (resuming finished/interrupted runs), then analyse.
+
+    Parameters
+    ----------
+    sizes : cluster sizes n of Cu_n
+    seeds : independent runs per size
+    outdir : folder for the ``Cu<n>_<kind>_s<seed>.extxyz`` trajectories (reused on rerun)
+    t_start, t_end : ramp, K
+    rate_K_per_ps : heating rate, K/ps
+    timestep_fs : fs
+    sample_every : MD steps between frames
+    kind : starting structure (see :func:`mdmlkit.systems.cu_clusters.make_cluster`)
+    fingerprint : "coulomb" (the seed paper's), "rdf", "cn" or "acsf"
+    map_kwargs : :class:`~mdmlkit.landscape.LandscapeMap` parameters
+    """
+    from tqdm.auto import tqdm
+
+    from mdmlkit.md.heating import heat_many
+
+    sizes = sorted({int(n) for n in sizes})
+    seeds = list(seeds)
+    if not sizes:
+        raise InputError("run_size_scan needs at least one size")
+    results = heat_many(sizes, seeds, outdir=outdir, kind=kind, calculator=calculator,
+                        progress=progress, t_start=t_start, t_end=t_end,
+                        rate_K_per_ps=rate_K_per_ps, timestep_fs=timestep_fs,
+                        sample_every=sample_every)
+    by_size: dict[int, list[Atoms]] = {}
+    for r in results:
+        by_size.setdefault(len(r.frames[0]), []).extend(r.frames)
+    out = {}
+    for n in tqdm(sizes, desc="mapping sizes", disable=not progress):
+        out[n] = analyse_size(by_size[n], fingerprint=fingerprint, map_kwargs=map_kwargs,
+                              lindemann_window=lindemann_window)
+    settings = dict(sizes=sizes, seeds=seeds, t_start=t_start, t_end=t_end,
+                    rate_K_per_ps=rate_K_per_ps, timestep_fs=timestep_fs,
+                    sample_every=sample_every, kind=kind, fingerprint=fingerprint,
+                    map_kwargs=dict(map_kwargs or {}))
+    return SizeScan(out, settings)

@@ -1,0 +1,103 @@
+"""Tests of the learning-curve benchmark helpers."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mdmlkit.active import (AutoencoderQuery, FarthestPointQuery, LearningCurves, RandomQuery,
+                            labels_to_reach, ood_detection, run_learning_curves)
+from mdmlkit.active.synthetic import emt_frames
+from mdmlkit.descriptors import SymmetryFunctionSet
+from mdmlkit.errors import InputError
+from mdmlkit.potential import HDNNP
+
+TRAIN = {"max_epochs": 4, "batch_size": 4, "patience": None, "lr": 5e-3}
+
+
+@pytest.fixture(scope="module")
+def sfs():
+    return SymmetryFunctionSet.generate(["Cu", "Ni"], rc=4.0, n_radial=3, n_angular=1)
+
+
+def _curves(values: dict[str, list[list[float]]], n: list[int]) -> LearningCurves:
+    recs = []
+    for s, per_seed in values.items():
+        for seed, vals in enumerate(per_seed):
+            for r, v in enumerate(vals):
+                recs.append({"strategy": s, "seed": seed, "round": r, "n_labelled": n[r],
+                             "force_rmse_meV_A": v, "query_time_s": 0.1 * (s == "qbc")})
+    return LearningCurves(recs)
+
+
+def test_labels_to_reach_on_known_curves():
+    n = [10, 20, 30, 40]
+    res = _curves({"random": [[100, 80, 64, 50], [100, 82, 60, 54]],     # final mean 52
+                   "ae": [[100, 60, 50, 45], [100, 58, 54, 43]],         # mean 52 at n=30
+                   "qbc": [[100, 52, 40, 30], [100, 50, 42, 30]],        # mean 51 at n=20
+                   "bad": [[100, 90, 80, 70], [100, 90, 80, 70]]}, n)
+    out = labels_to_reach(res)
+    assert out["random"]["n_labelled"] == 40 and out["random"]["fraction"] == 1.0
+    assert out["ae"]["n_labelled"] == 30 and out["ae"]["fraction"] == pytest.approx(0.75)
+    assert out["qbc"]["n_labelled"] == 20 and out["qbc"]["fraction"] == pytest.approx(0.5)
+    assert out["bad"]["n_labelled"] is None and out["bad"]["fraction"] is None
+    assert out["ae"]["target"] == pytest.approx(52.0)
+    c = res.curve("ae")
+    np.testing.assert_allclose(c["mean"], [100, 59, 52, 44])
+    np.testing.assert_allclose(c["std"], [0, 1, 2, 1])
+    assert labels_to_reach(res, target=45)["qbc"]["n_labelled"] == 30
+    assert res.query_time("qbc")["mean"] == pytest.approx(0.1)
+    with pytest.raises(InputError, match="reference"):
+        labels_to_reach(res, reference="nope")
+
+
+def test_run_learning_curves_quick(sfs, tmp_path):
+    pool = emt_frames(20, "thermal", (300, 900), reps=(2, 1, 1), seed=41)
+    test = emt_frames(5, "thermal", (300, 900), reps=(2, 1, 1), seed=42)
+    model = HDNNP(sfs, hidden=(4,), seed=0)
+    strategies = {"random": RandomQuery(), "fps": FarthestPointQuery(),
+                  "ae": lambda seed: AutoencoderQuery(steps=100, seed=seed)}
+    res = run_learning_curves(strategies, pool, test, seeds=(0, 1), rounds=2, k=2, n_initial=3,
+                              model=model, trainer_kwargs=TRAIN, workdir=tmp_path, progress=False)
+    assert len(res.records) == 3 * 2 * 3
+    assert res.strategies == ["random", "fps", "ae"] and res.seeds == [0, 1]
+    for seed in (0, 1):
+        r0 = [r for r in res.records if r["seed"] == seed and r["round"] == 0]
+        # every strategy starts from the same initial set and weights: identical round 0
+        assert len({r["force_rmse_meV_A"] for r in r0}) == 1
+        assert {r["n_labelled"] for r in r0} == {3}
+    c = res.curve("fps")
+    assert c["n_labelled"].tolist() == [3, 5, 7] and c["values"].shape == (2, 3)
+    assert res.query_time("ae")["mean"] > 0
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = res.plot("energy_rmse_meV_atom")
+    assert len(ax.get_lines()) == 3 and ax.get_xlabel() == "labelled structures"
+    res.save(tmp_path / "lc.json")
+    back = LearningCurves.from_dict(json.loads((tmp_path / "lc.json").read_text()))
+    np.testing.assert_array_equal(back.curve("ae")["mean"], res.curve("ae")["mean"])
+    # a finished benchmark is reloaded from the checkpoints, not recomputed
+    again = run_learning_curves(strategies, pool, test, seeds=(0, 1), rounds=2, k=2, n_initial=3,
+                                model=model, trainer_kwargs=TRAIN, workdir=tmp_path, progress=False)
+    assert [r["force_rmse_meV_A"] for r in again.records] == [r["force_rmse_meV_A"] for r in res.records]
+    with pytest.raises(InputError, match="exceeds the pool"):
+        run_learning_curves(strategies, pool, test, rounds=10, k=5, model=model)
+
+
+def test_ood_detection_with_autoencoder(sfs):
+    from mdmlkit.potential.training.trainer import Trainer
+
+    train = emt_frames(12, "thermal", (300, 500), reps=(2, 1, 1), seed=51)
+    ids = emt_frames(8, "thermal", (300, 500), reps=(2, 1, 1), seed=52)
+    hot = emt_frames(8, "thermal", (1800, 2000), reps=(2, 1, 1), seed=53)
+    model = HDNNP(sfs, hidden=(6,), seed=0)
+    Trainer(model, progress=False, **{**TRAIN, "max_epochs": 15}).fit(train)
+    q = AutoencoderQuery(sfs, steps=500, seed=0).fit(train)
+    rep = ood_detection(q, model, ids, hot)
+    assert rep["auc"] > 0.85
+    assert rep["flagged_ood"] > rep["flagged_id"]
+    # the potential is indeed worse on the hot snapshots the AE flags
+    assert rep["force_rmse_ood_mean"] > rep["force_rmse_id_mean"]
+    assert rep["spearman"] > 0.3

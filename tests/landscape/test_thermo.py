@@ -1,0 +1,177 @@
+"""Caloric curves, heat capacity, Lindemann index, basins versus temperature."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.units import kB
+
+from mdmlkit.landscape import thermo
+from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError
+
+
+def _table(T, E_pot, n_atoms=10, run="r"):
+    T = np.asarray(T, float)
+    return {"T_target": T, "E_pot": np.asarray(E_pot, float),
+            "E_tot": np.asarray(E_pot, float) + 1.5 * n_atoms * kB * T,
+            "n_atoms": np.full(len(T), n_atoms), "run_id": np.array([run] * len(T))}
+
+
+def test_harmonic_solid_has_dulong_petit_heat_capacity():
+    # E_pot = 3/2 N kB T (+ const) and E_kin = 3/2 N kB T  ->  C = 3 kB per atom exactly
+    T = np.linspace(300, 800, 501)
+    curve = thermo.caloric_curve(_table(T, 5.0 + 1.5 * 10 * kB * T), bin_width=10)
+    Tc, C = curve.heat_capacity(smooth_K=30)
+    np.testing.assert_allclose(C, 3.0, rtol=1e-9)
+    _, Cp = curve.heat_capacity(smooth_K=30, energy="E_pot")
+    np.testing.assert_allclose(Cp, 1.5, rtol=1e-9)
+
+
+def test_melting_temperature_at_the_latent_heat_step():
+    T = np.linspace(300, 1300, 2001)
+    rng = np.random.default_rng(0)
+    latent, Tm, width = 2.0, 905.0, 15.0
+    E = 1.5 * 10 * kB * T + latent / (1 + np.exp(-(T - Tm) / width)) + rng.normal(0, 0.01, T.size)
+    mp = thermo.caloric_curve(_table(T, E), bin_width=10).melting_temperature(smooth_K=20)
+    assert abs(mp.T_melt - Tm) < 8
+    # peak height ~ dE/dT of the step: latent/(4 width) / (N kB) + 3
+    assert mp.peak == pytest.approx(3 + latent / (4 * width) / (10 * kB), rel=0.25)
+    assert "T_melt=" in repr(mp)
+
+
+def test_runs_are_averaged_bin_by_bin():
+    T = np.linspace(300, 600, 301)
+    a, b = _table(T, 1.0 + 0.01 * T, run="a"), _table(T[::-1], 3.0 + 0.01 * T[::-1], run="b")
+    curve = thermo.caloric_curve([a, b], bin_width=20)
+    np.testing.assert_allclose(curve.E_pot, 2.0 + 0.01 * curve.T, atol=0.06)
+    np.testing.assert_allclose(curve.E_pot_std, 1.0, atol=1e-9)
+    assert curve.n_runs == 2 and curve.counts.sum() == 2 * 301
+    assert "n_runs=2" in repr(curve)
+
+
+def test_caloric_curve_bad_input():
+    with pytest.raises(EmptyTrajectoryError, match="at least 2"):
+        thermo.caloric_curve(_table([300.0], [1.0]))
+    with pytest.raises(InconsistentFramesError):
+        thermo.caloric_curve([_table([1, 2, 3], [1, 2, 3]),
+                              _table([1, 2, 3], [1, 2, 3], n_atoms=11)])
+    with pytest.raises(EmptyTrajectoryError):
+        thermo.caloric_curve([])
+
+
+def _lindemann_loops(pos):
+    """Reference implementation with explicit loops (tiny systems only)."""
+    F, N, _ = pos.shape
+    d = np.zeros(N)
+    for i in range(N):
+        for j in range(N):
+            if i != j:
+                r = np.linalg.norm(pos[:, i] - pos[:, j], axis=1)
+                d[i] += np.sqrt((r**2).mean() - r.mean() ** 2) / r.mean()
+    return d / (N - 1)
+
+
+def test_lindemann_matches_loop_reference_and_is_invariant():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0, 6, (7, 3))
+    pos = base[None] + rng.normal(0, 0.1, (30, 7, 3))
+    res = thermo.lindemann_index(pos, window=10, temperatures=np.linspace(100, 400, 30))
+    for w, s in enumerate(range(0, 21, 10)):
+        np.testing.assert_allclose(res.delta_atoms[w], _lindemann_loops(pos[s:s + 10]), rtol=1e-10)
+    np.testing.assert_allclose(res.delta, res.delta_atoms.mean(axis=1))
+    # rigid motions of the whole cluster (different per frame) change nothing
+    from scipy.spatial.transform import Rotation
+    R = Rotation.random(30, random_state=2).as_matrix()
+    moved = np.einsum("fij,fnj->fni", R, pos) + rng.normal(0, 5, (30, 1, 3))
+    res2 = thermo.lindemann_index(moved, window=10, temperatures=np.linspace(100, 400, 30))
+    np.testing.assert_allclose(res2.delta, res.delta, rtol=1e-8)
+    # a perfectly rigid cluster has zero index
+    rigid = thermo.lindemann_index(np.repeat(base[None], 12, 0), window=6,
+                                   temperatures=np.ones(12))
+    np.testing.assert_allclose(rigid.delta, 0.0, atol=1e-7)
+
+
+def test_lindemann_threshold_crossing_and_frames_input():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0, 8, (12, 3))
+    amp = np.where(np.arange(60) < 30, 0.02, 0.6)      # "melts" at frame 30
+    pos = base[None] + amp[:, None, None] * rng.normal(size=(60, 12, 3))
+    frames = []
+    for k, p in enumerate(pos):
+        a = Atoms("Cu12", positions=p)
+        a.info["T_target"] = 500.0 + 10 * k
+        frames.append(a)
+    res = thermo.lindemann_index(frames, window=10)
+    assert res.delta[:3].max() < 0.02 and res.delta[3:].min() > 0.1
+    mp = res.melting_temperature(0.1)
+    assert res.T[2] < mp.T_melt < res.T[3]
+    assert "windows" in repr(res)
+    with pytest.raises(EmptyTrajectoryError):
+        thermo.lindemann_index(pos[:5], window=10)
+
+
+def test_transition_temperatures_need_a_persistent_departure():
+    T = np.arange(100.0, 200.0)
+    run1 = np.zeros(100, int)
+    run1[20:23] = 2          # brief excursion: ignored with min_frames=5
+    run1[60:] = 1            # leaves for good at T = 160
+    run2 = np.zeros(100, int)
+    run2[40:46] = 3          # leaves for 6 frames (>= 5): counts
+    run3 = np.zeros(100, int)  # never leaves
+    res = thermo.transition_temperatures([run1, run2, run3], [T, T, T], min_frames=5)
+    np.testing.assert_array_equal(res.T[:2], [160.0, 140.0])
+    assert np.isnan(res.T[2]) and res.frame[2] == -1
+    np.testing.assert_array_equal(res.new_label[:2], [1, 3])
+    assert res.mean == pytest.approx(150.0) and "3 runs, 2 left" in repr(res)
+    strict = thermo.transition_temperatures(run2, T, min_frames=10)
+    assert np.isnan(strict.T[0])
+    with pytest.raises(InconsistentFramesError):
+        thermo.transition_temperatures(run1, T[:50])
+
+
+def test_basin_occupancy_counts_fractions():
+    T = np.repeat([150.0, 250.0], 10)
+    labels = np.array([0] * 7 + [1] * 3 + [1] * 5 + [-1] * 5)
+    Tc, occ = thermo.basin_occupancy(labels, T, bins=[100, 200, 300])
+    np.testing.assert_allclose(Tc, [150, 250])
+    res = thermo.basin_occupancy(labels, T, bins=[100, 200, 300])
+    np.testing.assert_array_equal(res.basins, [-1, 0, 1])
+    np.testing.assert_allclose(occ, [[0.0, 0.7, 0.3], [0.5, 0.0, 0.5]])
+    np.testing.assert_allclose(occ.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(res.dominant(), [0, -1])   # tie -> first column (-1)
+    assert "3 basins" in repr(res)
+
+
+def test_amorphous_zone_from_labels():
+    T = np.linspace(300, 1300, 1001)
+    labels = np.where(T < 950, 0, -1)
+    labels[100:103] = -1                              # a brief early excursion
+    zone = thermo.amorphous_zone(T, labels, amorphous_labels=(-1,), bins=np.arange(300, 1301, 50))
+    assert zone.T_onset == pytest.approx(975.0)
+    assert zone.T_max == pytest.approx(1300.0)
+    assert "975-1300 K" in repr(zone)
+    none = thermo.amorphous_zone(T, np.zeros_like(labels), bins=10)
+    assert np.isnan(none.T_onset)
+    with pytest.raises(InputError):
+        thermo.amorphous_zone()
+
+
+@pytest.mark.slow
+def test_cu147_icosahedron_melts_between_800_and_1100_K():
+    """Physics: Cu147 (Mackay icosahedron, asap3 EMT) heated at 5 K/ps melts at ~950 K."""
+    pytest.importorskip("asap3")
+    from mdmlkit.systems.cu_clusters import make_cluster
+    from mdmlkit.md.heating import heat
+
+    res = heat(make_cluster(147, kind="icosahedron"), "asap3", 300, 1300, rate_K_per_ps=5,
+               sample_every=100, seed=0, progress=False)
+    curve = thermo.caloric_curve(res, bin_width=10)
+    mp = curve.melting_temperature(smooth_K=30)
+    assert 800 < mp.T_melt < 1100
+    T, C = curve.heat_capacity(smooth_K=30)
+    solid = (T > 350) & (T < 700)
+    assert 2.7 < C[solid].mean() < 4.2        # Dulong-Petit 3 kB plus anharmonicity
+    assert mp.peak > 2.5 * C[solid].mean()    # a real latent-heat peak
+    lind = thermo.lindemann_index(res.frames, window=50)
+    assert lind.delta[0] < 0.05               # solid
+    assert 800 < lind.melting_temperature(0.1).T_melt < 1100

@@ -1,0 +1,205 @@
+"""Heating MD: protocol, frames, resume, energy conservation, thermostats, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.cluster import Icosahedron
+
+from mdmlkit.md import heating as md
+from mdmlkit.systems.cu_clusters import make_cluster
+from mdmlkit.errors import (EmptyTrajectoryError, InputError, MalformedFileError,
+                            MissingLabelError, NonFiniteError, UnknownElementError)
+
+pytest.importorskip("asap3")
+
+
+@pytest.fixture(scope="module")
+def cu13():
+    return make_cluster(13, kind="icosahedron")
+
+
+@pytest.fixture(scope="module")
+def cu55():
+    return make_cluster(55, kind="icosahedron")
+
+
+def _short(atoms, path=None, **kw):
+    args = dict(t_start=300, t_end=500, rate_K_per_ps=100, sample_every=20, checkpoint_every=4,
+                progress=False, trajectory=path)
+    args.update(kw)
+    return md.heat(atoms, "asap3", **args)
+
+
+def test_frames_follow_the_protocol(cu13, tmp_path):
+    res = _short(cu13, tmp_path / "run.extxyz", seed=3)
+    t = md.frame_table(res.frames)
+    assert set(t) == set(md.INFO_KEYS)
+    n_steps = 1000  # 200 K at 100 K/ps = 2 ps = 1000 steps of 2 fs
+    np.testing.assert_array_equal(t["step"], np.arange(0, n_steps + 1, 20))
+    np.testing.assert_allclose(t["time_fs"], 2.0 * t["step"])
+    np.testing.assert_allclose(t["T_target"], 300 + 200 * t["step"] / n_steps)
+    np.testing.assert_allclose(t["E_tot"] - t["E_pot"],
+                               1.5 * 13 * md.units.kB * t["T_kinetic"], rtol=1e-6)
+    assert (t["run_id"] == "Cu13_s3").all() and (t["seed"] == 3).all() and (t["n_atoms"] == 13).all()
+    assert res.complete and res.path.exists() and "Cu13_s3" in repr(res)
+    # nothing but the finished trajectory is left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.extxyz"]
+    again = md.read_trajectory(res.path)
+    assert len(again) == len(res.frames) == 51
+
+
+def test_same_seed_same_run_other_seed_differs(cu13):
+    a = _short(cu13, seed=1)
+    b = _short(cu13, seed=1)
+    c = _short(cu13, seed=2)
+    np.testing.assert_array_equal(a.frames[-1].positions, b.frames[-1].positions)
+    assert not np.allclose(a.frames[-1].positions, c.frames[-1].positions)
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def test_interrupted_run_resumes_to_identical_trajectory(cu55, tmp_path):
+    _short(cu55, tmp_path / "ref.extxyz")                  # uninterrupted reference
+
+    def crash(frame):
+        if frame.info["step"] == 620:   # between checkpoints (every 4 frames = 80 steps)
+            raise _Crash
+
+    path = tmp_path / "run.extxyz"
+    with pytest.raises(_Crash):
+        _short(cu55, path, callback=crash)
+    assert not path.exists()                                   # never half-written
+    assert (tmp_path / "run.extxyz.ckpt.npz").exists()
+    res = _short(cu55, path)
+    assert res.resumed_from_step == 560 and res.complete
+    assert path.read_bytes() == (tmp_path / "ref.extxyz").read_bytes()
+    # a finished run is returned, not rerun
+    assert _short(cu55, path).skipped
+
+
+def test_max_steps_stops_at_a_checkpoint_and_continues(cu13, tmp_path):
+    ref = _short(cu13, tmp_path / "ref.extxyz")
+    path = tmp_path / "run.extxyz"
+    part = _short(cu13, path, max_steps=300)
+    assert not part.complete and part.frames[-1].info["step"] == 320 and not path.exists()
+    full = _short(cu13, path)
+    assert full.complete and full.resumed_from_step == 320
+    assert path.read_bytes() == (tmp_path / "ref.extxyz").read_bytes()
+    assert len(ref.frames) == len(full.frames)
+
+
+def test_resume_with_other_settings_is_refused(cu13, tmp_path):
+    path = tmp_path / "run.extxyz"
+    _short(cu13, path, max_steps=100)
+    with pytest.raises(md.CheckpointMismatchError, match="t_end"):
+        _short(cu13, path, t_end=600)
+    res = _short(cu13, path, t_end=600, resume=False)   # explicit restart works
+    assert res.complete and res.frames[-1].info["T_target"] == pytest.approx(600)
+
+
+def test_nve_energy_conservation(cu55):
+    # velocity Verlet: total energy fluctuates by O(dt^2) and does not drift
+    spread = {}
+    for dt in (1.0, 2.0):
+        res = md.heat(cu55, "asap3", 600, 600, rate_K_per_ps=None, duration_ps=4.0,
+                      timestep_fs=dt, sample_every=int(40 / dt), thermostat="nve", progress=False)
+        t = md.frame_table(res.frames)
+        spread[dt] = np.ptp(t["E_tot"])
+        slope = np.polyfit(t["time_fs"] / 1000, t["E_tot"], 1)[0]       # eV/ps
+        assert abs(slope) / 55 < 2e-5
+        assert np.ptp(t["E_pot"]) > 50 * spread[dt]    # energy really flows between E_pot/E_kin
+    assert spread[2.0] / 55 < 1e-4                      # eV/atom
+    assert 2.0 < spread[2.0] / spread[1.0] < 8.0        # ~4 for a second-order integrator
+
+
+@pytest.mark.parametrize("thermostat", ["langevin", "bussi"])
+def test_thermostats_hold_the_target_temperature(cu55, thermostat):
+    res = md.heat(cu55, "asap3", 600, 600, rate_K_per_ps=None, duration_ps=16.0,
+                  thermostat=thermostat, sample_every=40, progress=False, seed=4)
+    T = md.frame_table(res.frames)["T_kinetic"][40:]
+    # canonical kinetic-T fluctuation of 55 atoms is ~11 %; mean over ~160 frames
+    assert abs(T.mean() - 600) < 45
+
+
+def test_ase_emt_engine_runs(cu13):
+    res = md.heat(cu13, "ase", 300, 320, rate_K_per_ps=100, sample_every=20, progress=False)
+    assert len(res.frames) == 6 and res.frames[-1].info["E_pot"] > 0
+
+
+def test_heat_many_runs_each_size_and_seed_once(tmp_path):
+    kw = dict(t_start=300, t_end=340, rate_K_per_ps=200, sample_every=25, progress=False)
+    first = md.heat_many([13, 14], seeds=[0, 1], outdir=tmp_path, **kw)
+    assert [r.run_id for r in first] == ["Cu13_auto_s0", "Cu13_auto_s1", "Cu14_auto_s0",
+                                         "Cu14_auto_s1"]
+    assert not any(r.skipped for r in first)
+    second = md.heat_many([13, 14], seeds=[0, 1], outdir=tmp_path, **kw)
+    assert all(r.skipped for r in second)
+    np.testing.assert_array_equal(first[3].frames[-1].positions, second[3].frames[-1].positions)
+
+
+# ------------------------------------------------------------------ bad input
+def test_cu_potential_refuses_other_elements():
+    with pytest.raises(UnknownElementError, match="Au"):
+        md.heat(Icosahedron("Au", 2), "asap3", progress=False)
+
+
+def test_nan_positions_are_refused(cu13):
+    bad = cu13.copy()
+    bad.positions[4, 1] = np.nan
+    with pytest.raises(NonFiniteError, match="atoms \\[4\\]"):
+        md.heat(bad, "asap3", progress=False)
+
+
+def test_blown_up_dynamics_names_the_step(cu13):
+    bad = cu13.copy()
+    bad.positions[1] = bad.positions[0] + [0.3, 0.0, 0.0]   # two atoms on top of each other
+    with pytest.raises(md.UnstableDynamicsError, match="at step \\d+"):
+        md.heat(bad, "asap3", 300, 400, sample_every=20, progress=False)
+
+
+def test_bad_protocols(cu13):
+    with pytest.raises(InputError, match="thermostat"):
+        md.heat(cu13, thermostat="berendsen", progress=False)
+    with pytest.raises(InputError, match="duration_ps"):
+        md.heat(cu13, t_start=500, t_end=500, progress=False)
+    with pytest.raises(InputError, match="positive"):
+        md.heat(cu13, t_start=-5, progress=False)
+
+
+def test_read_trajectory_errors(cu13, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        md.read_trajectory(tmp_path / "missing.extxyz")
+    empty = tmp_path / "empty.extxyz"
+    empty.write_text("")
+    with pytest.raises(EmptyTrajectoryError, match="empty.extxyz"):
+        md.read_trajectory(empty)
+    junk = tmp_path / "junk.extxyz"
+    junk.write_text("this is\nnot a trajectory\n")
+    with pytest.raises(MalformedFileError, match="junk.extxyz"):
+        md.read_trajectory(junk)
+    res = _short(cu13, tmp_path / "ok.extxyz")
+    one = tmp_path / "one.extxyz"
+    import ase.io
+    ase.io.write(one, res.frames[0])
+    assert len(md.read_trajectory(one)) == 1
+    with pytest.raises(EmptyTrajectoryError, match="1 frame"):
+        md.read_trajectory(one, min_frames=2)
+    # NaN coordinates in frame 2 of a file
+    lines = (tmp_path / "ok.extxyz").read_text().splitlines()
+    per = 13 + 2
+    row = 2 * per + 2 + 5
+    parts = lines[row].split()
+    lines[row] = " ".join([parts[0], "nan"] + parts[2:])
+    nanf = tmp_path / "nan.extxyz"
+    nanf.write_text("\n".join(lines) + "\n")
+    with pytest.raises(NonFiniteError, match="frame 2"):
+        md.read_trajectory(nanf)
+
+
+def test_frame_table_needs_labels(cu13):
+    with pytest.raises(MissingLabelError, match="frame 0"):
+        md.frame_table([cu13])
+    with pytest.raises(EmptyTrajectoryError):
+        md.frame_table([])

@@ -1,0 +1,356 @@
+"""The notebooks as a reader meets them: JupyterLab and the HTML reports in a real browser.
+
+The browser tests (marker ``browser``) run with ``make test-browser`` (installs Debian's
+Chromium, ``pip install .[browser]``), never with ``make test``, which only runs the fast
+checks of the HTML export at the top. Playwright drives ``/usr/bin/chromium``;
+no browser is downloaded. Screenshots go to ``outputs/screenshots/<notebook>.png``
+(JupyterLab) and ``<notebook>.html.png`` (standalone report).
+
+For the fixture notebook (``tests/browser/fixtures``: IntSlider, Dropdown, an Output
+widget with a figure, a matplotlib figure, an nglview view of H2O and two small views
+side by side in a Box) and every numbered notebook:
+
+* JupyterLab (this venv, 127.0.0.1, token, throw-away settings) runs it with its quick
+  parameters (``output_dir`` goes to a temp dir); every code cell must run (a kernel
+  that dies is reported as such), with no error output, every widget output must
+  render as a widget (no "Failed to load model class"), figures must show and none may
+  be blank (cell outputs and Output widgets), and every nglview view must have a
+  drawn canvas (one per view; a view collapsed to 1 px or zoomed to a dot fails).
+  Each notebook's kernel is shut down after its run;
+* the executed notebook is exported with :func:`mdmlkit.nbtools.runner.export_html` and
+  opened from ``file://`` with all network requests refused: the widgets, figures and
+  3D view must render from the embedded state alone, a slider must move and a drag
+  must rotate the 3D view. The fixture goes through ``run_notebook`` (papermill, the
+  ``make demo`` path); the numbered notebooks reuse the state JupyterLab saved.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from mdmlkit.nbtools.runner import list_notebooks, run_notebook
+
+in_browser = pytest.mark.browser
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "browser"))
+import lab_driver  # noqa: E402
+from mdmlkit.nbtools import nglview_fix as nglview_labext  # noqa: E402
+
+REPO = HERE.parents[1]
+FIXTURE = HERE / "browser" / "fixtures" / "widgets_fixture.ipynb"
+NOTEBOOKS = [FIXTURE] + list_notebooks()
+IDS = [p.stem for p in NOTEBOOKS]
+SCREENSHOTS = REPO / "outputs" / "screenshots"
+RUN_TIMEOUT = 300  # s per notebook in JupyterLab, quick parameters
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+STATE = "application/vnd.jupyter.widget-state+json"
+
+_lab_saved: dict[str, Path] = {}  # notebook stem -> notebook as saved by JupyterLab
+
+
+def _code_outputs(nb: dict):
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            yield cell, cell.get("outputs", [])
+
+
+def _widget_models(nb: dict) -> set[str]:
+    """Model names of the widget views the notebook's outputs display (plus children)."""
+    state = nb.get("metadata", {}).get("widgets", {}).get(STATE, {}).get("state", {})
+    return {m["model_name"] for m in state.values()}
+
+
+def _png_outputs(nb: dict):
+    """(where, base64 PNG) of every figure: cell outputs and Output-widget outputs in the state."""
+    for i, (_, outs) in enumerate(_code_outputs(nb)):
+        for o in outs:
+            if "image/png" in o.get("data", {}):
+                yield f"code cell {i + 1}", o["data"]["image/png"]
+    state = nb.get("metadata", {}).get("widgets", {}).get(STATE, {}).get("state", {})
+    for mid, m in state.items():
+        for o in m.get("state", {}).get("outputs", []) if m["model_name"] == "OutputModel" else []:
+            if "image/png" in o.get("data", {}):
+                yield f"Output widget {mid}", o["data"]["image/png"]
+
+
+def _blank_figures(nb: dict) -> list[str]:
+    """Figures that show nothing: one colour (or fully transparent) once put on white."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    blank = []
+    for where, b64 in _png_outputs(nb):
+        img = Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGBA")
+        flat = Image.new("RGBA", img.size, "white")
+        flat.alpha_composite(img)
+        if len(np.unique(np.asarray(flat.convert("RGB")).reshape(-1, 3), axis=0)) < 2:
+            blank.append(f"{where} ({img.size[0]}x{img.size[1]})")
+    return blank
+
+
+def _n_ngl_views(nb: dict) -> int:
+    """How many nglview widgets (NGLModel) the saved state holds: each is shown once."""
+    state = nb.get("metadata", {}).get("widgets", {}).get(STATE, {}).get("state", {})
+    return sum(m["model_name"] == "NGLModel" for m in state.values())
+
+
+def _lab_copy(nb_path: Path, dest: Path, output_dir: Path) -> Path:
+    """The notebook as ``run_notebook`` would run it: quick parameters, ``output_dir``
+    injected after the parameters cell, working directory the notebook's own folder."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    nb = parameterize_notebook(load_notebook_node(str(nb_path)), {"output_dir": str(output_dir)})
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.source = f"import os\nos.chdir({str(nb_path.parent)!r})\n" + cell.source
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / nb_path.name
+    nbformat.write(nb, str(out))
+    return out
+
+
+# ----------------------------------------------------- fast checks of the export (make test)
+def _widget_notebook(modules: dict[str, str]) -> "object":
+    """A notebook node whose saved state holds an IntSlider plus models of ``modules``."""
+    import nbformat
+
+    state = {"s1": {"model_name": "IntSliderModel", "model_module": "@jupyter-widgets/controls",
+                    "model_module_version": "2.0.0", "state": {"value": 3, "max": 10}}}
+    for i, (mod, ver) in enumerate(modules.items()):
+        state[f"m{i}"] = {"model_name": "SomeModel", "model_module": mod, "model_module_version": ver,
+                          "state": {"_view_module": mod, "_view_module_version": ver}}
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("slider")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={
+        WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": "s1"}, "text/plain": "IntSlider"})]
+    nb.cells = [cell]
+    nb.metadata["widgets"] = {STATE: {"version_major": 2, "version_minor": 0, "state": state}}
+    return nb
+
+
+def test_html_report_is_self_contained():
+    """Widget JavaScript is inlined (require.js, html-manager, nglview's AMD bundle named
+    for require.js); no <script src> is left pointing at a CDN; the state is embedded."""
+    import re
+
+    from mdmlkit.nbtools.html_report import find_widget_bundle, render_html, widget_modules
+
+    nb = _widget_notebook({"nglview-js-widgets": "4.0"})
+    assert widget_modules(nb) == {"nglview-js-widgets": "4.0"}
+    bundle = find_widget_bundle("nglview-js-widgets")
+    assert bundle is not None and bundle.name == "index.js", "nglview's nbextension bundle not installed"
+    html = render_html(nb)
+    srcs = [t for t in re.findall(r"<script\b[^>]{0,400}>", html) if re.search(r"\ssrc=", t)]
+    assert not srcs, srcs  # MathJax is the only remote script, and it is fetched after load
+    assert 'define("@jupyter-widgets/html-manager"' in html
+    assert "RequireJS" in html and 'args.unshift("nglview-js-widgets")' in html
+    assert bundle.read_text()[:2000] in html
+    assert STATE in html and '"IntSliderModel"' in html
+    # cdn page for comparison: nbconvert's default loads require.js and widgets remotely
+    assert "unpkg.com" in render_html(nb, offline=False)
+
+
+def test_html_report_warns_on_missing_bundle(tmp_path):
+    from mdmlkit.nbtools.html_report import MissingWidgetBundleWarning, render_html
+
+    nb = _widget_notebook({"no-such-widget-lib": "1.0"})
+    with pytest.warns(MissingWidgetBundleWarning, match="no-such-widget-lib"):
+        html = render_html(nb, bundle_dirs=[tmp_path])
+    assert 'define("@jupyter-widgets/html-manager"' in html  # the rest still works
+
+
+def test_export_html_writes_atomically(tmp_path):
+    import nbformat
+
+    from mdmlkit.nbtools.runner import export_html
+
+    src = tmp_path / "nb.ipynb"
+    nbformat.write(_widget_notebook({}), str(src))
+    out = export_html(src, tmp_path / "report" / "nb.html")
+    text = out.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "<title>nb</title>" in text
+    assert [p.name for p in out.parent.iterdir()] == ["nb.html"]  # no temp file left
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def playwright():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install '.[browser]'")
+    if not lab_driver.CHROMIUM.exists():
+        pytest.skip(f"{lab_driver.CHROMIUM} missing: run `bash .ci/install-browser`")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, tmp_path_factory):
+    ctx = lab_driver.launch_chromium(playwright, tmp_path_factory.mktemp("chromium-profile"))
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab-root")
+    with lab_driver.JupyterLab(root, tmp_path_factory.mktemp("lab-state")) as server:
+        yield server
+
+
+@pytest.fixture()
+def page(browser):
+    page = browser.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text[:500]}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: console.append(f"pageerror: {str(e)[:500]}"))
+    page.console_errors = console
+    yield page
+    page.close()
+
+
+# -------------------------------------------------------------------------------- tests
+@in_browser
+def test_lab_extensions_installed():
+    """The widget lab extensions this venv ships are found, enabled and compatible."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True,
+                         text=True, timeout=120)
+    text = out.stdout + out.stderr
+    for ext in ("@jupyter-widgets/jupyterlab-manager", "nglview-js-widgets"):
+        line = next((ln for ln in text.splitlines() if ext in ln), "")
+        assert "enabled" in line and "OK" in line, f"{ext} not found/enabled:\n{text}"
+    ok, msg = nglview_labext.check()
+    assert ok, msg + " - repair with `mdmlkit fix-nglview`"
+
+
+@in_browser
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
+def test_notebook_in_jupyterlab(nb_path, lab, page, tmp_path):
+    blocked = lab_driver.local_only_routes(page, lab.port)
+    rel = f"{nb_path.stem}/{nb_path.name}"
+    copy = _lab_copy(nb_path, lab.root_dir / nb_path.stem, tmp_path / "output")
+    shot = SCREENSHOTS / f"{nb_path.stem}.png"
+    try:
+        run = lab_driver.run_all_cells(page, lab, rel, timeout=RUN_TIMEOUT)
+        report = lab_driver.inspect_page(page, ".jp-Notebook")
+        canvases = lab_driver.drawn_canvases(page, timeout=60, save_prefix=SCREENSHOTS / nb_path.stem)
+    finally:
+        lab_driver.full_screenshot(page, shot, scroller=".jp-WindowedPanel-outer")
+        lab.shutdown_kernels()  # the next notebook gets the memory and the cores
+    saved = json.loads(copy.read_text())
+    _lab_saved[nb_path.stem] = copy
+    print(f"{nb_path.stem}: ran in {run['seconds']:.1f} s; {report}; canvases {canvases}; screenshot {shot}")
+
+    # every code cell ran, none raised
+    assert all(p.strip("[]: ").isdigit() for p in run["prompts"]), f"cells not run: {run['prompts']}"
+    errors = [f"{o.get('ename')}: {o.get('evalue')}" for _, outs in _code_outputs(saved) for o in outs
+              if o.get("output_type") == "error"]
+    assert not errors, errors
+    assert not report.tracebacks, report.tracebacks
+    # widgets: each widget output renders as a widget, none as an error
+    n_views = sum(WIDGET_VIEW in o.get("data", {}) for _, outs in _code_outputs(saved) for o in outs)
+    assert n_views >= 1, "the notebook should show interactive widgets"
+    assert not report.widget_errors, report.widget_errors + page.console_errors[:5]
+    assert report.widget_views >= n_views
+    models = _widget_models(saved)
+    if models & {"IntSliderModel", "FloatSliderModel", "IntRangeSliderModel", "FloatRangeSliderModel",
+                 "SelectionSliderModel", "FloatLogSliderModel"}:
+        assert report.sliders >= 1, report
+    if "DropdownModel" in models:
+        assert report.dropdowns >= 1, report
+    # figures
+    n_png = sum("image/png" in o.get("data", {}) for _, outs in _code_outputs(saved) for o in outs)
+    assert n_png >= 1 and report.figures >= 1, (n_png, report)
+    assert not _blank_figures(saved), f"blank figures: {_blank_figures(saved)}"
+    # the 3D view: nglview model present and its WebGL canvas drawn
+    assert "NGLModel" in models, "the notebook should show an nglview 3D view"
+    assert canvases, "no 3D view canvas on the page"
+    blank = [c for c in canvases if not lab_driver.is_drawn(c)]
+    assert not blank, f"blank, collapsed or nearly blank 3D views: {blank}; console: {page.console_errors[:5]}"
+    assert len(canvases) >= _n_ngl_views(saved), (len(canvases), _n_ngl_views(saved), canvases)
+    assert not [u for u in blocked if "unpkg" in u or "jsdelivr" in u], blocked
+
+
+def _check_html_report(page, html: Path, stem: str, n_ngl: int = 1) -> None:
+    blocked = lab_driver.offline_routes(page)
+    shot = SCREENSHOTS / f"{stem}.html.png"
+    page.goto(html.as_uri(), wait_until="load")
+    try:
+        page.wait_for_selector(".widget-subarea .jupyter-widgets", timeout=60_000)
+        canvases = lab_driver.drawn_canvases(page, timeout=60, save_prefix=SCREENSHOTS / f"{stem}.html")
+        report = lab_driver.inspect_page(page)
+    finally:
+        lab_driver.full_screenshot(page, shot)
+    print(f"{stem}.html: {report}; canvases {canvases}; blocked {blocked}; screenshot {shot}")
+    assert not report.widget_errors, report.widget_errors + page.console_errors[:5]
+    assert report.widget_views >= 1 and report.figures >= 1, report
+    # widget JavaScript came from the page itself, not from a CDN
+    assert not [u for u in blocked if "unpkg" in u or "jsdelivr" in u or "require" in u], blocked
+    assert canvases, "no 3D view canvas in the HTML report"
+    blank = [c for c in canvases if not lab_driver.is_drawn(c)]
+    assert not blank, f"blank, collapsed or nearly blank 3D views in the HTML report: {blank}; " \
+                      f"console: {page.console_errors[:5]}"
+    assert len(canvases) >= n_ngl, (len(canvases), n_ngl, canvases)
+
+    # the widgets work: a slider that can move does (its readout follows) ...
+    movable = page.evaluate("""() => Array.from(document.querySelectorAll('.widget-slider')).findIndex(s => {
+        const h = s.querySelector('.noUi-handle');
+        return h && s.offsetParent !== null && s.querySelector('.widget-readout') &&
+               Number(h.getAttribute('aria-valuenow')) < Number(h.getAttribute('aria-valuemax')); })""")
+    if movable >= 0:
+        slider = page.locator(".widget-slider").nth(movable)
+        readout = slider.locator(".widget-readout")
+        before = readout.text_content()
+        slider.locator(".noUi-handle").focus()
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+        assert readout.text_content() != before, "slider readout did not follow the slider"
+    # ... and a drag rotates the 3D view
+    canvas = page.locator("canvas").nth(max(canvases, key=lambda c: c["foreground"])["index"])
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    before = canvas.screenshot()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 60, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 60, cy + 40, steps=10)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    assert canvas.screenshot() != before, "dragging did not rotate the 3D view"
+
+
+@in_browser
+def test_fixture_html_report_offline(page, tmp_path):
+    """make demo's path: papermill run, export_html, open from file:// with no network."""
+    run = run_notebook(FIXTURE, tmp_path, parameters={}, html=True, timeout=300)
+    assert run.ok, run.error
+    executed = json.loads((tmp_path / FIXTURE.name).read_text())
+    assert STATE in executed["metadata"].get("widgets", {}), "papermill did not store the widget state"
+    assert "NGLModel" in _widget_models(executed)
+    assert not _blank_figures(executed), f"blank figures: {_blank_figures(executed)}"
+    _check_html_report(page, Path(run.html), FIXTURE.stem, _n_ngl_views(executed))
+
+
+@in_browser
+@pytest.mark.parametrize("nb_path", NOTEBOOKS[1:], ids=IDS[1:])
+def test_notebook_html_report_offline(nb_path, page, tmp_path):
+    """Each numbered notebook's report, from the state JupyterLab saved above."""
+    saved = _lab_saved.get(nb_path.stem)
+    if saved is None:
+        pytest.skip("its JupyterLab run did not save a notebook (see test_notebook_in_jupyterlab)")
+    from mdmlkit.nbtools.runner import export_html
+
+    nb = tmp_path / nb_path.name
+    shutil.copy(saved, nb)
+    html = export_html(nb, tmp_path / f"{nb_path.stem}.html")
+    _check_html_report(page, html, nb_path.stem, _n_ngl_views(json.loads(nb.read_text())))

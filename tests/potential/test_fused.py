@@ -1,0 +1,137 @@
+"""Fused numba kernels (``HDNNPCalculator(compile="numba")``): against the eager torch path,
+finite differences, and the reference radial functions."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+
+from mdmlkit.descriptors import SymmetryFunctionSet
+from mdmlkit.descriptors.terms import radial_factors
+from mdmlkit.potential import HDNNP, ExtrapolationWarning, HDNNPCalculator
+from mdmlkit.descriptors.kernels.fused import FusedPlan, tabulate_radial
+
+pytest.importorskip("numba")
+
+from test_calculator import assert_same_results, hot_md, tiered_model  # noqa: E402, F401 (fixture)
+from test_calculator import frames, model  # noqa: E402, F401 (fixtures)
+
+
+@pytest.mark.parametrize("which, kind", [(0, "model"), (1, "model"), (0, "tiered_model"), (2, "model")])
+def test_fused_md_equals_eager(frames, which, kind, request):  # noqa: F811
+    """Energies, per-atom energies, forces and stress of the fused kernels equal the eager
+    calculator's along a hot MD run with Verlet-list rebuilds (small periodic cells whose
+    cutoff exceeds half the box, so atoms see their own images; a cluster; a model with
+    a second cutoff for longer-range radial functions)."""
+    pot = request.getfixturevalue(kind)
+    atoms = frames[which].copy()
+    calc = HDNNPCalculator(pot, device="cpu", extrapolation="warn", skin=0.4, compile="numba")
+    assert "compile='numba'" in repr(calc)
+    eager = HDNNPCalculator(pot, device="cpu", extrapolation="ignore", skin=0.0)
+    dyn = hot_md(atoms, calc)
+    for _ in range(12):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            dyn.run(1)
+        assert_same_results(atoms, eager, rtol=1e-7, atol=1e-8)
+    assert calc.neighbor_list_builds >= 2
+    assert calc.last_report is not None      # the extrapolation check ran on the fused G
+
+
+def test_fused_forces_and_stress_vs_numerical(tiered_model, frames):  # noqa: F811
+    """Forces and stress are the derivatives of the fused kernels' own energy (tabulated
+    radial factors included), by central finite differences."""
+    atoms = frames[0].copy()
+    atoms.calc = HDNNPCalculator(tiered_model, device="cpu", extrapolation="ignore", compile="numba")
+    np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-5), atol=1e-6)
+    s = atoms.get_stress()
+    np.testing.assert_allclose(s, calculate_numerical_stress(atoms, eps=1e-5, voigt=True), atol=1e-7)
+    assert np.abs(s).max() > 1e-4
+
+
+def test_fused_threads_and_float32(model, frames):  # noqa: F811
+    """Two threads (radial sums split over per-thread accumulators) give the one-thread
+    results; float32 stays close to float64."""
+    atoms = frames[2].copy()
+    out = {}
+    threads = torch.get_num_threads()
+    try:
+        for key, dtype, n in (("1", torch.float64, 1), ("2", torch.float64, 2), ("f32", torch.float32, 2)):
+            torch.set_num_threads(n)
+            atoms.calc = HDNNPCalculator(model, device="cpu", dtype=dtype, extrapolation="ignore",
+                                         compile="numba")
+            out[key] = (atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress())
+    finally:
+        torch.set_num_threads(threads)
+    assert out["2"][0] == pytest.approx(out["1"][0], rel=1e-12)
+    np.testing.assert_allclose(out["2"][1], out["1"][1], atol=1e-11)
+    np.testing.assert_allclose(out["2"][2], out["1"][2], atol=1e-12)
+    assert out["f32"][0] == pytest.approx(out["1"][0], rel=1e-5)
+    np.testing.assert_allclose(out["f32"][1], out["1"][1], atol=2e-4)
+
+
+@pytest.mark.parametrize("cutoff_type, alpha", [(0, 0.0), (1, 0.0), (1, 0.3), (2, 0.0), (3, 0.0),
+                                                (4, 0.0), (5, 0.2), (6, 0.0), (7, 0.0), (8, 0.1)])
+def test_tabulated_radial_factors(cutoff_type, alpha):
+    """The quintic tables reproduce R(r) = exp(-eta (r - rs)^2) f_c(r) and dR/dr of the
+    reference torch functions (autograd) at random distances, for every n2p2 cutoff type."""
+    eta, rs, rc = [0.0, 2.5, 0.3, 1.0], [0.0, 1.2, 3.0, 4.4], 5.0
+    tol = 1e-8
+    coef, h, err = tabulate_radial(eta, rs, rc, cutoff_type, alpha, tol=tol)
+    assert err <= tol
+    r = torch.as_tensor(np.random.default_rng(0).uniform(0.0, rc * (1 - 1e-9), 4000)).requires_grad_(True)
+    p = [torch.tensor(x, dtype=torch.float64) for x in (eta, rs, [rc] * 4)]
+    ref = radial_factors(r, *p, cutoff_type, alpha)
+    dref = torch.stack([torch.autograd.grad(ref[:, k].sum(), r, retain_graph=True)[0] for k in range(4)], 1)
+    x = r.detach().numpy() / h
+    m = np.minimum(x.astype(int), coef.shape[0] - 1)
+    t = x - m
+    c = coef[m]                                        # [n, 6, K]
+    val = sum(c[:, q] * t[:, None] ** q for q in range(6))
+    der = sum(q * c[:, q] * t[:, None] ** (q - 1) for q in range(1, 6)) / h
+    assert np.abs(val - ref.detach().numpy()).max() < 10 * tol
+    assert np.abs(der - dref.numpy()).max() < 10 * tol
+
+
+def test_compile_options(model):  # noqa: F811
+    assert HDNNPCalculator(model, device="cpu", compile=True).compile == "numba"
+    assert HDNNPCalculator(model, device="cpu", compile="torch").compile == "torch"
+    with pytest.raises(ValueError, match="compile="):
+        HDNNPCalculator(model, device="cpu", compile="fast")
+    sfs = SymmetryFunctionSet.from_text("elements La Zr O\ncutoff_type 6 0.0\n" + "\n".join(
+        f"symfunction_short {c} 3 O O 0.05 1 1.0 4.5" for c in ("La", "Zr", "O")) + "\n")
+    with pytest.raises(ValueError, match="explicit triplets"):
+        HDNNPCalculator(HDNNP(sfs, hidden=(4,), seed=0), device="cpu", compile="numba")
+    plan = FusedPlan(model.acsf)
+    assert plan.table_error < 1e-8 and "table error" in repr(plan)
+
+
+def test_fused_energy_takes_one_structure(model, frames):  # noqa: F811
+    from mdmlkit.descriptors import AtomsBatch
+    from mdmlkit.descriptors.kernels.fused import FusedEnergy
+
+    batch = AtomsBatch.from_atoms(frames[:2], model.elements, model.cutoff)
+    with pytest.raises(ValueError, match="one structure, the batch has 2"):
+        FusedEnergy(model)(batch)
+
+
+@pytest.mark.parametrize("compile", [False, "numba"])
+def test_atoms_too_close_on_a_reused_list(model, frames, compile):  # noqa: F811
+    """Atoms pushed closer than 0.5 Å while the Verlet list is reused raise an error that
+    names them, with the fused kernels (which find the closest pair themselves) as without."""
+    from mdmlkit.errors import AtomsTooCloseError
+
+    atoms = frames[2].copy()
+    d = atoms.get_distances(0, range(1, len(atoms)), mic=True)
+    k = 1 + int(np.argmin(d))
+    v = atoms.get_distance(0, k, mic=True, vector=True)
+    atoms.positions[0] += v * (1.0 - 0.6 / np.linalg.norm(v))      # atom 0 now 0.6 Å from atom k
+    atoms.calc = HDNNPCalculator(model, device="cpu", extrapolation="ignore", skin=0.4, compile=compile)
+    atoms.get_potential_energy()
+    atoms.positions[0] += 0.15 * v / np.linalg.norm(v)              # 0.45 Å, moved < skin / 2
+    with pytest.raises(AtomsTooCloseError, match=rf"atoms (0 .* and {k}|{k} .* and 0) .* 0\.45"):
+        atoms.get_potential_energy()
+    assert atoms.calc.neighbor_list_builds == 1
