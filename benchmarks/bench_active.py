@@ -10,9 +10,8 @@ Two experiments on the CHGNet-labelled La2Zr2O7 data set (``data/la2zr2o7``):
    the same weights for a given seed, then runs ``rounds`` rounds of ``k``
    structures.  Each round trains the potential for the same number of optimiser
    steps (``--steps`` batches of 4 structures), continuing from the previous
-   round's weights (``--cold-start``: from the same initial weights each round);
-   with the compute available here a from-scratch retraining of every round is
-   optimisation-limited and hides the effect of the data.  Reported:
+   round's weights (``--cold-start``: from the same initial weights each round).
+   Reported:
    energy (meV/atom) and force (meV/Å) test RMSE vs labelled structures (mean ±
    std over seeds), the labels each strategy needs to reach random's final
    accuracy, and the wall time of each query (fit + select).
@@ -25,11 +24,12 @@ Two experiments on the CHGNet-labelled La2Zr2O7 data set (``data/la2zr2o7``):
 
 ``--dataset synthetic`` runs the same on small EMT-labelled Cu/Ni cells (no
 La2Zr2O7 data needed; for smoke tests).  Runs checkpoint under ``--workdir``
-and resume.  The machine is shared: the load average is recorded.
+and resume.  ``mdmlkit.utils.machine_info`` (CPU, load average) is recorded at
+the start and the end.
 
 Usage::
 
-    python benchmarks/bench_active.py --quick     # ~1-2 min on 2 cores
+    python benchmarks/bench_active.py --quick     # tiny settings (smoke test)
     python benchmarks/bench_active.py             # moderate size -> benchmarks/results/active.json
 """
 from __future__ import annotations
@@ -64,7 +64,7 @@ BATCH = 4
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny settings (~1-2 min on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
     p.add_argument("--dataset", choices=["la2zr2o7", "synthetic"], default="la2zr2o7")
     p.add_argument("--strategies", default="random,autoencoder,fps,qbc")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=None)
@@ -96,6 +96,8 @@ def parse_args(argv=None):
 
 def load_data(args):
     """(pool, test) labelled frames and the element list."""
+    from mdmlkit.active import random_subset
+
     rng = np.random.default_rng(12345)
     if args.dataset == "synthetic":
         from mdmlkit.active.synthetic import emt_frames
@@ -114,15 +116,9 @@ def load_data(args):
     from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
 
     train, test = load_la2zr2o7("train"), load_la2zr2o7("test")
-    pool = [train[i] for i in np.sort(rng.choice(len(train), min(args.pool_size, len(train)),
-                                                 replace=False))]
-    test = [test[i] for i in np.sort(rng.choice(len(test), min(args.test_size, len(test)),
-                                                replace=False))]
+    pool = random_subset(train, args.pool_size, rng)
+    test = random_subset(test, args.test_size, rng)
     return pool, test, ["La", "Zr", "O"]
-
-
-def _T(a) -> float:
-    return float(a.info.get("T", 0.0) or 0.0)
 
 
 def trainer_settings(steps: int):
@@ -138,8 +134,7 @@ def trainer_settings(steps: int):
 
 def ood_experiment(args, sfs, model_factory, trainer_kwargs, progress):
     """Fit on cool structures; compare detectors' uncertainty with the potential's error."""
-    from mdmlkit.active import (AutoencoderQuery, CommitteeQuery, FarthestPointQuery,
-                                ood_detection)
+    from mdmlkit.active import make_query, ood_detection, ood_split
     from mdmlkit.potential.training.trainer import Trainer
 
     rng = np.random.default_rng(777)
@@ -153,31 +148,18 @@ def ood_experiment(args, sfs, model_factory, trainer_kwargs, progress):
     else:
         from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
 
-        cool_kinds = {"eos", "strain", "thermal", "md"}
-
-        def cool(frames):
-            return [a for a in frames if a.info.get("kind") in cool_kinds and _T(a) <= args.cool_max_T]
-
-        def pick(frames, n):
-            return [frames[i] for i in np.sort(rng.choice(len(frames), min(n, len(frames)),
-                                                          replace=False))]
-
-        tr, te = load_la2zr2o7("train"), load_la2zr2o7("test")
-        train = pick(cool(tr), args.ood_train)
-        groups = {"cool": pick(cool(te), args.ood_test),
-                  "hot": pick([a for a in te if a.info.get("kind") in ("thermal", "md")
-                               and _T(a) >= args.hot_min_T], args.ood_test),
-                  "defect": pick([a for a in te if a.info.get("kind") in ("vacancy", "frenkel")],
-                                 args.ood_test)}
+        train, groups = ood_split(load_la2zr2o7("train"), load_la2zr2o7("test"), args.ood_train,
+                                  args.ood_test, rng, cool_max_T=args.cool_max_T,
+                                  hot_min_T=args.hot_min_T, defect_kinds=("vacancy", "frenkel"))
     t0 = time.perf_counter()
     model = model_factory(0)
     Trainer(model, seed=0, progress=progress, **trainer_kwargs(len(train))).fit(train)
     t_train = time.perf_counter() - t0
-    detectors = {"autoencoder": AutoencoderQuery(sfs, steps=args.ae_steps, seed=0),
-                 "fps": FarthestPointQuery(sfs)}
+    detectors = {"autoencoder": make_query("autoencoder", sfs=sfs, steps=args.ae_steps, seed=0),
+                 "fps": make_query("fps", sfs=sfs)}
     if args.committee >= 2 and "qbc" in args.strategies and not args.quick:
-        detectors["qbc"] = CommitteeQuery(model_factory(0), n_models=args.committee,
-                                          trainer_kwargs=trainer_kwargs)
+        detectors["qbc"] = make_query("qbc", model=model_factory(0), n_models=args.committee,
+                                      trainer_kwargs=trainer_kwargs)
     out = {"n_train": len(train), "n_per_group": {g: len(v) for g, v in groups.items()},
            "train_time_s": t_train, "detectors": {}}
     for name, det in detectors.items():
@@ -204,17 +186,17 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from mdmlkit.active import (AutoencoderQuery, CommitteeQuery, FarthestPointQuery, RandomQuery,
-                                labels_to_reach, machine_info, run_learning_curves)
-    from mdmlkit.descriptors import SymmetryFunctionSet
+    from mdmlkit.active import QUERIES, labels_to_reach, make_query, run_learning_curves
+    from mdmlkit.descriptors import generate_set
+    from mdmlkit.nbtools import format_table
     from mdmlkit.potential import HDNNP
-    from mdmlkit.utils import atomic_write_json
+    from mdmlkit.utils import atomic_write_json, machine_info
 
     progress = not args.no_progress
     t_start = time.perf_counter()
     machine_start = machine_info()
     pool, test, elements = load_data(args)
-    sfs = SymmetryFunctionSet.generate(elements, rc=args.rc, n_radial=args.n_radial, n_angular=1)
+    sfs = generate_set(elements, rc=args.rc, n_radial=args.n_radial, n_angular=1)
 
     dtype = torch.float64 if args.float64 else torch.float32
 
@@ -222,14 +204,12 @@ def main(argv=None) -> int:
         return HDNNP(sfs, hidden=tuple(args.hidden), seed=seed, dtype=dtype)
 
     trainer_kwargs = trainer_settings(args.steps)
-    available = {"random": RandomQuery(),
-                 "autoencoder": AutoencoderQuery(sfs, steps=args.ae_steps),
-                 "fps": FarthestPointQuery(sfs),
-                 "qbc": CommitteeQuery(n_models=args.committee, warm_start=not args.cold_start)}
-    unknown = set(args.strategies) - set(available)
+    query_params = {"autoencoder": dict(sfs=sfs, steps=args.ae_steps), "fps": dict(sfs=sfs),
+                    "qbc": dict(n_models=args.committee, warm_start=not args.cold_start)}
+    unknown = set(args.strategies) - set(QUERIES)
     if unknown:
-        raise SystemExit(f"unknown strategies {sorted(unknown)}; choose from {sorted(available)}")
-    strategies = {s: available[s] for s in args.strategies}
+        raise SystemExit(f"unknown strategies {sorted(unknown)}; choose from {sorted(QUERIES)}")
+    strategies = {s: make_query(s, **query_params.get(s, {})) for s in args.strategies}
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "workdir", "no_progress")}
     settings = json.loads(json.dumps(settings, default=str))
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
@@ -260,23 +240,26 @@ def main(argv=None) -> int:
     path = args.out or (RESULT if not args.quick else RESULT.with_name("active_quick.json"))
     atomic_write_json(path, out)
 
-    print(f"\n{'strategy':<12}{'n':>5}{'F RMSE meV/Å':>16}{'E RMSE meV/at':>16}{'query s':>9}"
-          f"{'F: labels for random final':>29}")
+    rows = []
     for s in res.strategies:
         f, e = summary["force"][s], summary["energy"][s]
         r = reach["force_rmse_meV_A"].get(s, {})
-        need = "not reached" if r.get("n_labelled") is None else \
-            f"{r['n_labelled']:.0f} ({100 * r['fraction']:.0f} %)"
-        print(f"{s:<12}{f['n_labelled']:>5.0f}{f['mean']:>9.1f} ± {f['std']:<5.1f}"
-              f"{e['mean']:>9.2f} ± {e['std']:<5.2f}{f['query_time_s']:>9.2f}{need:>29}")
+        rows.append({"strategy": s, "n": f["n_labelled"], "F": f["mean"], "F_std": f["std"],
+                     "E": e["mean"], "E_std": e["std"], "query_s": f["query_time_s"],
+                     "reach": r.get("n_labelled"), "fraction": r.get("fraction")})
+    print("\n" + format_table(rows, floatfmt=".3g", headers={
+        "n": "labelled", "F": "F RMSE (meV/Å)", "F_std": "± (seeds)", "E": "E RMSE (meV/atom)",
+        "E_std": "± (seeds)", "query_s": "query (s)", "reach": "labels for random's final F",
+        "fraction": "fraction"}))
     if ood:
-        print(f"\nOOD (trained on {ood['n_train']} cool structures): AUC / flagged ID→OOD / "
-              "force RMSE ID→OOD (meV/Å)")
-        for name, r in ood["detectors"].items():
-            parts = [f"{g}: {r[g]['auc']:.2f} / {r[g]['flagged_id']:.2f}→{r[g]['flagged_ood']:.2f} / "
-                     f"{r[g]['force_rmse_id_mean']:.0f}→{r[g]['force_rmse_ood_mean']:.0f}"
-                     for g in ("hot", "defect") if g in r]
-            print(f"  {name:<12}" + "; ".join(parts))
+        print(f"\nOOD (trained on {ood['n_train']} cool structures)")
+        print(format_table([{"detector": name, "group": g, **{k: r[g][k] for k in (
+            "auc", "flagged_id", "flagged_ood", "force_rmse_id_mean", "force_rmse_ood_mean")}}
+            for name, r in ood["detectors"].items() for g in ("hot", "defect") if g in r],
+            floatfmt=".3g", headers={"auc": "ROC AUC", "flagged_id": "flagged ID",
+                                     "flagged_ood": "flagged OOD",
+                                     "force_rmse_id_mean": "F RMSE ID (meV/Å)",
+                                     "force_rmse_ood_mean": "F RMSE OOD (meV/Å)"}))
     print(f"\nwrote {path} ({time.perf_counter() - t_start:.0f} s)")
     return 0
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from ase.spacegroup import crystal
 
-from mdmlkit.descriptors import ACSF, AtomsBatch, SymmetryFunctionSet, neighbor_list
-from mdmlkit.descriptors.neighbors import _have_matscipy
+from mdmlkit.descriptors import ACSF, AtomsBatch, SymmetryFunctionSet, generate_set, neighbor_list
+from mdmlkit.descriptors.neighbors import have_matscipy
 from mdmlkit.utils import atomic_write_json, machine_info
 
 ELEMENTS = ["La", "Zr", "O"]
@@ -90,9 +90,9 @@ def bench_ours(atoms, sfs, repeats, device, dtype=torch.float64) -> dict:
 
 def bench_neighbors(atoms, repeats) -> dict:
     out = {}
-    methods = ["ase", "brute"] + (["matscipy"] if _have_matscipy() else [])
+    methods = ["ase", "brute"] + (["matscipy"] if have_matscipy() else [])
     for m in methods:
-        r = timeit(lambda: neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, RC, m),
+        r = timeit(lambda m=m: neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, RC, m),
                    repeats)
         out[m] = {"best_ms": r["best_s"] * 1e3, "median_ms": r["median_s"] * 1e3}
     return out
@@ -140,9 +140,9 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
 
     sets = {
-        "type2+type9": SymmetryFunctionSet.generate(ELEMENTS, rc=RC, n_radial=4, n_angular=2,
+        "type2+type9": generate_set(ELEMENTS, rc=RC, n_radial=4, n_angular=2,
                                                     zetas=(1, 4), angular_type=9),
-        "type2+type3": SymmetryFunctionSet.generate(ELEMENTS, rc=RC, n_radial=4, n_angular=2,
+        "type2+type3": generate_set(ELEMENTS, rc=RC, n_radial=4, n_angular=2,
                                                     zetas=(1, 4), angular_type=3),
     }
     base = pyrochlore()

@@ -73,11 +73,11 @@ def _run_path(run: int, n_frames: int) -> Path:
 
 def generate_run(run: int, n_frames: int) -> dict[str, np.ndarray]:
     """One heating run: positions float32 [n, 147, 3] (Å), E_pot (eV), T_target (K)."""
+    from asap3 import EMT
     from ase import units
     from ase.cluster import Icosahedron
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-    from asap3 import EMT
     from tqdm.auto import tqdm
 
     path = _run_path(run, n_frames)

@@ -28,8 +28,8 @@ def _steps_per_s(run, n_steps: int) -> float:
 
 
 def bench(quick: bool) -> dict:
-    from mdmlkit.systems.cu_clusters import make_cluster
     from mdmlkit.md.heating import heat
+    from mdmlkit.systems.cu_clusters import make_cluster
 
     n_fast, n_slow = (2000, 200) if quick else (20000, 1000)
     dt = 2.0

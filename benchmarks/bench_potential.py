@@ -307,7 +307,7 @@ def main(argv=None) -> dict:
                 variants = [("float64", torch.float64, args.skin, False),
                             ("float32", torch.float32, args.skin, False),
                             ("float64_fresh_list", torch.float64, 0.0, False)]
-                if model.acsf.supports_padded and not args.no_compile:
+                if model.acsf.plan().padded and not args.no_compile:
                     if torch.device(device).type == "cpu" and importlib.util.find_spec("numba"):
                         variants += [("float64_numba", torch.float64, args.skin, "numba"),
                                      ("float32_numba", torch.float32, args.skin, "numba")]

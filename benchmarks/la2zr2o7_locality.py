@@ -9,7 +9,7 @@ each site (48f, 8b) from the primitive (22 atoms), conventional (88) and 2x2x2
 (CHGNet, a message-passing network whose receptive field spans several 5 Å
 graph hops) with HDNNPs.  A size dependence of the teacher that a model does not
 show is energy its descriptors cannot learn: in the data set it appears as a bias
-between the vacancy cells of the two sizes (see the README).
+between the vacancy cells of the two sizes (see docs/la2zr2o7-model.md).
 
 Usage::
 
@@ -63,8 +63,8 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     import torch
 
-    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
     from mdmlkit.potential import HDNNPCalculator
+    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
     from mdmlkit.systems.pyrochlore import conventional_cell, primitive_cell, supercell
     from mdmlkit.systems.teacher import chgnet_calculator, teacher_info
     from mdmlkit.utils import atomic_write_json, machine_info

@@ -129,9 +129,9 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     import torch
 
-    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
     from mdmlkit.descriptors import ACSF, SymmetryFunctionSet, long_radial_functions
     from mdmlkit.potential import HDNNP
+    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
     from mdmlkit.utils import atomic_write_json, machine_info
 
     torch.set_num_threads(1)

@@ -4,7 +4,7 @@ Steps (all resumable; rerunning the same command continues where it stopped):
 
 1. read the fixed train/val/test split of ``data/la2zr2o7`` (CHGNet-labelled);
 2. generate a candidate set of n2p2 symmetry functions
-   (:meth:`SymmetryFunctionSet.generate`, radial type 2 + wide angular type 9,
+   (:func:`~mdmlkit.descriptors.generate_set`, radial type 2 + wide angular type 9,
    rc = 6 Å) and keep ``--n-per-element`` per element by CUR selection on a
    stratified sample of training structures (saved as ``WORK/selected.nn`` and
    reused on resume);
@@ -153,7 +153,7 @@ def stratified_sample(frames, n: int, seed: int) -> list:
 
 def select_symmetry_functions(train, args, work: Path):
     """The CUR-selected set (read from ``work/selected.nn`` when it exists)."""
-    from mdmlkit.descriptors import SymmetryFunctionSet, select_functions
+    from mdmlkit.descriptors import SymmetryFunctionSet, generate_set, select_functions
     from mdmlkit.utils import atomic_write_text
 
     path = work / "selected.nn"
@@ -161,7 +161,7 @@ def select_symmetry_functions(train, args, work: Path):
         print(f"[train] reusing symmetry functions {path}", flush=True)
         return SymmetryFunctionSet.from_input_nn(path)
     t0 = time.perf_counter()
-    cand = SymmetryFunctionSet.generate(ELEMENTS, rc=args.rc, n_radial=args.n_radial,
+    cand = generate_set(ELEMENTS, rc=args.rc, n_radial=args.n_radial,
                                         n_angular=args.n_angular, zetas=tuple(args.zetas),
                                         lambdas=(-1.0, 1.0), r_lower=1.0)
     sample = stratified_sample(train, args.n_select_structures, args.seed)
@@ -233,10 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--long-radial {args.long_radial:g} Å must exceed --rc {args.rc:g} Å")
     import torch
 
-    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
     from mdmlkit.descriptors import SymmetryFunctionSet, long_radial_functions
-    from mdmlkit.potential import HDNNP, save_n2p2_model
-    from mdmlkit.potential.training.trainer import Trainer
+    from mdmlkit.potential import HDNNP, Trainer, evaluate, save_n2p2_model
+    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
     from mdmlkit.utils import atomic_write_json, machine_info
 
     torch.set_num_threads(args.threads)
@@ -261,7 +260,6 @@ def main(argv: list[str] | None = None) -> int:
     history, train_time, trainer = None, None, None
     if args.evaluate_only:
         model = HDNNP.load(out / "model.pt", device=args.device, dtype=dtype)
-        trainer = Trainer(model, device=args.device, progress=False)
     else:
         if args.init_model:
             model = HDNNP.load(args.init_model, device=args.device, dtype=dtype)
@@ -312,10 +310,10 @@ def main(argv: list[str] | None = None) -> int:
                         "(benchmarks/train_la2zr2o7.py)")
         atomic_write_json(out / "training_history.json",
                           {"history": history, "best_epoch": trainer.best_epoch_,
-                           "params": trainer.get_params()})
+                           "params": trainer.hyperparameters()})
 
     t0 = time.perf_counter()
-    errors = {name: error_table(trainer.evaluate(frames, source=f"{name} split"), per_structure=name == "test")
+    errors = {name: error_table(evaluate(model, frames, source=f"{name} split"), per_structure=name == "test")
               for name, frames in (("train", train), ("val", val), ("test", splits["test"]))}
     eval_time = time.perf_counter() - t0
     test = errors["test"]

@@ -30,8 +30,8 @@ def _cmd_run_notebooks(args: argparse.Namespace) -> int:
 
 
 def _cmd_md_heat(args: argparse.Namespace) -> int:
-    from mdmlkit.systems.cu_clusters import cu_calculator, make_cluster
     from mdmlkit.md.heating import heat
+    from mdmlkit.systems.cu_clusters import cu_calculator, make_cluster
 
     calc = cu_calculator(args.engine)
     atoms = make_cluster(args.size, kind=args.kind, calculator=calc, seed=args.seed)

@@ -76,8 +76,16 @@ class CheckpointMismatchError(InputError):
     """A checkpoint or finished trajectory was made with different settings."""
 
 
-class MissingForceFieldError(InputError, FileNotFoundError):
+class MissingFileError(InputError, FileNotFoundError):
+    """A file the call needs does not exist (names the path)."""
+
+
+class MissingForceFieldError(MissingFileError):
     """A potential / force-field file does not exist (names the path)."""
+
+
+class NotFittedError(InputError, AttributeError):
+    """An estimator was used before ``fit`` (same bases as scikit-learn's NotFittedError)."""
 
 
 class OptionalDependencyError(MdmlkitError, ImportError):

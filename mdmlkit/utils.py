@@ -5,14 +5,19 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, NonFiniteError, UnknownElementError
 
 PathLike = str | os.PathLike
+
+#: Attribute a calculator may carry to declare the elements it models (a tuple of symbols);
+#: set by :func:`mdmlkit.systems.cu_clusters.cu_calculator`, read by the MD drivers.
+ELEMENTS_ATTR = "mdmlkit_elements"
 
 
 @contextlib.contextmanager
@@ -76,7 +81,7 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
         torch.save(obj, tmp)
 
 
-def resolve_device(device: "str | None | Any" = None):
+def resolve_device(device: str | None | Any = None):
     """Return a ``torch.device``: ``None``/"auto" picks CUDA when present, else CPU."""
     import torch
 
@@ -108,14 +113,20 @@ def check_frames(frames: Sequence[Any], source: str = "<frames>", min_frames: in
                 "one map needs frames of equal size")
 
 
-def check_elements(frames: Sequence[Any], elements: Sequence[str], source: str = "frames",
-                   owner: str = "the model") -> None:
+def check_elements(frames: Sequence[Any], elements: Sequence[str] | Any | None,
+                   source: str = "frames", owner: str = "the model") -> None:
     """Raise :class:`~mdmlkit.errors.UnknownElementError` for the first atom (in structure
     order) whose element is not in ``elements``, naming ``source``, structure and atom.
 
-    Unknown elements are never skipped silently: ``owner`` (e.g. "the committee") says
-    what knows only ``elements``.
+    ``elements`` is a sequence of symbols, or an object (e.g. a calculator) carrying
+    :data:`ELEMENTS_ATTR`; ``None`` or an object without that attribute means "no
+    restriction".  Unknown elements are never skipped silently: ``owner`` (e.g. "the
+    committee") says what knows only ``elements``.
     """
+    if elements is not None and not isinstance(elements, (list, tuple, set, frozenset)):
+        elements = getattr(elements, ELEMENTS_ATTR, None)
+    if elements is None:
+        return
     known = set(elements)
     for k, atoms in enumerate(frames):
         symbols = atoms.get_chemical_symbols()

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 
 import pytest
+import tomllib
 
 # conda-forge names that differ from PyPI names
 CONDA_TO_PYPI = {"pytorch": "torch"}
@@ -63,8 +63,8 @@ def test_console_entry_point_parses():
 
 def test_nglview_labextension_fix(tmp_path, monkeypatch):
     """`mdmlkit fix-nglview` rewrites a mis-registered lab extension version (nglview#1181)."""
-    from mdmlkit.nbtools import nglview_fix as nglview_labext
     from mdmlkit.cli import main
+    from mdmlkit.nbtools import nglview_fix as nglview_labext
 
     monkeypatch.setattr(nglview_labext, "frontend_version", lambda: "4.0")
     ext = nglview_labext.labextension_dir(tmp_path)

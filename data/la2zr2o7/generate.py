@@ -53,8 +53,7 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mdmlkit.systems import pyrochlore as pyro
-from mdmlkit.systems.la2zr2o7 import (label, read_frames, split_labels, summarize, validate_labelled,
-                              write_frames)
+from mdmlkit.systems.la2zr2o7 import label, read_frames, split_labels, summarize, validate_labelled, write_frames
 from mdmlkit.systems.teacher import resolve_teacher, teacher_info
 from mdmlkit.utils import atomic_write_json
 

@@ -1,31 +1,51 @@
 """Active learning for neural network potentials.
 
-* Queries (:mod:`.queries`, one interface ``fit(train)``, ``score(pool)``,
-  ``select(pool, k) -> Selection``): :class:`AutoencoderQuery` (reconstruction
-  error × latent density, diverse batches; :mod:`.autoencoder`),
+* Queries (:mod:`.queries`, scikit-learn estimators with one interface ``fit(train)``,
+  ``score(pool)``, ``select(pool, k) -> Selection``): :class:`AutoencoderQuery`
+  (reconstruction error × latent density, diverse batches; :mod:`.autoencoder`),
   :class:`CommitteeQuery` (DP-GEN model deviation), :class:`FarthestPointQuery`,
-  :class:`RandomQuery`.
+  :class:`RandomQuery`; :func:`make_query` by name.
 * Oracles (:mod:`.oracle`): :class:`Oracle` wraps any ASE calculator (CHGNet by
   default); :class:`ReplayOracle` reveals labels of a pre-labelled pool.
 * :class:`ActiveLearningLoop` (:mod:`.loop`): select → label → retrain →
-  evaluate, checkpointed and resumable; ``run_on_the_fly`` (:mod:`.onthefly`)
-  labels MD frames the query flags.
+  evaluate, checkpointed and resumable, on a clone of the query
+  (:func:`prepare_query`); ``run_on_the_fly`` (:mod:`.onthefly`) labels MD frames
+  the query flags.
 * Benchmarks (:mod:`.benchmark`): :func:`run_learning_curves`,
-  :func:`labels_to_reach`, :func:`ood_detection`.
-* Descriptors are computed once per structure and cached (:mod:`.features`).
+  :func:`labels_to_reach`, :func:`ood_detection`; strategy vs baseline over
+  seeds: :func:`paired_comparison` (:mod:`.compare`); metric names and labels
+  (:mod:`.metrics`); pool/test/out-of-distribution subsets (:mod:`.sampling`).
+* Descriptors are computed once per structure and kept in an explicit, bounded
+  :class:`DescriptorCache` (:mod:`.features`).
 """
 from mdmlkit.active.autoencoder import SymmetryFunctionAutoencoder
-from mdmlkit.active.benchmark import LearningCurves, labels_to_reach, machine_info, ood_detection, run_learning_curves
+from mdmlkit.active.benchmark import LearningCurves, labels_to_reach, ood_detection, run_learning_curves
+from mdmlkit.active.compare import PairedComparison, paired_comparison
 from mdmlkit.active.features import DescriptorCache, DescriptorTable
 from mdmlkit.active.loop import ActiveLearningLoop
+from mdmlkit.active.metrics import METRICS, metric_label
 from mdmlkit.active.onthefly import OnTheFlyResult, run_on_the_fly
 from mdmlkit.active.oracle import LabelResult, Oracle, ReplayOracle
-from mdmlkit.active.queries import (AutoencoderQuery, CommitteeQuery, FarthestPointQuery, Query, RandomQuery,
-                      Selection)
+from mdmlkit.active.queries import (
+                                    QUERIES,
+                                    AutoencoderEmbedding,
+                                    AutoencoderQuery,
+                                    CommitteeQuery,
+                                    FarthestPointQuery,
+                                    LoopContext,
+                                    Query,
+                                    RandomQuery,
+                                    Selection,
+                                    make_query,
+                                    prepare_query,
+)
+from mdmlkit.active.sampling import ood_split, random_subset, temperature
 
 __all__ = [
-    "ActiveLearningLoop", "AutoencoderQuery", "CommitteeQuery", "DescriptorCache", "DescriptorTable",
-    "FarthestPointQuery", "LabelResult", "LearningCurves", "OnTheFlyResult", "Oracle", "Query",
+    "ActiveLearningLoop", "AutoencoderEmbedding", "AutoencoderQuery", "CommitteeQuery",
+    "DescriptorCache", "DescriptorTable", "FarthestPointQuery", "LabelResult", "LearningCurves",
+    "LoopContext", "METRICS", "OnTheFlyResult", "Oracle", "PairedComparison", "QUERIES", "Query",
     "RandomQuery", "ReplayOracle", "Selection", "SymmetryFunctionAutoencoder", "labels_to_reach",
-    "machine_info", "ood_detection", "run_learning_curves", "run_on_the_fly",
+    "make_query", "metric_label", "ood_detection", "ood_split", "paired_comparison",
+    "prepare_query", "random_subset", "run_learning_curves", "run_on_the_fly", "temperature",
 ]

@@ -17,13 +17,13 @@ active-learning scores.
 from __future__ import annotations
 
 import contextlib
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from mdmlkit.errors import EmptyTrajectoryError, ModelMismatchError
+from mdmlkit.errors import EmptyTrajectoryError, InputError, ModelMismatchError
 from mdmlkit.utils import resolve_device
 
 __all__ = ["ElementAutoencoder", "SymmetryFunctionAutoencoder"]
@@ -46,7 +46,7 @@ def _few_threads(device: torch.device, n: int = 1):
 def _mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
     act = {"tanh": nn.Tanh, "softplus": nn.Softplus, "relu": nn.ReLU, "silu": nn.SiLU}
     if activation not in act:
-        raise ValueError(f"activation {activation!r} not in {sorted(act)}")
+        raise InputError(f"activation {activation!r} not in {sorted(act)}")
     layers: list[nn.Module] = []
     for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
@@ -63,7 +63,7 @@ class ElementAutoencoder(nn.Module):
         super().__init__()
         hidden = [int(h) for h in hidden]
         if n_in < 1 or latent_dim < 1 or any(h < 1 for h in hidden):
-            raise ValueError(f"autoencoder widths must be >= 1 (n_in={n_in}, hidden={hidden}, "
+            raise InputError(f"autoencoder widths must be >= 1 (n_in={n_in}, hidden={hidden}, "
                              f"latent_dim={latent_dim})")
         self.encoder = _mlp([n_in, *hidden, latent_dim], activation)
         self.decoder = _mlp([latent_dim, *reversed(hidden), n_in], activation)
@@ -147,7 +147,7 @@ class SymmetryFunctionAutoencoder(nn.Module):
         if not present:
             raise EmptyTrajectoryError("autoencoder training set: no atoms")
         if steps < 1 or batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
+            raise InputError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
         self.fit_scaling(G)
         dev = resolve_device(device or "cpu")
         self.to(dev)

@@ -7,37 +7,41 @@
     res = run_learning_curves(strategies, pool, test, seeds=(0, 1, 2), rounds=5, k=10,
                               n_initial=10, model=HDNNP(sfs, hidden=(10, 10)),
                               trainer_kwargs={"max_epochs": 40})
-    res.plot("force_rmse_meV_A")
+    res.curve("force_rmse_meV_A")   # mean and spread over seeds per round
     labels_to_reach(res)        # labels each strategy needs for random's final accuracy
+    paired_comparison(res)      # each strategy vs random, paired over seeds (compare.py)
 
 Every (strategy, seed) run is an :class:`~mdmlkit.active.ActiveLearningLoop` on
 the same pool with a :class:`~mdmlkit.active.ReplayOracle` revealing the stored
 labels; for one seed all strategies start from the same random initial set and
 the same weight initialisation, and are evaluated on the same fixed test set.
 With ``workdir`` every run checkpoints and an interrupted benchmark resumes.
+Descriptors are computed once per structure for all runs (one
+:class:`~mdmlkit.active.DescriptorCache` per symmetry-function set, owned by the
+benchmark call).  Plots: :func:`mdmlkit.viz.plotting.plot_learning_curves`.
 """
 from __future__ import annotations
 
 import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
+from sklearn.base import clone
 
-from mdmlkit.errors import EmptyTrajectoryError, InputError
-from mdmlkit.utils import atomic_write_json, machine_info
+from mdmlkit.active.features import DescriptorCache
 from mdmlkit.active.loop import ActiveLearningLoop
+from mdmlkit.active.metrics import select_metrics
 from mdmlkit.active.oracle import ReplayOracle
-from mdmlkit.active.queries import Query
+from mdmlkit.active.queries.base import Query
+from mdmlkit.errors import EmptyTrajectoryError, InputError
+from mdmlkit.utils import atomic_write_json
 
-__all__ = ["LearningCurves", "run_learning_curves", "labels_to_reach", "ood_detection",
-           "machine_info"]
-
-_METRICS = ("energy_rmse_meV_atom", "force_rmse_meV_A", "energy_mae_meV_atom", "force_mae_meV_A")
-_UNITS = {"energy_rmse_meV_atom": "energy RMSE / meV/atom", "force_rmse_meV_A": "force RMSE / meV/Å",
-          "energy_mae_meV_atom": "energy MAE / meV/atom", "force_mae_meV_A": "force MAE / meV/Å"}
+__all__ = ["LearningCurves", "run_learning_curves", "labels_to_reach", "ood_detection"]
 
 
 @dataclass
@@ -75,8 +79,8 @@ class LearningCurves:
         """Mean and spread over seeds per round.
 
         Returns ``n_labelled`` (mean over seeds), ``mean``, ``std`` (ddof=0),
-        ``min``, ``max`` and ``values`` [n_seeds, n_rounds] of ``metric``; rounds
-        missing for a seed are NaN.
+        ``min``, ``max``, ``values`` [n_seeds, n_rounds] of ``metric`` (rows in
+        the order of ``seeds``) and ``seeds``; rounds missing for a seed are NaN.
         """
         rows = [r for r in self.records if r["strategy"] == strategy]
         if not rows:
@@ -89,14 +93,12 @@ class LearningCurves:
             s = seeds.index(r["seed"])
             vals[s, r["round"]] = r.get(metric, np.nan)
             nlab[s, r["round"]] = r["n_labelled"]
-        with np.errstate(invalid="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                return {"n_labelled": np.nanmean(nlab, axis=0), "mean": np.nanmean(vals, axis=0),
-                        "std": np.nanstd(vals, axis=0), "min": np.nanmin(vals, axis=0),
-                        "max": np.nanmax(vals, axis=0), "values": vals}
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return {"n_labelled": np.nanmean(nlab, axis=0), "mean": np.nanmean(vals, axis=0),
+                    "std": np.nanstd(vals, axis=0), "min": np.nanmin(vals, axis=0),
+                    "max": np.nanmax(vals, axis=0), "values": vals,
+                    "seeds": np.asarray(seeds, dtype=np.int64)}
 
     def query_time(self, strategy: str) -> dict[str, float]:
         """Wall time per query round (fit + select), s: mean, std, total over all runs."""
@@ -121,29 +123,11 @@ class LearningCurves:
 
         return pd.DataFrame(self.records)
 
-    def plot(self, metric: str = "force_rmse_meV_A", ax=None, logy: bool = True):
-        """Mean ± std (band) of ``metric`` vs labelled structures, one line per strategy."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3.5))
-        for s in self.strategies:
-            c = self.curve(s, metric)
-            line, = ax.plot(c["n_labelled"], c["mean"], "o-", ms=3, label=s)
-            ax.fill_between(c["n_labelled"], c["mean"] - c["std"], c["mean"] + c["std"],
-                            color=line.get_color(), alpha=0.2)
-        ax.set_xlabel("labelled structures")
-        ax.set_ylabel(_UNITS.get(metric, metric))
-        if logy:
-            ax.set_yscale("log")
-        ax.legend()
-        return ax
-
     def to_dict(self) -> dict:
         return {"records": self.records, "meta": self.meta}
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "LearningCurves":
+    def from_dict(cls, d: Mapping) -> LearningCurves:
         return cls(list(d["records"]), dict(d.get("meta", {})))
 
     def save(self, path) -> Path:
@@ -152,15 +136,23 @@ class LearningCurves:
         return Path(path)
 
 
-def _make_query(spec, seed: int) -> Query:
+def _query_for_seed(spec, seed: int) -> Query:
+    """A clone of ``spec`` with ``seed`` set (when it has one), or ``spec(seed)``."""
     if isinstance(spec, Query):
-        q = spec.clone()
-        if "seed" in q._param_names():
-            q.set_params(seed=seed)
-        return q
+        q = clone(spec)
+        return q.set_params(seed=seed) if "seed" in q.get_params(deep=False) else q
     if callable(spec):
         return spec(seed)
     raise InputError(f"strategy must be a Query or a callable seed -> Query, got {spec!r}")
+
+
+def _cache_for(caches: list[DescriptorCache], sfs) -> DescriptorCache:
+    """The cache of ``caches`` that describes ``sfs``, added when missing."""
+    for c in caches:
+        if c.describes(sfs):
+            return c
+    caches.append(DescriptorCache(sfs))
+    return caches[-1]
 
 
 def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]],
@@ -174,7 +166,8 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
     Parameters
     ----------
     strategies : dict name -> Query or callable(seed) -> Query
-        Query instances are cloned per seed (their ``seed`` set to the run's seed).
+        Query instances are cloned per seed (``sklearn.base.clone``, their ``seed``
+        set to the run's seed); the instances themselves are not changed.
     pool : sequence of labelled ase.Atoms
         Candidates; their labels are revealed by a :class:`ReplayOracle` only when chosen.
     test : sequence of labelled ase.Atoms
@@ -217,17 +210,18 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
                                {kk: v for kk, v in (trainer_kwargs or {}).items()
                                 if isinstance(v, (int, float, str, bool, type(None)))},
                                "warm_start": warm_start, "strategies": list(strategies)})
+    caches: list[DescriptorCache] = []
     runs = [(name, s) for s in seeds for name in strategies]
     bar = tqdm(runs, desc="learning curves", disable=not progress, unit="run")
     for name, seed in bar:
         bar.set_postfix(strategy=name, seed=seed)
         m = model(seed) if callable(model) and not hasattr(model, "state_dict") else model
-        query = _make_query(strategies[name], seed)
+        query = _query_for_seed(strategies[name], seed)
         wd = None if workdir is None else Path(workdir) / name / f"seed_{seed}"
         loop = ActiveLearningLoop(query, pool, m, oracle=oracle, initial=n_initial, k=k,
                                   n_rounds=rounds, test=test, val=val,
                                   trainer_kwargs=trainer_kwargs, warm_start=warm_start, workdir=wd,
-                                  seed=seed, progress=False)
+                                  seed=seed, progress=False, cache=_cache_for(caches, m.sfs))
         t0 = time.perf_counter()
         loop.run()
         run_records = []
@@ -240,7 +234,7 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
                    "label_time_s": float(h.get("label_time_s", 0.0)),
                    "train_time_s": float(h.get("train_time_s", 0.0)),
                    "n_failed_total": int(h.get("n_failed_total", 0))}
-            rec.update({mm: float(h[mm]) for mm in _METRICS if mm in h})
+            rec.update(select_metrics(h))
             if "by_kind" in h:
                 rec["by_kind"] = h["by_kind"]
             kinds: dict[str, int] = {}

@@ -8,14 +8,16 @@ structure of each row.  :class:`DescriptorCache` computes them with the
 :class:`~mdmlkit.descriptors.SymmetryFunctionSet` (e.g. the potential's own
 ``model.sfs``) and keeps them keyed by a structure fingerprint (species,
 positions, cell, pbc), so a pool scored in every active-learning round is
-described only once.
+described only once.  A cache is an explicit object: whoever creates it owns it
+(an :class:`~mdmlkit.active.ActiveLearningLoop`, a benchmark, a query) and it
+holds at most ``max_structures`` structures (least recently used dropped first).
 """
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -23,7 +25,8 @@ from ase import Atoms
 from mdmlkit.errors import EmptyTrajectoryError, InputError, ModelMismatchError
 from mdmlkit.utils import check_elements
 
-__all__ = ["DescriptorTable", "DescriptorCache", "structure_fingerprint", "as_frames"]
+__all__ = ["DescriptorTable", "DescriptorCache", "structure_fingerprint", "as_frames",
+           "unlabelled_copy", "check_table"]
 
 
 def structure_fingerprint(atoms: Atoms) -> str:
@@ -45,10 +48,17 @@ def as_frames(frames, source: str = "pool") -> list[Atoms]:
         raise EmptyTrajectoryError(f"{source}: no structures")
     for k, a in enumerate(frames):
         if not isinstance(a, Atoms):
-            raise TypeError(f"{source}: item {k} is a {type(a).__name__}, not ase.Atoms")
+            raise InputError(f"{source}: structure {k} is a {type(a).__name__}, not ase.Atoms")
         if len(a) == 0:
             raise EmptyTrajectoryError(f"{source}: structure {k} has no atoms")
     return frames
+
+
+def unlabelled_copy(atoms: Atoms) -> Atoms:
+    """A copy of ``atoms`` without its calculator (labels hidden from queries)."""
+    a = atoms.copy()
+    a.calc = None
+    return a
 
 
 @dataclass
@@ -87,7 +97,7 @@ class DescriptorTable:
     @classmethod
     def from_parts(cls, elements: Sequence[str], parts: Sequence[Mapping[str, np.ndarray]],
                    atoms: Sequence[Mapping[str, np.ndarray]], n_features: Mapping[str, int]
-                   ) -> "DescriptorTable":
+                   ) -> DescriptorTable:
         """Stack per-structure ``{el: G [n_el, n_features]}`` and ``{el: atom indices}``."""
         elements = list(elements)
         G, owner, atom = {}, {}, {}
@@ -102,7 +112,7 @@ class DescriptorTable:
         n_atoms = np.array([sum(p[el].shape[0] for el in elements) for p in parts], dtype=np.int64)
         return cls(elements, G, owner, atom, len(parts), n_atoms)
 
-    def subset(self, indices: Sequence[int]) -> "DescriptorTable":
+    def subset(self, indices: Sequence[int]) -> DescriptorTable:
         """The structures ``indices`` (in that order, renumbered 0..len-1)."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_structures):
@@ -152,7 +162,7 @@ class DescriptorTable:
 
 
 class DescriptorCache:
-    """Computes and caches raw symmetry functions per structure.
+    """Computes raw symmetry functions per structure and keeps the most recently used.
 
     Parameters
     ----------
@@ -161,22 +171,27 @@ class DescriptorCache:
     batch_size : int
         Structures per :class:`~mdmlkit.descriptors.AtomsBatch`.
     max_structures : int
-        Cache size; the oldest entries are dropped beyond it.
+        Bound of the cache: at most this many structures are kept; beyond it the
+        least recently used ones are dropped.  One entry takes about
+        4 bytes × atoms × symmetry functions per element (e.g. 10 kB for an
+        88-atom cell with 30 functions).
     device : str or torch.device, optional
         Where the descriptors are evaluated (default CPU).
 
-    Use :meth:`shared` to get one process-wide cache per symmetry-function set,
-    so that several queries over the same pool share the work.
+    There is no process-wide cache: share one by passing the same object to
+    several queries (``cache=``) or to :class:`~mdmlkit.active.ActiveLearningLoop`.
+    A cache is a shared resource, not a value: ``copy.deepcopy`` (and hence
+    ``sklearn.base.clone`` of a query holding it) returns the same cache.
     """
 
-    _registry: dict[str, "DescriptorCache"] = {}
-
-    def __init__(self, sfs, batch_size: int = 32, max_structures: int = 50_000, device=None):
+    def __init__(self, sfs, batch_size: int = 32, max_structures: int = 20_000, device=None):
         import torch
 
         from mdmlkit.descriptors import ACSF
         from mdmlkit.utils import resolve_device
 
+        if isinstance(max_structures, bool) or int(max_structures) < 1:
+            raise InputError(f"max_structures must be a positive integer, got {max_structures!r}")
         self.sfs = sfs
         self.elements = list(sfs.elements)
         self.n_features = dict(sfs.n_features)
@@ -187,14 +202,13 @@ class DescriptorCache:
         self._store: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
         self.n_computed = 0
 
-    @classmethod
-    def shared(cls, sfs) -> "DescriptorCache":
-        """The process-wide cache of ``sfs`` (keyed by its ``input.nn`` lines)."""
-        key = hashlib.sha1("\n".join([" ".join(sfs.elements), *sfs.to_input_nn_lines()])
-                           .encode()).hexdigest()
-        if key not in cls._registry:
-            cls._registry[key] = cls(sfs)
-        return cls._registry[key]
+    def __deepcopy__(self, memo) -> DescriptorCache:
+        return self
+
+    def describes(self, sfs) -> bool:
+        """Whether this cache computes the symmetry functions of ``sfs`` (same input.nn lines)."""
+        return sfs is self.sfs or (list(sfs.elements) == self.elements
+                                   and sfs.to_input_nn_lines() == self.sfs.to_input_nn_lines())
 
     def __len__(self) -> int:
         return len(self._store)
@@ -230,6 +244,9 @@ class DescriptorCache:
         frames = as_frames(frames, source)
         check_elements(frames, self.elements, source, owner="the descriptor")
         keys = [structure_fingerprint(a) for a in frames]
+        for key in keys:
+            if key in self._store:
+                self._store.move_to_end(key)        # most recently used last
         todo = [i for i, key in enumerate(keys) if key not in self._store]
         # one computation per distinct structure
         first: dict[str, int] = {}

@@ -34,31 +34,28 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from ase import Atoms
 
-from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError
-from mdmlkit.utils import atomic_path, atomic_torch_save, atomic_write_json, check_elements
-from mdmlkit.active.features import as_frames
+from mdmlkit.active.features import DescriptorCache, as_frames, unlabelled_copy
+from mdmlkit.active.metrics import METRICS, metric_label, select_metrics
+from mdmlkit.active.onthefly import run_on_the_fly
 from mdmlkit.active.oracle import as_oracle
-from mdmlkit.active.queries import Query
+from mdmlkit.active.queries.base import LoopContext, Query, prepare_query
+from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError, OracleError
+from mdmlkit.potential.committee import reinitialise
+from mdmlkit.potential.data import check_training_frames
+from mdmlkit.potential.training.trainer import Trainer
+from mdmlkit.utils import atomic_path, atomic_torch_save, atomic_write_json, check_elements
 
 __all__ = ["ActiveLearningLoop"]
 
 log = logging.getLogger(__name__)
 
 _FORMAT = "mdmlkit.active-loop/1"
-_METRICS = ("energy_rmse_meV_atom", "energy_mae_meV_atom", "force_rmse_meV_A", "force_mae_meV_A")
-
-
-def _strip(atoms: Atoms) -> Atoms:
-    """Copy without calculator (labels hidden from the queries)."""
-    a = atoms.copy()
-    a.calc = None
-    return a
 
 
 def _fingerprint(frames: Sequence[Atoms]) -> str:
@@ -74,9 +71,11 @@ class ActiveLearningLoop:
     ----------
     query : Query
         Selection strategy (:class:`AutoencoderQuery`, :class:`CommitteeQuery`,
-        :class:`FarthestPointQuery`, :class:`RandomQuery`, or your own).  A query
-        with ``sfs=None`` gets ``model.sfs``; a :class:`CommitteeQuery` with
-        ``model=None`` gets ``model`` and ``trainer_kwargs``.
+        :class:`FarthestPointQuery`, :class:`RandomQuery`, or your own).  It is
+        never changed: the loop works on ``query_``, a clone with the parameters
+        the query lists in ``loop_inputs`` filled in from the loop where they are
+        None (``sfs=model.sfs``, ``cache``, and for a :class:`CommitteeQuery`
+        ``model`` and ``trainer_kwargs``; see :func:`~mdmlkit.active.prepare_query`).
     pool : sequence of ase.Atoms
         Unlabelled candidates.  Labels they carry are hidden from the query
         (copies without calculators are used).
@@ -111,9 +110,16 @@ class ActiveLearningLoop:
         tqdm bar over rounds.
     callbacks : iterable of callables
         ``cb(loop, record)`` after every trained round (e.g. live plots).
+    cache : DescriptorCache, optional
+        Descriptor cache shared with the query (default: a new one for
+        ``model.sfs``, owned by this loop).
+
+    ``pool``, ``model``, ``query``, ``test`` and ``val`` are never modified.
 
     Attributes
     ----------
+    query_ : Query
+        The working (configured, fitted) clone of ``query``.
     labelled_ : list of ase.Atoms
         Training set; ``info["al_round"]`` and ``info["al_pool_index"]`` (−1: not from the pool).
     pool_status_ : ndarray of str
@@ -136,8 +142,10 @@ class ActiveLearningLoop:
                  val: Sequence[Atoms] | None = None,
                  trainer_kwargs: dict | Callable[[int], dict] | None = None,
                  warm_start: bool = False, workdir=None, seed: int = 0, progress: bool = True,
-                 callbacks: Iterable[Callable] = ()):
-        self.pool = [_strip(a) for a in as_frames(pool, "pool")]
+                 callbacks: Iterable[Callable] = (), cache: DescriptorCache | None = None):
+        if not isinstance(query, Query):
+            raise InputError(f"query must be a mdmlkit.active Query, got {type(query).__name__}")
+        self.pool = [unlabelled_copy(a) for a in as_frames(pool, "pool")]
         check_elements(self.pool, model.elements, "pool", owner="the potential and its descriptor")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k (structures per round) must be a positive integer, got {k!r}")
@@ -175,23 +183,14 @@ class ActiveLearningLoop:
         self.seed = int(seed)
         self.progress = progress
         self.callbacks = list(callbacks)
-        self._wire_query()
+        self.cache = DescriptorCache(model.sfs) if cache is None else cache
         self._reset_state()
 
     # ------------------------------------------------------------------ setup
-    def _wire_query(self) -> None:
-        q = self.query
-        if hasattr(q, "sfs") and q.sfs is None:
-            q.sfs = self.model.sfs
-        if type(q).__name__ == "CommitteeQuery":
-            if q.model is None and q.committee is None:
-                q.model = self.model
-            if q.trainer_kwargs is None:
-                q.trainer_kwargs = self.trainer_kwargs if callable(self.trainer_kwargs) else \
-                    {k: v for k, v in self.trainer_kwargs.items()
-                     if k not in ("checkpoint_dir", "callbacks")}
-
     def _reset_state(self) -> None:
+        self.query_ = prepare_query(self.query, LoopContext(
+            model=self.model, sfs=self.model.sfs, trainer_kwargs=self.trainer_kwargs,
+            cache=self.cache))
         self.labelled_: list[Atoms] = []
         self.pool_status_ = np.full(len(self.pool), "unlabelled", dtype="<U10")
         self.history_: list[dict] = []
@@ -312,12 +311,14 @@ class ActiveLearningLoop:
         return True
 
     # ------------------------------------------------------------------ steps
-    def _label(self, pool_indices: Sequence[int], round_: int, reasons: Sequence[dict] | None = None,
+    def label_structures(self, pool_indices: Sequence[int], round_: int, reasons: Sequence[dict] | None = None,
                count: bool = True, frames: Sequence[Atoms] | None = None) -> dict:
-        """Label pool structures (or ``frames``), update the state; returns timing/counts."""
+        """Label pool structures (or ``frames``, recorded with pool index −1), add them to
+        ``labelled_`` and record the selections; returns ``n_new``, ``n_failed`` and
+        ``label_time_s`` (s)."""
         frames = [self.pool[i] for i in pool_indices] if frames is None else list(frames)
         res = self.oracle.label(frames, progress=False)
-        strategy = getattr(self.query, "name", type(self.query).__name__)
+        strategy = self.query.name
         for j, pi in enumerate(pool_indices):
             rec = {"round": round_, "pool_index": int(pi), "strategy": strategy}
             if reasons is not None:
@@ -350,11 +351,9 @@ class ActiveLearningLoop:
         if isinstance(self.initial, (int, np.integer)):
             rng = np.random.default_rng([self.seed, 0])
             idx = np.sort(rng.choice(len(self.pool), int(self.initial), replace=False))
-            info = self._label(idx.tolist(), 0, [{"rank": r, "reason": "initial random"}
+            info = self.label_structures(idx.tolist(), 0, [{"rank": r, "reason": "initial random"}
                                                  for r in range(len(idx))], count=False)
         else:
-            from mdmlkit.potential.training.trainer import check_training_frames
-
             check_training_frames(self.initial, self.model.elements, "initial training set")
             for a in self.initial:
                 b = a.copy()
@@ -364,27 +363,29 @@ class ActiveLearningLoop:
                 self.labelled_.append(b)
             info = {"n_new": len(self.initial), "n_failed": 0, "label_time_s": 0.0}
         if not self.labelled_:
-            from mdmlkit.errors import OracleError
-
             raise OracleError("round 0: the oracle failed on every initial structure: "
                               + "; ".join(f"{k}: {v}" for k, v in list(self.failures_.items())[:3]))
-        self.round_, self.phase_ = 0, "labelled"
-        self._pending = {"round": 0, "mode": "initial", "n_selected": int(info["n_new"] + info["n_failed"]),
-                         "query_fit_time_s": 0.0, "query_select_time_s": 0.0,
-                         "wall_label_s": time.perf_counter() - t0, **info}
+        self.mark_labelled(0, {"mode": "initial", "n_selected": int(info["n_new"] + info["n_failed"]),
+                               "query_fit_time_s": 0.0, "query_select_time_s": 0.0,
+                               "wall_label_s": time.perf_counter() - t0, **info})
+
+    def mark_labelled(self, round_: int, record: dict) -> None:
+        """Round ``round_`` has its labels; ``record`` (mode, counts, timings) goes into its
+        history record when :meth:`train_round` trains it."""
+        self.round_, self.phase_ = int(round_), "labelled"
+        self._pending = {"round": int(round_), **record}
 
     def _select_round(self, r: int, n: int) -> None:
         pool_idx = self.unlabelled_indices
         t0 = time.perf_counter()
-        self.query.fit(self.labelled_)
+        self.query_.fit(self.labelled_)
         t_fit = time.perf_counter() - t0
-        sel = self.query.select([self.pool[i] for i in pool_idx], n)
+        sel = self.query_.select([self.pool[i] for i in pool_idx], n)
         t_sel = time.perf_counter() - t0 - t_fit
         chosen = pool_idx[np.asarray(sel.indices, dtype=np.int64)]
-        info = self._label(chosen.tolist(), r, sel.reasons)
-        self.round_, self.phase_ = r, "labelled"
-        self._pending = {"round": r, "mode": "pool", "n_selected": int(n),
-                         "query_fit_time_s": t_fit, "query_select_time_s": t_sel, **info}
+        info = self.label_structures(chosen.tolist(), r, sel.reasons)
+        self.mark_labelled(r, {"mode": "pool", "n_selected": int(n), "query_fit_time_s": t_fit,
+                               "query_select_time_s": t_sel, **info})
 
     def _trainer_kwargs(self, n: int) -> dict:
         tk = self.trainer_kwargs
@@ -393,13 +394,11 @@ class ActiveLearningLoop:
     def _new_model(self):
         if self.warm_start and self.model_ is not None:
             return self.model_
-        from mdmlkit.potential.committee import reinitialise
-
         return reinitialise(copy.deepcopy(self.model), self.seed)
 
-    def _train_round(self) -> dict:
-        from mdmlkit.potential.training.trainer import Trainer
-
+    def train_round(self) -> dict:
+        """Train (or keep) the potential on ``labelled_``, evaluate, record and checkpoint the
+        round; returns its history record."""
         r = self.round_
         kw = {"progress": False, **self._trainer_kwargs(len(self.labelled_))}
         kw.pop("seed", None)
@@ -428,10 +427,9 @@ class ActiveLearningLoop:
                 trainer = Trainer(model, progress=False)
             t1 = time.perf_counter()
             ev = trainer.evaluate(self.test, source="test set")
-            rec.update({m: float(ev[m]) for m in _METRICS if m in ev})
+            rec.update(select_metrics(ev))
             if "by_kind" in ev:
-                rec["by_kind"] = {kd: {m: float(v[m]) for m in _METRICS if m in v}
-                                  for kd, v in ev["by_kind"].items()}
+                rec["by_kind"] = {kd: select_metrics(v) for kd, v in ev["by_kind"].items()}
             rec["eval_time_s"] = time.perf_counter() - t1
         self.model_, self.trainer_ = model, trainer
         self.history_.append(rec)
@@ -459,7 +457,7 @@ class ActiveLearningLoop:
         return max(n, 0)
 
     # ------------------------------------------------------------------ public
-    def run(self, n_rounds: int | None = None, resume: bool = True) -> "ActiveLearningLoop":
+    def run(self, n_rounds: int | None = None, resume: bool = True) -> ActiveLearningLoop:
         """Run (or continue) the loop until ``n_rounds`` pool rounds, the budget or the pool is used up.
 
         ``n_rounds`` overrides the constructor's.  With ``resume`` (default) and a
@@ -485,7 +483,7 @@ class ActiveLearningLoop:
                 self.save_checkpoint()
             while True:
                 if self.phase_ == "labelled":
-                    rec = self._train_round()
+                    rec = self.train_round()
                     bar.update(1)
                     if "force_rmse_meV_A" in rec:
                         bar.set_postfix(n=rec["n_labelled"], E=f"{rec['energy_rmse_meV_atom']:.2f}",
@@ -501,15 +499,13 @@ class ActiveLearningLoop:
 
     def run_on_the_fly(self, atoms: Atoms, n_steps: int, temperature_K: float, **kwargs):
         """On-the-fly learning during MD; see :func:`mdmlkit.active.onthefly.run_on_the_fly`."""
-        from mdmlkit.active.onthefly import run_on_the_fly
-
         return run_on_the_fly(self, atoms, n_steps, temperature_K, **kwargs)
 
     # ------------------------------------------------------------------ results
     def learning_curve(self) -> dict[str, np.ndarray]:
         """Per trained round: ``round``, ``n_labelled``, ``n_oracle_calls``, the test-set
         ``energy_rmse_meV_atom``, ``force_rmse_meV_A`` (and MAEs) and the timings (s)."""
-        keys = ["round", "n_labelled", "n_oracle_calls", *_METRICS, "query_fit_time_s",
+        keys = ["round", "n_labelled", "n_oracle_calls", *METRICS, "query_fit_time_s",
                 "query_select_time_s", "label_time_s", "train_time_s"]
         return {k: np.array([h.get(k, np.nan) for h in self.history_], dtype=float) for k in keys}
 
@@ -523,14 +519,12 @@ class ActiveLearningLoop:
         """Test error vs labelled structures (one line; pass ``ax`` to overlay several loops)."""
         import matplotlib.pyplot as plt
 
-        from mdmlkit.active.benchmark import _UNITS
-
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 3.5))
         lc = self.learning_curve()
         ax.plot(lc["n_labelled"], lc[metric], "o-", ms=3,
-                label=label or getattr(self.query, "name", type(self.query).__name__))
-        ax.set_xlabel("labelled structures")
-        ax.set_ylabel(_UNITS.get(metric, metric))
+                label=label or self.query.name)
+        ax.set_xlabel("labelled structures (count)")
+        ax.set_ylabel(metric_label(metric))
         ax.legend()
         return ax

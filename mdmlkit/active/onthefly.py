@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms, units
 
+from mdmlkit.active.features import unlabelled_copy
 from mdmlkit.errors import InputError
+from mdmlkit.utils import check_elements
 
 __all__ = ["OnTheFlyResult", "run_on_the_fly"]
 
@@ -69,12 +71,6 @@ class OnTheFlyResult:
         last = int(self.trace["step"][-1]) if n else 0
         return (f"OnTheFlyResult(status={self.status!r}, steps={last}, checked_frames={n}, "
                 f"flagged={len(self.events)}, labelled={self.n_labels}, time={self.time_s:.3g} s)")
-
-
-def _strip(atoms: Atoms) -> Atoms:
-    a = atoms.copy()
-    a.calc = None
-    return a
 
 
 def _thermalize(atoms: Atoms, temperature_K: float, rng: np.random.Generator) -> None:
@@ -122,7 +118,6 @@ def run_on_the_fly(loop, atoms: Atoms, n_steps: int, temperature_K: float, times
     from tqdm.auto import tqdm
 
     from mdmlkit.potential.calculator import HDNNPCalculator
-    from mdmlkit.utils import check_elements
 
     if n_steps < 1 or check_every < 1:
         raise InputError(f"n_steps and check_every must be >= 1, got {n_steps}, {check_every}")
@@ -138,7 +133,7 @@ def run_on_the_fly(loop, atoms: Atoms, n_steps: int, temperature_K: float, times
     if loop.round_ < 0:
         loop.run(n_rounds=0)
     while loop.phase_ == "labelled":      # a checkpoint taken between labelling and training
-        loop._train_round()
+        loop.train_round()
     state = loop.otf_state_
     if state is not None and not state.get("finished") and state.get("atoms") is not None:
         md = state["atoms"].copy()
@@ -156,7 +151,7 @@ def run_on_the_fly(loop, atoms: Atoms, n_steps: int, temperature_K: float, times
                            "n_labels": n_labels, "finished": finished,
                            "temperature_K": temperature_K}
 
-    query = loop.query
+    query = loop.query_
     query.fit(loop.labelled_)
     status = "completed"
     bar = tqdm(total=n_steps, initial=step, desc="on-the-fly MD", unit="step", disable=not progress)
@@ -180,7 +175,7 @@ def run_on_the_fly(loop, atoms: Atoms, n_steps: int, temperature_K: float, times
                     break
                 step += n
                 bar.update(n)
-                frame = _strip(md)
+                frame = unlabelled_copy(md)
                 u = float(query.uncertainty([frame])[0])
                 thr = float(query.threshold_ if threshold is None else threshold)
                 flagged = u > thr
@@ -192,7 +187,7 @@ def run_on_the_fly(loop, atoms: Atoms, n_steps: int, temperature_K: float, times
                         status = "max_labels"
                         break
                     r = loop.round_ + 1
-                    info = loop._label([-1], r, [{"rank": 0, "reason": "on-the-fly flag",
+                    info = loop.label_structures([-1], r, [{"rank": 0, "reason": "on-the-fly flag",
                                                   "md_step": step, "uncertainty": u,
                                                   "threshold": thr}], frames=[frame])
                     n_labels += 1
@@ -200,13 +195,12 @@ def run_on_the_fly(loop, atoms: Atoms, n_steps: int, temperature_K: float, times
                           "threshold": thr, "round": r,
                           "status": "labelled" if info["n_new"] else "failed"}
                     if info["n_new"]:
-                        loop.round_, loop.phase_ = r, "labelled"
-                        loop._pending = {"round": r, "mode": "on_the_fly", "md_step": step,
-                                         "n_selected": 1, "query_fit_time_s": 0.0,
-                                         "query_select_time_s": 0.0, **info}
+                        loop.mark_labelled(r, {"mode": "on_the_fly", "md_step": step,
+                                               "n_selected": 1, "query_fit_time_s": 0.0,
+                                               "query_select_time_s": 0.0, **info})
                         snapshot(False)
                         t0 = time.perf_counter()
-                        rec = loop._train_round()
+                        rec = loop.train_round()
                         query.fit(loop.labelled_)
                         ev["retrain_time_s"] = time.perf_counter() - t0
                         ev["n_labelled"] = len(loop.labelled_)

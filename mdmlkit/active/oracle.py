@@ -15,16 +15,17 @@ data set can serve as an unlabelled pool plus oracle in benchmarks.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from mdmlkit.errors import EmptyTrajectoryError, OracleError
 from mdmlkit.active.features import structure_fingerprint
+from mdmlkit.errors import EmptyTrajectoryError, InputError, MissingLabelError, OracleError
 
 __all__ = ["Oracle", "LabelResult", "ReplayOracle", "as_oracle"]
 
@@ -93,7 +94,7 @@ class Oracle:
             elif callable(self._spec):
                 self._calc = self._spec()
             else:
-                raise TypeError(f"oracle must be an ASE calculator or a factory, got {self._spec!r}")
+                raise InputError(f"oracle must be an ASE calculator or a factory, got {self._spec!r}")
         return self._calc
 
     def __repr__(self) -> str:
@@ -202,8 +203,6 @@ class ReplayOracle(Calculator):
             if "forces" not in res and "forces" in a.arrays:
                 res["forces"] = a.arrays["forces"]
             if "energy" not in res or "forces" not in res:
-                from mdmlkit.errors import MissingLabelError
-
                 raise MissingLabelError(f"ReplayOracle: structure {k} has no energy/forces labels")
             self._table[structure_fingerprint(a)] = {
                 key: (np.array(v, dtype=float) if key != "energy" else float(np.asarray(v)))

@@ -14,7 +14,7 @@ forces eV/Å, stress eV/Å³ on a ``SinglePointCalculator``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms

@@ -2,19 +2,21 @@
 
 Modules: :mod:`.cutoff` (cutoff functions), :mod:`.neighbors` (neighbour
 lists), :mod:`.terms` (radial/angular terms), :mod:`.symfunc` (function
-definitions, ``input.nn`` I/O, n2p2 order), :mod:`.batch` (``AtomsBatch``),
-:mod:`.acsf` (the ``ACSF`` module), :mod:`.generate` (automatic sets and
-CUR/correlation selection).
+definitions, n2p2 order; ``input.nn`` is parsed by :mod:`mdmlkit.io.n2p2`),
+:mod:`.batch` (``AtomsBatch``), :mod:`.acsf` (the ``ACSF`` module and the
+``ACSFPlan`` its compiled kernels read), :mod:`.generate` (automatic sets and
+CUR/correlation selection), :mod:`.kernels.fused` (numba kernels for MD on a CPU).
 """
-from mdmlkit.descriptors.acsf import ACSF
+from mdmlkit.descriptors.acsf import ACSF, ACSFPlan, MomentTables
 from mdmlkit.descriptors.batch import AtomsBatch, build_triplets
 from mdmlkit.descriptors.cutoff import CUTOFF_TYPES, cutoff_function
 from mdmlkit.descriptors.generate import generate_set, long_radial_functions, select_functions
-from mdmlkit.descriptors.neighbors import neighbor_list
-from mdmlkit.descriptors.symfunc import SymmetryFunction, SymmetryFunctionSet, parse_symfunction_line
+from mdmlkit.descriptors.neighbors import have_matscipy, neighbor_list
+from mdmlkit.descriptors.symfunc import SymmetryFunction, SymmetryFunctionSet, atomic_number, parse_symfunction_line
 
 __all__ = [
-    "ACSF", "AtomsBatch", "CUTOFF_TYPES", "SymmetryFunction", "SymmetryFunctionSet",
-    "build_triplets", "cutoff_function", "generate_set", "long_radial_functions", "neighbor_list",
-    "parse_symfunction_line", "select_functions",
+    "ACSF", "ACSFPlan", "AtomsBatch", "CUTOFF_TYPES", "MomentTables", "SymmetryFunction",
+    "SymmetryFunctionSet", "atomic_number", "build_triplets", "cutoff_function", "generate_set",
+    "have_matscipy", "long_radial_functions", "neighbor_list", "parse_symfunction_line",
+    "select_functions",
 ]

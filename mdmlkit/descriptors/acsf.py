@@ -25,20 +25,26 @@ except index bookkeeping on the batch.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from ase import Atoms
 from torch import nn
 
-from mdmlkit.errors import ModelMismatchError
 from mdmlkit.descriptors.batch import AtomsBatch, build_triplets
 from mdmlkit.descriptors.cutoff import cutoff_function
 from mdmlkit.descriptors.symfunc import SymmetryFunctionSet
-from mdmlkit.descriptors.terms import (angular_factors, degree_sum_table, harmonic_recurrence_table,
-                    legendre_lambda_table, radial_factors, solid_harmonics)
-
+from mdmlkit.descriptors.terms import (
+    angular_factors,
+    degree_sum_table,
+    harmonic_recurrence_table,
+    legendre_lambda_table,
+    radial_factors,
+    solid_harmonics,
+)
+from mdmlkit.errors import InputError, ModelMismatchError
 
 #: Largest integer zeta evaluated through angular moments (cost ~ (zeta + 1)^2 per pair).
 MOMENT_ZETA_MAX = 8
@@ -70,6 +76,103 @@ def _unique_index(rows: list[tuple]) -> tuple[list[tuple], list[int]]:
     return uniq, index
 
 
+@dataclass(frozen=True)
+class MomentTables:
+    """The type-9 moment functions of one centre element (float64, CPU).
+
+    Attributes
+    ----------
+    elements : tuple of int
+        Neighbour elements (indices into ``ACSF.elements``) whose moments are formed.
+    n_max : int
+        Largest degree l (the largest zeta).
+    params : ndarray [3, U]
+        Rows eta (Å^-2), rs (Å), rc (Å) of the U distinct radial factors.
+    g1, g2 : ndarray [G]
+        Positions in ``elements`` of the two neighbour elements of each group.
+    spectrum_map : ndarray [F, G*U*(n_max+1) + E*U]
+        The functions as ``cat([P.flatten(), diag]) @ spectrum_map.T`` from the power
+        spectrum P[g, u, l] = Σ_m M[g1[g], u, lm] M[g2[g], u, lm] of the moments
+        M[e, u, lm] = Σ_j R_u(r_ij) S_lm(u_ij) and diag[e, u] = Σ_j R_u(r_ij)².
+    """
+
+    elements: tuple[int, ...]
+    n_max: int
+    params: np.ndarray
+    g1: np.ndarray
+    g2: np.ndarray
+    spectrum_map: np.ndarray
+
+
+@dataclass(frozen=True)
+class ACSFPlan:
+    """What compiled kernels need of an :class:`ACSF`: its tables, and the padded-table
+    entry points of the eager module (``ACSF.plan()``).
+
+    The padded path evaluates radial (type 2) and moment (type 9, integer zeta <= 8,
+    |lambda| <= 1) functions on per-(centre element c, neighbour element e) padded
+    neighbour tables: tier 0 holds the pairs within ``short_cutoff``, tier 1 (only for
+    radial functions reaching further) those within ``cutoff``.
+
+    Attributes
+    ----------
+    elements : tuple of str
+    cutoff_type : int
+    alpha : float
+    cutoff, short_cutoff : float
+        Largest cutoff and the angular (moment) functions' cutoff, Å.
+    padded : bool
+        Every function runs on padded tables (no explicit triplets); the entry points
+        below need it.
+    blocks : tuple of (c, e, tier)
+        The padded tables, in the order of :meth:`padded_layout`.
+    columns : dict c -> tuple of (kind, e, params)
+        Blocks of columns of centre element c in assembly order: ``("radial", e,
+        [3, K] eta/rs/rc)`` (type-2 functions with neighbour element e) or
+        ``("moments", None, None)`` (all moment functions of c, see ``moments``).
+    inverse : dict c -> ndarray [n_features]
+        n2p2 column f of element c is assembled column ``inverse[c][f]``.
+    moments : dict c -> MomentTables
+    """
+
+    elements: tuple[str, ...]
+    cutoff_type: int
+    alpha: float
+    cutoff: float
+    short_cutoff: float
+    padded: bool
+    blocks: tuple[tuple[int, int, int], ...]
+    columns: dict[int, tuple[tuple[str, int | None, np.ndarray | None], ...]]
+    inverse: dict[int, np.ndarray]
+    moments: dict[int, MomentTables]
+    acsf: ACSF = field(repr=False, compare=False)
+
+    def padded_layout(self, batch: AtomsBatch) -> list[torch.Tensor]:
+        """Per block, a LongTensor [n_c, nb] of ``batch``'s pair indices (empty slots: the
+        number of pairs P, meant for :meth:`far_vector`); valid while ``batch``'s Verlet
+        list is (pairs beyond rc contribute exactly zero)."""
+        return self.acsf._padded_layout(batch)
+
+    def far_vector(self, like: torch.Tensor) -> torch.Tensor:
+        """[1, 3] pair vector beyond every cutoff (Å): the value of empty padded slots."""
+        return self.acsf._far_vector(like)
+
+    def dense_parts(self, c: int, blocks: dict[tuple[int, int], torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Column blocks of centre element c from ``blocks[e, tier]`` [n_c, nb, 3] pair
+        vectors (Å; empty slots :meth:`far_vector`); pure tensor code, compilable."""
+        return self.acsf._dense_parts(c, blocks)
+
+    def dense_empty(self, c: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The (empty) column blocks of a centre element without atoms."""
+        return self.acsf._dense_empty(c, like)
+
+    def assemble(self, parts: dict[str, torch.Tensor], counts: list[int],
+                 like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{el: G [n_el, n_features[el]]}`` in n2p2 order from the column blocks
+        (``counts``: atoms per element)."""
+        return self.acsf._assemble(parts, counts, like)
+
+
 class ACSF(nn.Module):
     """Atom-centred symmetry functions (n2p2 types 2, 3, 9) as a torch module.
 
@@ -95,7 +198,7 @@ class ACSF(nn.Module):
     def __init__(self, sfs: SymmetryFunctionSet, angular_method: str = "auto"):
         super().__init__()
         if angular_method not in ANGULAR_METHODS:
-            raise ValueError(f"angular_method must be one of {ANGULAR_METHODS}")
+            raise InputError(f"angular_method must be one of {ANGULAR_METHODS}")
         self.sfs = sfs
         self.angular_method = angular_method
         self.elements = list(sfs.elements)
@@ -215,9 +318,36 @@ class ACSF(nn.Module):
             inv[np.asarray(self._cols[c], dtype=np.int64)] = np.arange(len(inv))
             self.register_buffer(f"_inv_{c}", torch.as_tensor(inv), persistent=False)
         self.cutoff = sfs.cutoff
-        self.triplet_cutoff = trip_rc
-        self.triplet3_cutoff = trip3_rc
+        self._triplet_cutoff = trip_rc
+        self._triplet3_cutoff = trip3_rc
         self.register_buffer("_dtype_probe", torch.zeros((), **f64), persistent=False)
+        self._plan_tables = self._tables()
+
+    def _tables(self) -> dict:
+        """The float64 tables of :class:`ACSFPlan` (made once, before any ``.to()``)."""
+        columns, moments = {}, {}
+        for c in range(len(self.elements)):
+            cols = []
+            for kind, name in self._order[c]:
+                if kind == "rad":
+                    e = next(key[0] for cc, key, nm, _ in self._radial if nm == name)
+                    cols.append(("radial", e, getattr(self, name).detach().cpu().double().numpy()))
+                elif kind == "mom":
+                    cols.append(("moments", None, None))
+            columns[c] = tuple(cols)
+        for c, m in self._moment.items():
+            g1, g2, W = self._moment_spectrum_map(c)
+            moments[c] = MomentTables(tuple(m["elements"]), m["n_max"],
+                                      getattr(self, m["name"]).detach().cpu().double().numpy(),
+                                      g1.numpy(), g2.numpy(), W.numpy())
+        inverse = {c: getattr(self, f"_inv_{c}").cpu().numpy() for c in range(len(self.elements))}
+        return {"columns": columns, "moments": moments, "inverse": inverse}
+
+    def plan(self) -> ACSFPlan:
+        """The tables and padded-table entry points compiled kernels use (:class:`ACSFPlan`)."""
+        blocks = tuple((c, e, t) for c in self._dense_elements for e, t in self._dense_neighbours(c))
+        return ACSFPlan(tuple(self.elements), self.cutoff_type, self.alpha, self.cutoff, self.short_cutoff,
+                        self._supports_padded, blocks, acsf=self, **self._plan_tables)
 
     def extra_repr(self) -> str:
         n_mom = sum(m["n_functions"] for m in self._moment.values())
@@ -251,7 +381,7 @@ class ACSF(nn.Module):
 
         ``within_cutoff=False``: all pairs of the batch's list (a Verlet list for
         ``rc + skin``), so that the result depends on the pair list only, not on the
-        positions (for :meth:`padded_layout`); with a ``cutoff`` below :attr:`cutoff`,
+        positions (for :meth:`_padded_layout`); with a ``cutoff`` below :attr:`cutoff`,
         the pairs within ``cutoff + skin`` now (skin = ``batch.cutoff - self.cutoff``),
         which stays a superset of the pairs within ``cutoff`` while the list is valid.
 
@@ -335,14 +465,14 @@ class ACSF(nn.Module):
         triplets with r_jk < the largest type-3 cutoff (f_c(r_jk) = 0 beyond).
         Cached on the batch.
         """
-        key = ("acsf_triplets", self.cutoff, self.triplet_cutoff, c, e1, e2,
-               self.triplet3_cutoff if narrow else None)
+        key = ("acsf_triplets", self.cutoff, self._triplet_cutoff, c, e1, e2,
+               self._triplet3_cutoff if narrow else None)
         if key in batch._cache:
             return batch._cache[key]
         if narrow:
             a, b, ctr = self._triplets(batch, c, e1, e2, narrow=False)
             v = self._compact_vectors(batch)
-            keep = torch.nonzero((v[b] - v[a]).norm(dim=1) < self.triplet3_cutoff).flatten()
+            keep = torch.nonzero((v[b] - v[a]).norm(dim=1) < self._triplet3_cutoff).flatten()
             batch._cache[key] = (a[keep], b[keep], ctr[keep])
             return batch._cache[key]
         n_el = len(self.elements)
@@ -351,7 +481,7 @@ class ACSF(nn.Module):
 
         def close(e):
             s, t = pstart[c * n_el + e], pstart[c * n_el + e + 1]
-            keep = torch.nonzero(d[s:t] < self.triplet_cutoff).flatten()
+            keep = torch.nonzero(d[s:t] < self._triplet_cutoff).flatten()
             return keep + s, pctr[s:t][keep]
 
         ia, ca = close(e1)
@@ -423,23 +553,23 @@ class ACSF(nn.Module):
 
         # types 2 and 9 (moments) over the padded neighbour tables of each centre element
         tables = {}
-        for tier in self.tiers:
-            rc = self.tier_cutoff(tier)
+        for tier in self._tiers:
+            rc = self._tier_cutoff(tier)
             if rc == self.cutoff:
                 v = vec
             else:
                 v = batch.pair_vectors(strain, index=self._pair_groups(batch, cutoff=rc)[0])
-            tables[tier] = (torch.cat([v.to(self.dtype), self.far_vector(vec)]),
+            tables[tier] = (torch.cat([v.to(self.dtype), self._far_vector(vec)]),
                             *self._padded(batch, cutoff=rc))
-        for c in self.dense_elements:
+        for c in self._dense_elements:
             if counts[c] == 0:
-                parts.update(self.dense_empty(c, vec))
+                parts.update(self._dense_empty(c, vec))
                 continue
             blocks = {}
-            for e, tier in self.dense_neighbours(c):
+            for e, tier in self._dense_neighbours(c):
                 vec_ext, pads, nb = tables[tier]
                 blocks[e, tier] = vec_ext.index_select(0, pads[c][e]).view(counts[c], nb[c][e], 3)
-            parts.update(self.dense_parts(c, blocks))
+            parts.update(self._dense_parts(c, blocks))
 
         # types 3 and 9 over explicit triplets (compact pair ids)
         if self._triplet:
@@ -467,50 +597,50 @@ class ACSF(nn.Module):
                         * _columns(ang, getattr(self, name + "_a"), self._identity[name + "_a"]))
                 parts[name] = zeros(counts[c], k).index_add(0, ctr, term)
 
-        return self.assemble(parts, counts, vec)
+        return self._assemble(parts, counts, vec)
 
     # ------------------------------------------- dense (padded-table) kernels
     @property
-    def dense_elements(self) -> list[int]:
+    def _dense_elements(self) -> list[int]:
         """Centre elements with type-2 or moment type-9 functions."""
         return sorted({c for c, *_ in self._radial} | set(self._moment))
 
     @property
-    def supports_padded(self) -> bool:
+    def _supports_padded(self) -> bool:
         """True when every function is evaluated on padded neighbour tables (no
-        explicit triplets), so that :meth:`dense_parts` + :meth:`assemble` give all of G."""
+        explicit triplets), so that :meth:`_dense_parts` + :meth:`_assemble` give all of G."""
         return not self._triplet
 
     @property
-    def tiers(self) -> list[int]:
+    def _tiers(self) -> list[int]:
         """Tiers of padded tables in use: 0 (pairs within :attr:`short_cutoff`) and, when
         some radial functions reach further, 1 (pairs within :attr:`cutoff`)."""
-        return sorted({t for c in self.dense_elements for _, t in self.dense_neighbours(c)})
+        return sorted({t for c in self._dense_elements for _, t in self._dense_neighbours(c)})
 
-    def tier_cutoff(self, tier: int) -> float:
+    def _tier_cutoff(self, tier: int) -> float:
         """Cutoff (Å) of the pairs in the padded tables of ``tier``."""
         return self.short_cutoff if tier == 0 else self.cutoff
 
-    def dense_neighbours(self, c: int) -> list[tuple[int, int]]:
+    def _dense_neighbours(self, c: int) -> list[tuple[int, int]]:
         """``(neighbour element, tier)`` of the padded tables the functions of centre
         element c read (tier 0: pairs within :attr:`short_cutoff`; 1: within :attr:`cutoff`)."""
         rad = {key for cc, key, *_ in self._radial if cc == c}
         plan = self._moment.get(c)
         return sorted(rad | {(e, 0) for e in (plan["elements"] if plan is not None else [])})
 
-    def far_vector(self, like: torch.Tensor) -> torch.Tensor:
+    def _far_vector(self, like: torch.Tensor) -> torch.Tensor:
         """[1, 3] pair vector beyond every cutoff: the value of empty padded slots (R = 0 and
         dR/dr = 0 exactly there)."""
         far = torch.zeros(1, 3, dtype=like.dtype, device=like.device)
         far[0, 0] = 2.0 * self.cutoff + 1.0
         return far
 
-    def padded_layout(self, batch: AtomsBatch) -> list[torch.Tensor]:
+    def _padded_layout(self, batch: AtomsBatch) -> list[torch.Tensor]:
         """The pairs of ``batch``'s list (whatever their length) as padded tables.
 
-        Returns, for every block in the order of :attr:`dense_elements` x
-        :meth:`dense_neighbours` (c), a LongTensor [n_c, nb] of the batch's pair
-        indices (empty slots: the number of pairs P, meant for :meth:`far_vector`).
+        Returns, for every block in the order of :attr:`_dense_elements` x
+        :meth:`_dense_neighbours` (c), a LongTensor [n_c, nb] of the batch's pair
+        indices (empty slots: the number of pairs P, meant for :meth:`_far_vector`).
         Tier-1 tables hold every pair of the list, tier-0 tables the pairs within
         :attr:`short_cutoff` + skin of the current positions.  With a Verlet list
         (cutoff ``rc + skin``) made at these positions the tables stay valid while the
@@ -519,34 +649,34 @@ class ACSF(nn.Module):
         counts = [int(batch.element_index[el].numel()) for el in self.elements]
         n_pairs = int(batch.pair_i.numel())
         per_tier = {}
-        for tier in self.tiers:
-            rc = self.tier_cutoff(tier)
+        for tier in self._tiers:
+            rc = self._tier_cutoff(tier)
             sel, _, _ = self._pair_groups(batch, within_cutoff=False, cutoff=rc)
             pads, nb = self._padded(batch, within_cutoff=False, cutoff=rc)
             per_tier[tier] = (torch.cat([sel, sel.new_full((1,), n_pairs)]), pads, nb)
         tables = []
-        for c in self.dense_elements:
-            for e, tier in self.dense_neighbours(c):
+        for c in self._dense_elements:
+            for e, tier in self._dense_neighbours(c):
                 sel, pads, nb = per_tier[tier]
                 tables.append(sel[pads[c][e]].view(counts[c], nb[c][e]))
         return tables
 
-    def dense_empty(self, c: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The (empty) blocks of :meth:`dense_parts` for a centre element without atoms."""
+    def _dense_empty(self, c: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The (empty) blocks of :meth:`_dense_parts` for a centre element without atoms."""
         parts = {name: like.new_zeros(0, k) for cc, _, name, k in self._radial if cc == c}
         plan = self._moment.get(c)
         if plan is not None:
             parts[plan["name"] + "_all"] = like.new_zeros(0, plan["n_functions"])
         return parts
 
-    def dense_parts(self, c: int, blocks: dict[int, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _dense_parts(self, c: int, blocks: dict[int, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Type-2 and moment type-9 functions of the atoms of centre element c.
 
         ``blocks[e, tier]``: [n_c, nb, 3] pair vectors (Å) to the element-e neighbours
         (within the tier's cutoff) of every element-c atom, one row per atom, empty slots
-        filled with :meth:`far_vector` (or any vector longer than the cutoffs);
-        ``(e, tier)`` runs over :meth:`dense_neighbours`.  Pure tensor code (no data-dependent Python), so it
-        can be compiled.  Returns the blocks of columns, to :meth:`assemble`.
+        filled with :meth:`_far_vector` (or any vector longer than the cutoffs);
+        ``(e, tier)`` runs over :meth:`_dense_neighbours`.  Pure tensor code (no data-dependent Python), so it
+        can be compiled.  Returns the blocks of columns, to :meth:`_assemble`.
         """
         ct, al = self.cutoff_type, self.alpha
         parts: dict[str, torch.Tensor] = {}
@@ -559,7 +689,7 @@ class ACSF(nn.Module):
             mom, diag = [], []
         # one block of neighbour slots per neighbour element: contiguous [n_c, nb, ...]
         # tensors (fast batched matmuls; no slicing, whose backward fills full-size zeros)
-        for e in self.dense_neighbours(c):
+        for e in self._dense_neighbours(c):
             v = blocks[e]
             r = v.norm(dim=2)                                          # [n_c, nb]
             fc_of = self._cutoff_cache()
@@ -588,11 +718,11 @@ class ACSF(nn.Module):
             diag.append((R * R).sum(dim=1))                             # [n_c, U]
         if plan is None:
             return parts
-        parts[plan["name"] + "_all"] = self.moment_values(c, torch.stack(mom, dim=1),
+        parts[plan["name"] + "_all"] = self._moment_values(c, torch.stack(mom, dim=1),
                                                           torch.cat(diag, dim=1))
         return parts
 
-    def moment_values(self, c: int, moments: torch.Tensor, diag: torch.Tensor) -> torch.Tensor:
+    def _moment_values(self, c: int, moments: torch.Tensor, diag: torch.Tensor) -> torch.Tensor:
         """All type-9 moment functions [n, F] of centre element c from its pair sums.
 
         ``moments`` [n, E, U, H]: M_lm = sum_j R_u(r_ij) S_lm(u_ij) over the neighbours
@@ -612,12 +742,12 @@ class ACSF(nn.Module):
         val = getattr(self, name + "_half") * (val - getattr(self, name + "_diagc") * dg)
         return val * getattr(self, name + "_pref")
 
-    def moment_spectrum_map(self, c: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`moment_values` as one linear map of the power spectrum and the diagonal.
+    def _moment_spectrum_map(self, c: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`_moment_values` as one linear map of the power spectrum and the diagonal.
 
         Returns ``(g1 [G], g2 [G], W [F, G*U*L + E*U])`` (W in float64): with the power
         spectrum P[g, u, l] = sum_m M[g1[g], u, lm] M[g2[g], u, lm] of the moments of
-        :meth:`moment_values` and its ``diag`` [E*U], the functions are
+        :meth:`_moment_values` and its ``diag`` [E*U], the functions are
         ``cat([P.flatten(), diag]) @ W.T``.  Used by kernels that form P themselves.
         """
         name = self._moment[c]["name"]
@@ -633,7 +763,7 @@ class ACSF(nn.Module):
         W[rows, n_s + didx] = -scale * get("_diagc").double()
         return get("_g1"), get("_g2"), W
 
-    def assemble(self, parts: dict[str, torch.Tensor], counts: list[int],
+    def _assemble(self, parts: dict[str, torch.Tensor], counts: list[int],
                  like: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{el: G [n_el, n_features[el]]}`` in n2p2 column order from the blocks of
         columns computed by :meth:`forward` (``counts``: atoms per element)."""

@@ -7,16 +7,15 @@ torch from positions, so autograd gives forces (and, with a strain, stress).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from ase import Atoms
 
-from mdmlkit.errors import (AtomsTooCloseError, EmptyTrajectoryError, InputError,
-                      NonFiniteError, UnknownElementError)
-from mdmlkit.utils import resolve_device
 from mdmlkit.descriptors.neighbors import neighbor_list
+from mdmlkit.errors import AtomsTooCloseError, EmptyTrajectoryError, InputError, NonFiniteError, UnknownElementError
+from mdmlkit.utils import resolve_device
 
 #: Default smallest allowed interatomic distance, Å.
 MIN_DISTANCE = 0.5
@@ -93,7 +92,7 @@ class AtomsBatch:
     def from_atoms(cls, frames: Atoms | Sequence[Atoms], elements: Sequence[str],
                    cutoff: float, device=None, dtype: torch.dtype = torch.float64,
                    min_distance: float = MIN_DISTANCE,
-                   neighbor_method: str = "auto") -> "AtomsBatch":
+                   neighbor_method: str = "auto") -> AtomsBatch:
         """Validate ``frames`` and build the batch with its neighbour list.
 
         Parameters
@@ -235,7 +234,7 @@ class AtomsBatch:
                 v = torch.einsum("pk,pkl->pl", v, (eye + strain)[self.structure[pi]])
         return v
 
-    def with_positions(self, positions) -> "AtomsBatch":
+    def with_positions(self, positions) -> AtomsBatch:
         """The same structures and pair list with new Cartesian positions (Å, [N, 3]).
 
         Use with a pair list built for a cutoff larger than needed (``cutoff =
@@ -247,7 +246,7 @@ class AtomsBatch:
         """
         pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
         if pos.shape != self.positions.shape:
-            raise ValueError(f"positions of shape {tuple(pos.shape)}, the batch has "
+            raise InputError(f"positions of shape {tuple(pos.shape)}, the batch has "
                              f"{tuple(self.positions.shape)}")
         new = object.__new__(AtomsBatch)
         new.__dict__.update(self.__dict__)
@@ -283,7 +282,7 @@ class AtomsBatch:
                 self._cache["detached_vectors"] = self.pair_vectors()
         return self._cache["detached_vectors"]
 
-    def to(self, device=None, dtype: torch.dtype | None = None) -> "AtomsBatch":
+    def to(self, device=None, dtype: torch.dtype | None = None) -> AtomsBatch:
         """Copy on another device and/or float dtype (positions stay a leaf)."""
         device = self.device if device is None else resolve_device(device)
         dtype = self.dtype if dtype is None else dtype

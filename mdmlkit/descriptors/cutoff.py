@@ -28,6 +28,8 @@ import math
 
 import torch
 
+from mdmlkit.errors import InputError
+
 #: n2p2 cutoff type number -> name.
 CUTOFF_TYPES: dict[int, str] = {
     0: "hard", 1: "cos", 2: "tanhu", 3: "tanh", 4: "exp",
@@ -41,12 +43,12 @@ _TANH_PRE = ((_E + 1.0 / _E) / (_E - 1.0 / _E)) ** 3   # 1 / tanh(1)^3
 
 
 def check_cutoff_params(cutoff_type: int, alpha: float) -> None:
-    """Raise ``ValueError`` unless ``cutoff_type`` is 0..8 and ``0 <= alpha < 1``."""
+    """Raise :class:`~mdmlkit.errors.InputError` unless ``cutoff_type`` is 0..8 and ``0 <= alpha < 1``."""
     if int(cutoff_type) != cutoff_type or int(cutoff_type) not in CUTOFF_TYPES:
-        raise ValueError(f"unknown cutoff type {cutoff_type!r}; n2p2 types are "
+        raise InputError(f"unknown cutoff type {cutoff_type!r}; n2p2 types are "
                          + ", ".join(f"{k} ({v})" for k, v in CUTOFF_TYPES.items()))
     if not 0.0 <= alpha < 1.0:
-        raise ValueError(f"inner cutoff parameter alpha={alpha} must satisfy 0 <= alpha < 1")
+        raise InputError(f"inner cutoff parameter alpha={alpha} must satisfy 0 <= alpha < 1")
 
 
 def cutoff_function(r: torch.Tensor, rc: float | torch.Tensor, cutoff_type: int = 6,

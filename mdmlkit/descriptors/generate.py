@@ -37,11 +37,15 @@ and keeps, per element,
 from __future__ import annotations
 
 import warnings
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 
-from mdmlkit.descriptors.symfunc import SymmetryFunction, SymmetryFunctionSet, _z
+from mdmlkit.descriptors.acsf import ACSF
+from mdmlkit.descriptors.symfunc import SymmetryFunction, SymmetryFunctionSet, atomic_number
+from mdmlkit.errors import InputError, ModelMismatchError
+from mdmlkit.utils import resolve_device
 
 RULES = ("gastegger2018", "imbalzano2018")
 MODES = ("shifted", "centred")
@@ -56,16 +60,16 @@ def radial_grid(n: int, rc: float, mode: str = "shifted", rule: str = "gastegger
     (``r_upper`` defaults to ``rc``).
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise InputError(f"mode must be one of {MODES}, got {mode!r}")
     if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        raise InputError(f"rule must be one of {RULES}, got {rule!r}")
     if n < 1:
-        raise ValueError(f"need at least one grid point, got n={n}")
+        raise InputError(f"need at least one grid point, got n={n}")
     if rule == "gastegger2018":
         r_upper = rc if r_upper is None else r_upper
         lo_ok = r_lower > 0 if mode == "centred" else r_lower >= 0
         if not (lo_ok and r_lower < r_upper <= rc):
-            raise ValueError(f"need {'0 <' if mode == 'centred' else '0 <='} r_lower < "
+            raise InputError(f"need {'0 <' if mode == 'centred' else '0 <='} r_lower < "
                              f"r_upper <= rc, got {r_lower}, {r_upper}, {rc}")
         if n == 1:
             grid = np.array([r_upper])
@@ -98,7 +102,7 @@ def long_radial_functions(elements: Sequence[str], rc_long: float, r_from: float
     neighbour tables, so the angular functions keep their shorter neighbour lists.
     """
     if not r_from < rc_long:
-        raise ValueError(f"need r_from < rc_long, got r_from={r_from} Å, rc_long={rc_long} Å")
+        raise InputError(f"need r_from < rc_long, got r_from={r_from} Å, rc_long={rc_long} Å")
     shifts = np.arange(r_from, rc_long - 1.0 + 1e-9, 1.0)
     return [SymmetryFunction(c, 2, e, eta=eta, rs=float(rs), rc=rc_long)
             for c in elements for e in elements
@@ -149,7 +153,7 @@ def generate_set(elements: Sequence[str], rc: float = 6.0, n_radial: int = 6,
     """
     elements = list(elements)
     if angular_type not in (0, 3, 9):
-        raise ValueError(f"angular_type must be 3, 9 or 0 (none), got {angular_type}")
+        raise InputError(f"angular_type must be 3, 9 or 0 (none), got {angular_type}")
     rs_r, eta_r = radial_grid(n_radial, rc, mode, rule, r_lower, r_upper)
     funcs: list[SymmetryFunction] = []
     for c in elements:
@@ -160,7 +164,7 @@ def generate_set(elements: Sequence[str], rc: float = 6.0, n_radial: int = 6,
     if angular_type and n_angular > 0:
         lo = rc / 3.0 if angular_r_lower is None else angular_r_lower
         rs_a, eta_a = radial_grid(n_angular, rc, angular_mode, rule, lo, None)
-        by_z = sorted(elements, key=_z)
+        by_z = sorted(elements, key=atomic_number)
         pairs = [(a, b) for i, a in enumerate(by_z) for b in by_z[i:]]
         for c in elements:
             for e1, e2 in pairs:
@@ -302,24 +306,19 @@ def select_functions(sfs: SymmetryFunctionSet, frames=None,
         ``frames`` keep all functions (with a warning).
     """
     if method not in ("cur", "correlation"):
-        raise ValueError(f"method must be 'cur' or 'correlation', got {method!r}")
+        raise InputError(f"method must be 'cur' or 'correlation', got {method!r}")
     if method == "cur" and n_select is None:
-        raise ValueError("method='cur' needs n_select")
+        raise InputError("method='cur' needs n_select")
     if features is None:
         if frames is None:
-            raise ValueError("give frames or precomputed features")
-        import torch
-
-        from mdmlkit.descriptors.acsf import ACSF
-        from mdmlkit.utils import resolve_device
-
+            raise InputError("give frames or precomputed features")
         acsf = ACSF(sfs).to(resolve_device(device), torch.float64)
         features = acsf.compute(frames, batch_size=batch_size, progress=progress)
     keep: dict[str, list[int]] = {}
     for el in sfs.elements:
         X = np.asarray(features[el])
         if X.shape[1] != sfs.n_features[el]:
-            raise ValueError(f"{el}: features have {X.shape[1]} columns, the set "
+            raise ModelMismatchError(f"{el}: features have {X.shape[1]} columns, the set "
                              f"{sfs.n_features[el]}")
         n = n_select.get(el) if isinstance(n_select, Mapping) else n_select
         if len(X) < 2:

@@ -11,8 +11,7 @@ Backends (``method``): ``"matscipy"`` (C, fastest), ``"ase"``
 (``ase.neighborlist.primitive_neighbor_list``, numpy binning) and ``"brute"``
 (this module's vectorised all-pairs over the needed images; O(N^2), for small
 systems and as an independent check).  ``"auto"`` picks matscipy when it is
-installed, else ase.  Measured on a 704-atom La2Zr2O7 cell, rc = 6 Å (one
-core): matscipy ~8 ms, ase ~80 ms; see ``benchmarks/bench_descriptors.py``.
+installed, else ase (``benchmarks/bench_descriptors.py`` compares them).
 """
 from __future__ import annotations
 
@@ -20,10 +19,13 @@ import math
 
 import numpy as np
 
+from mdmlkit.errors import InputError
+
 NEIGHBOR_METHODS = ("auto", "matscipy", "ase", "brute")
 
 
-def _have_matscipy() -> bool:
+def have_matscipy() -> bool:
+    """True when the optional matscipy neighbour list can be imported."""
     try:
         import matscipy.neighbours  # noqa: F401
     except ImportError:
@@ -140,9 +142,9 @@ def neighbor_list(positions: np.ndarray, cell: np.ndarray | None, pbc, cutoff: f
     pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
     cell = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=float)
     if method not in NEIGHBOR_METHODS:
-        raise ValueError(f"unknown neighbour method {method!r}; choose from {NEIGHBOR_METHODS}")
+        raise InputError(f"unknown neighbour method {method!r}; choose from {NEIGHBOR_METHODS}")
     if method == "auto":
-        method = "matscipy" if _have_matscipy() else "ase"
+        method = "matscipy" if have_matscipy() else "ase"
     if len(positions) == 0:
         e = np.zeros(0, np.int64)
         return e, e, np.zeros((0, 3), np.int64)

@@ -17,14 +17,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from ase.data import atomic_numbers
 
-from mdmlkit.errors import MalformedFileError, UnknownElementError
 from mdmlkit.descriptors.cutoff import CUTOFF_TYPES, check_cutoff_params
+from mdmlkit.errors import InputError, MalformedFileError, UnknownElementError
+from mdmlkit.io.n2p2 import parse_input_nn, read_input_nn
 
 #: Supported n2p2 symmetry-function types.
 RADIAL_TYPES = frozenset({2})
@@ -32,7 +32,8 @@ ANGULAR_TYPES = frozenset({3, 9})
 SUPPORTED_TYPES = RADIAL_TYPES | ANGULAR_TYPES
 
 
-def _z(symbol: str) -> int:
+def atomic_number(symbol: str) -> int:
+    """Atomic number of an element symbol; :class:`UnknownElementError` for anything else."""
     try:
         return atomic_numbers[symbol]
     except KeyError:
@@ -95,26 +96,27 @@ class SymmetryFunction:
     line: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        who = f"symmetry function (central {self.central}, type {self.type})"
         if self.type not in SUPPORTED_TYPES:
-            raise ValueError(f"symmetry function type {self.type} not supported "
+            raise InputError(f"{who}: symmetry function type {self.type} not supported "
                              f"(mdmlkit implements n2p2 types {sorted(SUPPORTED_TYPES)})")
         for name in ("central", "e1") + (("e2",) if self.type in ANGULAR_TYPES else ()):
-            _z(getattr(self, name))
+            atomic_number(getattr(self, name))
         check_cutoff_params(self.cutoff_type, self.alpha)
         if not (self.rc > 0 and math.isfinite(self.rc)):
-            raise ValueError(f"cutoff radius rc={self.rc} must be positive and finite")
+            raise InputError(f"{who}: cutoff radius rc={self.rc} must be positive and finite")
         if not (self.eta >= 0 and math.isfinite(self.eta)):
-            raise ValueError(f"eta={self.eta} must be non-negative and finite")
+            raise InputError(f"{who}: eta={self.eta} must be non-negative and finite")
         if not math.isfinite(self.rs):
-            raise ValueError(f"rs={self.rs} must be finite")
+            raise InputError(f"{who}: rs={self.rs} must be finite")
         if self.type in ANGULAR_TYPES:
             if self.e2 is None:
-                raise ValueError(f"angular symmetry function (type {self.type}) needs e2")
+                raise InputError(f"{who}: angular symmetry function (type {self.type}) needs e2")
             if not (self.zeta > 0 and math.isfinite(self.zeta)):
-                raise ValueError(f"zeta={self.zeta} must be positive and finite")
+                raise InputError(f"{who}: zeta={self.zeta} must be positive and finite")
             if not math.isfinite(self.lambda_):
-                raise ValueError(f"lambda={self.lambda_} must be finite")
-            if _z(self.e1) > _z(self.e2):   # n2p2 swaps so that e1 <= e2
+                raise InputError(f"{who}: lambda={self.lambda_} must be finite")
+            if atomic_number(self.e1) > atomic_number(self.e2):   # n2p2 swaps so that e1 <= e2
                 e1, e2 = self.e2, self.e1
                 object.__setattr__(self, "e1", e1)
                 object.__setattr__(self, "e2", e2)
@@ -134,9 +136,9 @@ class SymmetryFunction:
     def sort_key(self) -> tuple:
         """n2p2 comparison key within one central element (see module docstring)."""
         zeta, lam = (self.zeta, self.lambda_) if self.is_angular else (0.0, 0.0)
-        z2 = _z(self.e2) if self.e2 is not None else 0
+        z2 = atomic_number(self.e2) if self.e2 is not None else 0
         return (self.type, self.cutoff_type, self.alpha, self.rc, self.eta, self.rs,
-                zeta, lam, _z(self.e1), z2)
+                zeta, lam, atomic_number(self.e1), z2)
 
     def to_line(self) -> str:
         """The ``symfunction_short`` line of this function (n2p2 syntax)."""
@@ -212,7 +214,7 @@ def parse_symfunction_line(text: str, elements: Sequence[str], cutoff_type: int 
         return SymmetryFunction(tok[0], sf_type, tok[2], tok[3], eta=eta, rs=rs, rc=rc,
                                 lambda_=lam, zeta=zeta, cutoff_type=cutoff_type,
                                 alpha=alpha, line=line)
-    except ValueError as exc:
+    except InputError as exc:
         raise MalformedFileError(str(exc), path, line) from None
 
 
@@ -247,11 +249,11 @@ class SymmetryFunctionSet:
                  cutoff_type: int = 6, alpha: float = 0.0):
         elements = [str(e) for e in elements]
         if not elements:
-            raise ValueError("a symmetry-function set needs at least one element")
+            raise InputError("a symmetry-function set needs at least one element")
         if len(set(elements)) != len(elements):
-            raise ValueError(f"duplicate element in {elements}")
+            raise InputError(f"duplicate element in {elements}")
         for el in elements:
-            _z(el)
+            atomic_number(el)
         check_cutoff_params(cutoff_type, alpha)
         self.elements: list[str] = elements
         self.cutoff_type = int(cutoff_type)
@@ -285,7 +287,7 @@ class SymmetryFunctionSet:
 
     @property
     def atomic_numbers(self) -> dict[str, int]:
-        return {el: _z(el) for el in self.elements}
+        return {el: atomic_number(el) for el in self.elements}
 
     def __len__(self) -> int:
         return sum(self.n_features.values())
@@ -309,7 +311,7 @@ class SymmetryFunctionSet:
                 f"alpha={self.alpha:g}, n_features={{{counts}}})")
 
     # ------------------------------------------------------------ selection
-    def subset(self, keep: Mapping[str, Sequence[int]]) -> "SymmetryFunctionSet":
+    def subset(self, keep: Mapping[str, Sequence[int]]) -> SymmetryFunctionSet:
         """New set with, per element, only the functions at sorted indices ``keep[el]``.
 
         Elements missing from ``keep`` keep all their functions.
@@ -342,9 +344,10 @@ class SymmetryFunctionSet:
         return lines
 
     @classmethod
-    def from_input_nn(cls, path: str | os.PathLike) -> "SymmetryFunctionSet":
-        """Read ``elements``, ``number_of_elements``, ``cutoff_type`` and the
-        ``symfunction_short`` lines of an n2p2 ``input.nn`` (other keywords ignored).
+    def from_input_nn(cls, path: str | os.PathLike) -> SymmetryFunctionSet:
+        """Read the descriptor section of an n2p2 ``input.nn`` (``elements``,
+        ``cutoff_type`` and the ``symfunction_short`` lines; a network topology may
+        be absent).
 
         Raises
         ------
@@ -353,78 +356,34 @@ class SymmetryFunctionSet:
         UnknownElementError
             A symmetry function names an element that is not in ``elements``.
         """
-        path = Path(path)
-        return cls.from_text(path.read_text(), path=str(path))
+        return cls.from_settings(read_input_nn(path))
 
     @classmethod
-    def from_text(cls, text: str, path: str | None = None) -> "SymmetryFunctionSet":
+    def from_text(cls, text: str, path: str | None = None) -> SymmetryFunctionSet:
         """Like :meth:`from_input_nn` on the contents ``text`` (``path`` for messages)."""
-        elements: list[str] | None = None
-        n_elements: tuple[int, int] | None = None
-        cutoff: tuple[int, float] | None = None
-        sf_lines: list[tuple[int, str]] = []
-        for lineno, raw in enumerate(text.splitlines(), start=1):
-            tok = raw.split("#", 1)[0].split()
-            if not tok:
-                continue
-            key, args = tok[0], tok[1:]
-            if key == "elements":
-                if not args:
-                    raise MalformedFileError("'elements' lists no element", path, lineno)
-                for el in args:
-                    if el not in atomic_numbers:
-                        raise UnknownElementError(
-                            f"{path}, line {lineno}: {el!r} is not a chemical element")
-                if len(set(args)) != len(args):
-                    raise MalformedFileError(f"duplicate element in 'elements {' '.join(args)}'",
-                                             path, lineno)
-                elements = args
-            elif key == "number_of_elements":
-                try:
-                    (n,) = args
-                    n_elements = (int(n), lineno)
-                except ValueError:
-                    raise MalformedFileError("'number_of_elements' needs one integer",
-                                             path, lineno) from None
-            elif key == "cutoff_type":
-                try:
-                    ct = int(args[0])
-                    al = float(args[1]) if len(args) > 1 else 0.0
-                    if len(args) > 2:
-                        raise ValueError
-                    check_cutoff_params(ct, al)
-                except (ValueError, IndexError) as exc:
-                    msg = str(exc) if str(exc) else "expected 'cutoff_type <type> [<alpha>]'"
-                    raise MalformedFileError(f"bad cutoff_type line ({msg})", path,
-                                             lineno) from None
-                cutoff = (ct, al)
-            elif key == "symfunction_short":
-                sf_lines.append((lineno, raw))
-        if elements is None:
-            raise MalformedFileError("no 'elements' keyword", path)
-        if n_elements is not None and n_elements[0] != len(elements):
-            raise MalformedFileError(f"number_of_elements {n_elements[0]} but 'elements' "
-                                     f"lists {len(elements)}: {elements}", path, n_elements[1])
-        if cutoff is None:
-            raise MalformedFileError("no 'cutoff_type' keyword (n2p2 requires it)", path)
-        if not sf_lines:
-            raise MalformedFileError("no 'symfunction_short' lines", path)
-        funcs = [parse_symfunction_line(raw, elements, cutoff[0], cutoff[1], path, lineno)
-                 for lineno, raw in sf_lines]
-        return cls(elements, funcs, cutoff_type=cutoff[0], alpha=cutoff[1])
+        return cls.from_settings(parse_input_nn(text, path))
+
+    @classmethod
+    def from_settings(cls, settings: Mapping) -> SymmetryFunctionSet:
+        """Build the set from parsed ``input.nn`` settings
+        (:func:`mdmlkit.io.n2p2.parse_input_nn`); each ``symfunction_short`` line is
+        parsed by :func:`parse_symfunction_line`."""
+        path = settings["path"]
+        cutoff_type, alpha = settings["cutoff_type"], settings["cutoff_alpha"]
+        try:
+            check_cutoff_params(cutoff_type, alpha)
+        except InputError as exc:
+            line = settings["keywords"]["cutoff_type"][0][1]
+            raise MalformedFileError(f"bad cutoff_type line ({exc})", path, line) from None
+        elements = settings["elements"]
+        funcs = [parse_symfunction_line(text, elements, cutoff_type, alpha, path, line)
+                 for text, line in zip(settings["symfunction_lines"], settings["symfunction_line_numbers"])]
+        return cls(elements, funcs, cutoff_type=cutoff_type, alpha=alpha)
 
     @classmethod
     def from_lines(cls, lines: Iterable[str], elements: Sequence[str], cutoff_type: int = 6,
-                   alpha: float = 0.0) -> "SymmetryFunctionSet":
+                   alpha: float = 0.0) -> SymmetryFunctionSet:
         """Build a set from ``symfunction_short`` lines (e.g. :meth:`to_input_nn_lines`)."""
         funcs = [parse_symfunction_line(t, elements, cutoff_type, alpha, line=k)
                  for k, t in enumerate(lines, start=1) if t.split("#", 1)[0].strip()]
         return cls(elements, funcs, cutoff_type=cutoff_type, alpha=alpha)
-
-    # ---------------------------------------------------------- generation
-    @classmethod
-    def generate(cls, elements: Sequence[str], rc: float = 6.0, **kwargs) -> "SymmetryFunctionSet":
-        """Automatic parameter grids; see :func:`mdmlkit.descriptors.generate.generate_set`."""
-        from mdmlkit.descriptors.generate import generate_set
-
-        return generate_set(elements, rc=rc, **kwargs)

@@ -1,8 +1,25 @@
 """File formats shared with other codes: n2p2/RuNNer model and data files (:mod:`.n2p2`).
 
-Frames themselves are read and written with :mod:`ase.io` (extxyz)."""
-from mdmlkit.io.n2p2 import (read_input_data, read_input_nn, read_scaling_data, read_weights, write_input_data,
-                             write_input_nn, write_scaling_data, write_weights)
+Frames themselves are read and written with :mod:`ase.io` (extxyz).  Whole n2p2
+model directories are read/written by :func:`mdmlkit.potential.load_n2p2_model` /
+:func:`~mdmlkit.potential.save_n2p2_model`.
+"""
+from mdmlkit.io.n2p2 import (
+                             ACTIVATION_LETTERS,
+                             SCALING_MODES,
+                             n2p2_element_order,
+                             parse_input_nn,
+                             read_input_data,
+                             read_input_nn,
+                             read_scaling_data,
+                             read_weights,
+                             weights_filename,
+                             write_input_data,
+                             write_input_nn,
+                             write_scaling_data,
+                             write_weights,
+)
 
-__all__ = ["read_input_data", "read_input_nn", "read_scaling_data", "read_weights", "write_input_data",
+__all__ = ["ACTIVATION_LETTERS", "SCALING_MODES", "n2p2_element_order", "parse_input_nn", "read_input_data",
+           "read_input_nn", "read_scaling_data", "read_weights", "weights_filename", "write_input_data",
            "write_input_nn", "write_scaling_data", "write_weights"]

@@ -9,10 +9,11 @@ n2p2 (https://compphysvienna.github.io/n2p2/) stores a 2G-HDNNP in a directory::
                         network's connections, first column, in n2p2 order
 
 and training data in ``input.data`` (``begin / comment / lattice x3 / atom ... /
-energy / charge / end`` blocks).  :func:`load_n2p2_model` turns such a directory
-into an :class:`~mdmlkit.potential.HDNNP`; :func:`save_n2p2_model` writes a
-trained HDNNP back in the same files so that it runs in n2p2 and LAMMPS
-(``pair_style hdnnp``).
+energy / charge / end`` blocks).  This module only reads and writes the files
+(it knows nothing of symmetry functions or networks):
+:meth:`mdmlkit.descriptors.SymmetryFunctionSet.from_input_nn` and
+:func:`mdmlkit.potential.load_n2p2_model` / :func:`~mdmlkit.potential.save_n2p2_model`
+build on it.
 
 File conventions followed (n2p2 v2.x):
 
@@ -44,24 +45,23 @@ as Å/eV unless conversion factors are given to :func:`read_input_data`.
 from __future__ import annotations
 
 import math
-import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
 
-from mdmlkit.errors import InputError, MalformedFileError, ModelMismatchError, NonFiniteError
+from mdmlkit.errors import InputError, MalformedFileError, ModelMismatchError, NonFiniteError, UnknownElementError
 from mdmlkit.utils import PathLike, atomic_write_text
 
 __all__ = [
     "ACTIVATION_LETTERS", "SCALING_MODES",
     "read_input_data", "write_input_data",
     "read_input_nn", "write_input_nn", "read_scaling_data", "write_scaling_data",
-    "read_weights", "write_weights", "n2p2_element_order", "weights_filename",
-    "load_n2p2_model", "save_n2p2_model",
+    "read_weights", "write_weights", "n2p2_element_order", "weights_filename", "parse_input_nn",
 ]
 
 #: n2p2 activation letter -> mdmlkit activation name.
@@ -119,7 +119,7 @@ def _int(tok: str, path, lineno: int, what: str) -> int:
 
 def _element(tok: str, path, lineno: int) -> str:
     if tok not in atomic_numbers or tok == "X":
-        raise MalformedFileError(f"unknown element symbol {tok!r}", str(path), lineno)
+        raise MalformedFileError(f"unknown element symbol {tok!r}", None if path is None else str(path), lineno)
     return tok
 
 
@@ -169,7 +169,7 @@ def read_input_data(path: PathLike, length_unit: float = 1.0, energy_unit: float
     frames: list[Atoms] = []
     block: dict[str, Any] | None = None
     f_unit = energy_unit / length_unit
-    with open(path, "r") as fh:
+    with open(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
             line = raw.strip()
             if not line:
@@ -314,67 +314,96 @@ def write_input_data(frames: Sequence[Atoms] | Atoms, path: PathLike) -> None:
 
 
 def read_input_nn(path: PathLike) -> dict[str, Any]:
-    """Parse an n2p2 ``input.nn`` settings file.
+    """Parse an n2p2 ``input.nn`` settings file; see :func:`parse_input_nn`."""
+    path = Path(path)
+    return parse_input_nn(path.read_text(), str(path))
+
+
+def parse_input_nn(text: str, path: str | None = None) -> dict[str, Any]:
+    """Parse the contents of an n2p2 ``input.nn`` (the one parser of that format).
+
+    Parameters
+    ----------
+    text : str
+        The file's contents.
+    path : str, optional
+        Where the text came from; named in error messages.
 
     Returns
     -------
     dict
-        ``elements`` (list, in the order of the ``elements`` keyword),
-        ``cutoff_type`` (int), ``cutoff_alpha`` (float), ``scaling_mode`` (one of
-        :data:`SCALING_MODES`), ``scale_min``/``scale_max`` (float),
-        ``hidden`` (dict element -> list of hidden-layer widths),
+        ``path`` (``path`` or None), ``elements`` (list, in the order of the
+        ``elements`` keyword), ``cutoff_type`` (int), ``cutoff_alpha`` (float;
+        the type itself is checked by :mod:`mdmlkit.descriptors.cutoff`),
+        ``scaling_mode`` (one of :data:`SCALING_MODES`), ``scale_min``/``scale_max``
+        (float), ``hidden`` (dict element -> list of hidden-layer widths, or None
+        when the file has no network topology, i.e. only a descriptor section),
         ``activations`` (dict element -> list of n2p2 letters, hidden layers then
-        output), ``atom_energy`` (dict element -> eV, 0 where absent),
-        ``normalize_nodes`` (bool), ``normalization`` (None or dict with
+        output, or None likewise), ``atom_energy`` (dict element -> eV, 0 where
+        absent), ``normalize_nodes`` (bool), ``normalization`` (None or dict with
         ``mean_energy``, ``conv_energy``, ``conv_length``), ``symfunction_lines``
-        (the ``symfunction_short ...`` lines, comments stripped, file order) and
-        ``keywords`` (every keyword -> list of (value string, line number)).
+        (the ``symfunction_short ...`` lines, comments stripped, file order; parsed
+        by :func:`mdmlkit.descriptors.parse_symfunction_line`),
+        ``symfunction_line_numbers`` (their 1-based line numbers) and ``keywords``
+        (every keyword -> list of (value string, line number)).
 
     Raises
     ------
     MalformedFileError
         Missing or inconsistent keywords, with path and line number.
+    UnknownElementError
+        A symbol that is not a chemical element.
     """
-    path = Path(path)
     keywords: dict[str, list[tuple[str, int]]] = {}
-    with open(path, "r") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            line = _strip_comment(raw)
-            if not line:
-                continue
-            key, _, rest = line.partition(" ")
-            keywords.setdefault(key, []).append((" ".join(rest.split()), lineno))
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = _strip_comment(raw)
+        if not line:
+            continue
+        key, _, rest = line.partition(" ")
+        keywords.setdefault(key, []).append((" ".join(rest.split()), lineno))
 
     def one(key: str, required: bool = True) -> tuple[str, int] | None:
         vals = keywords.get(key)
         if not vals:
             if required:
-                raise MalformedFileError(f"required keyword {key!r} missing", str(path))
+                raise MalformedFileError(f"no {key!r} keyword (n2p2 requires it)", path)
             return None
         if len(vals) > 1:
-            raise MalformedFileError(f"keyword {key!r} given {len(vals)} times", str(path), vals[1][1])
+            raise MalformedFileError(f"keyword {key!r} given {len(vals)} times", path, vals[1][1])
         return vals[0]
 
     nnp_type = one("nnp_type", required=False)
     if nnp_type is not None and nnp_type[0] not in ("2G-HDNNP", "2G", "1"):
         raise MalformedFileError(f"nnp_type {nnp_type[0]!r} is not supported (only short-range 2G-HDNNP)",
-                                 str(path), nnp_type[1])
+                                 path, nnp_type[1])
 
     val, ln = one("elements")
-    elements = [_element(t, path, ln) for t in val.split()]
+    if not val:
+        raise MalformedFileError("'elements' lists no element", path, ln)
+    elements = val.split()
+    for el in elements:
+        if el not in atomic_numbers or el == "X":
+            where = "" if path is None else f"{path}, line {ln}: "
+            raise UnknownElementError(f"{where}'elements' lists {el!r}, which is not a chemical element")
     if len(set(elements)) != len(elements):
-        raise MalformedFileError("duplicate element in 'elements'", str(path), ln)
+        raise MalformedFileError(f"duplicate element in 'elements {val}'", path, ln)
     num = one("number_of_elements", required=False)
-    if num is not None and _int(num[0].split()[0], path, num[1], "number_of_elements") != len(elements):
-        raise MalformedFileError(f"number_of_elements {num[0]} but {len(elements)} elements listed",
-                                 str(path), num[1])
+    if num is not None:
+        toks = num[0].split()
+        if len(toks) != 1:
+            raise MalformedFileError("'number_of_elements' needs one integer", path, num[1])
+        if _int(toks[0], path, num[1], "number_of_elements") != len(elements):
+            raise MalformedFileError(f"number_of_elements {num[0]} but {len(elements)} elements listed",
+                                     path, num[1])
 
     val, ln = one("cutoff_type")
     toks = val.split()
+    if len(toks) not in (1, 2):
+        raise MalformedFileError("expected 'cutoff_type <type> [<alpha>]'", path, ln)
     cutoff_type = _int(toks[0], path, ln, "cutoff type")
     cutoff_alpha = _float(toks[1], path, ln, "cutoff alpha") if len(toks) > 1 else 0.0
     if not 0.0 <= cutoff_alpha < 1.0:
-        raise MalformedFileError(f"cutoff alpha {cutoff_alpha} outside [0, 1)", str(path), ln)
+        raise MalformedFileError(f"cutoff alpha {cutoff_alpha} outside [0, 1)", path, ln)
 
     present = {k for k in ("scale_symmetry_functions", "center_symmetry_functions",
                            "scale_symmetry_functions_sigma") if k in keywords}
@@ -391,16 +420,20 @@ def read_input_nn(path: PathLike) -> dict[str, Any]:
     scale_min = 0.0 if smin is None else _float(smin[0], path, smin[1], "scale_min_short")
     scale_max = 1.0 if smax is None else _float(smax[0], path, smax[1], "scale_max_short")
 
-    hidden, activations = _read_topology(keywords, elements, path, one)
+    topology_keys = ("global_hidden_layers_short", "global_nodes_short", "global_activation_short")
+    if any(k in keywords for k in topology_keys):
+        hidden, activations = _read_topology(keywords, elements, path, one)
+    else:
+        hidden = activations = None
 
     atom_energy = {el: 0.0 for el in elements}
     for val, ln in keywords.get("atom_energy", []):
         toks = val.split()
         if len(toks) != 2:
-            raise MalformedFileError("'atom_energy' needs an element and a number", str(path), ln)
+            raise MalformedFileError("'atom_energy' needs an element and a number", path, ln)
         el = _element(toks[0], path, ln)
         if el not in elements:
-            raise MalformedFileError(f"atom_energy for {el}, which is not in 'elements'", str(path), ln)
+            raise MalformedFileError(f"atom_energy for {el}, which is not in 'elements'", path, ln)
         atom_energy[el] = _float(toks[1], path, ln, "atom energy")
 
     norm_present = [k for k in _NORMALISATION_KEYS if k in keywords]
@@ -408,32 +441,27 @@ def read_input_nn(path: PathLike) -> dict[str, Any]:
     if norm_present:
         if len(norm_present) != len(_NORMALISATION_KEYS):
             missing = sorted(set(_NORMALISATION_KEYS) - set(norm_present))
-            raise MalformedFileError(f"normalisation keywords incomplete, missing {missing}", str(path))
+            raise MalformedFileError(f"normalisation keywords incomplete, missing {missing}", path)
         normalization = {}
         for k in _NORMALISATION_KEYS:
             v, ln = one(k)
             normalization[k] = _float(v.split()[0], path, ln, k)
         if normalization["conv_energy"] == 0.0:
-            raise MalformedFileError("conv_energy is 0", str(path), one("conv_energy")[1])
+            raise MalformedFileError("conv_energy is 0", path, one("conv_energy")[1])
 
-    sf_lines = []
+    sf_lines, sf_numbers = [], []
     for val, ln in keywords.get("symfunction_short", []):
-        toks = val.split()
-        if not toks:
-            raise MalformedFileError("empty 'symfunction_short'", str(path), ln)
-        if toks[0] not in elements:
-            raise MalformedFileError(f"symmetry function for element {toks[0]!r} not in 'elements'",
-                                     str(path), ln)
-        sf_lines.append("symfunction_short " + val)
+        sf_lines.append(f"symfunction_short {val}".rstrip())
+        sf_numbers.append(ln)
     if not sf_lines:
-        raise MalformedFileError("no 'symfunction_short' lines", str(path))
+        raise MalformedFileError("no 'symfunction_short' lines", path)
 
     return {
-        "path": str(path), "elements": elements, "cutoff_type": cutoff_type, "cutoff_alpha": cutoff_alpha,
+        "path": path, "elements": elements, "cutoff_type": cutoff_type, "cutoff_alpha": cutoff_alpha,
         "scaling_mode": mode, "scale_min": scale_min, "scale_max": scale_max,
         "hidden": hidden, "activations": activations, "atom_energy": atom_energy,
         "normalize_nodes": "normalize_nodes" in keywords, "normalization": normalization,
-        "symfunction_lines": sf_lines, "keywords": keywords,
+        "symfunction_lines": sf_lines, "symfunction_line_numbers": sf_numbers, "keywords": keywords,
     }
 
 
@@ -447,41 +475,47 @@ def _read_topology(keywords, elements, path, one):
     acts = val_a.split()
     if len(nodes) != n_hidden:
         raise MalformedFileError(f"global_nodes_short lists {len(nodes)} layers, "
-                                 f"global_hidden_layers_short says {n_hidden}", str(path), ln_n)
+                                 f"global_hidden_layers_short says {n_hidden}", path, ln_n)
     if len(acts) != n_hidden + 1:
         raise MalformedFileError(f"global_activation_short needs {n_hidden + 1} letters "
-                                 "(hidden layers and output)", str(path), ln_a)
+                                 "(hidden layers and output)", path, ln_a)
     hidden = {el: list(nodes) for el in elements}
     activations = {el: list(acts) for el in elements}
-    for val, ln in keywords.get("element_hidden_layers_short", []):
+    def element_of(key: str, val: str, ln: int) -> tuple[str, list[str]]:
         toks = val.split()
+        if len(toks) < 2:
+            raise MalformedFileError(f"{key!r} needs an element and values", path, ln)
         el = _element(toks[0], path, ln)
+        if el not in hidden:
+            raise MalformedFileError(f"{key} for {el}, which is not in 'elements'", path, ln)
+        return el, toks
+
+    for val, ln in keywords.get("element_hidden_layers_short", []):
+        el, toks = element_of("element_hidden_layers_short", val, ln)
         n = _int(toks[1], path, ln, "number of hidden layers")
         if n != len(hidden[el]):
             hidden[el] = (hidden[el] + [0] * n)[:n]
             activations[el] = (activations[el][:-1] + ["t"] * n)[:n] + [activations[el][-1]]
     for val, ln in keywords.get("element_nodes_short", []):
-        toks = val.split()
-        el = _element(toks[0], path, ln)
+        el, toks = element_of("element_nodes_short", val, ln)
         vals = [_int(t, path, ln, "number of nodes") for t in toks[1:]]
         if len(vals) != len(hidden[el]):
             raise MalformedFileError(f"element_nodes_short {el}: {len(vals)} widths for "
-                                     f"{len(hidden[el])} hidden layers", str(path), ln)
+                                     f"{len(hidden[el])} hidden layers", path, ln)
         hidden[el] = vals
     for val, ln in keywords.get("element_activation_short", []):
-        toks = val.split()
-        el = _element(toks[0], path, ln)
+        el, toks = element_of("element_activation_short", val, ln)
         if len(toks) - 1 != len(hidden[el]) + 1:
             raise MalformedFileError(f"element_activation_short {el}: need {len(hidden[el]) + 1} letters",
-                                     str(path), ln)
+                                     path, ln)
         activations[el] = toks[1:]
     for el in elements:
         for a in activations[el]:
             if a not in ACTIVATION_LETTERS:
                 raise MalformedFileError(f"unknown activation {a!r} (n2p2 letters: "
-                                         f"{' '.join(ACTIVATION_LETTERS)})", str(path), ln_a)
+                                         f"{' '.join(ACTIVATION_LETTERS)})", path, ln_a)
         if any(n <= 0 for n in hidden[el]):
-            raise MalformedFileError(f"element {el}: hidden-layer widths {hidden[el]} must be > 0", str(path))
+            raise MalformedFileError(f"element {el}: hidden-layer widths {hidden[el]} must be > 0", path)
     return hidden, activations
 
 
@@ -499,7 +533,7 @@ def write_input_nn(path: PathLike, *, elements: Sequence[str], cutoff_type: int,
     all elements agree and as additional ``element_*_short`` keywords otherwise.
     """
     if scaling_mode not in SCALING_MODES:
-        raise ValueError(f"scaling_mode {scaling_mode!r} not in {sorted(SCALING_MODES)}")
+        raise InputError(f"{path}: scaling_mode {scaling_mode!r} not in {sorted(SCALING_MODES)}")
     elements = list(elements)
     ref = elements[0]
     out = [f"# {line}" for line in header.splitlines()]
@@ -564,7 +598,7 @@ def read_scaling_data(path: PathLike, elements: Sequence[str] | None = None,
     """
     path = Path(path)
     rows: dict[int, list[tuple[int, list[float], int]]] = {}
-    with open(path, "r") as fh:
+    with open(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -636,7 +670,7 @@ def read_weights(path: PathLike) -> np.ndarray:
     of every non-comment line of an n2p2 weights file, in file order."""
     path = Path(path)
     vals = []
-    with open(path, "r") as fh:
+    with open(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -657,7 +691,8 @@ def write_weights(path: PathLike, values: np.ndarray, layer_sizes: Sequence[int]
     values = np.asarray(values, dtype=np.float64).ravel()
     n_expected = sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
     if values.size != n_expected:
-        raise ValueError(f"{values.size} connections for layers {list(layer_sizes)}, need {n_expected}")
+        raise ModelMismatchError(f"{path}: {values.size} connections for layers {list(layer_sizes)}, "
+                                 f"need {n_expected}")
     cols = ["#" * 80, "# Neural network connection values (weights and biases).", "#" * 80,
             "# Col  Name       Description", "#" * 80,
             "# 1    connection Neural network connection value.",
@@ -682,118 +717,3 @@ def write_weights(path: PathLike, values: np.ndarray, layer_sizes: Sequence[int]
             cols.append(f"{values[count]:24.16E} b {count + 1:9d} {layer:5d} {j + 1:5d}")
             count += 1
     atomic_write_text(path, "\n".join(cols) + "\n")
-
-
-# -----------------------------------------------------------------------------
-# whole models
-# -----------------------------------------------------------------------------
-
-
-def load_n2p2_model(directory: PathLike, epoch: int | None = None, dtype=None, device=None):
-    """Build an :class:`~mdmlkit.potential.HDNNP` from an n2p2 model directory.
-
-    Parameters
-    ----------
-    directory : path
-        Holds ``input.nn``, ``scaling.data`` and the weight files.
-    epoch : int, optional
-        Read ``weights.ZZZ.EEEEEE.out`` written by ``nnp-train`` at that epoch
-        instead of ``weights.ZZZ.data``.
-    dtype : torch.dtype, optional
-        Default ``torch.float64`` (n2p2 computes in double precision).
-    device : str or torch.device, optional
-
-    Raises
-    ------
-    MalformedFileError
-        A file does not parse (path and line named).
-    ModelMismatchError
-        The files disagree (elements, numbers of functions, numbers of weights).
-    """
-    import torch
-
-    from mdmlkit.potential.model import HDNNP
-
-    directory = Path(directory)
-    nn_path = directory / "input.nn"
-    settings = read_input_nn(nn_path)
-    from mdmlkit.descriptors import SymmetryFunctionSet
-
-    sfs = SymmetryFunctionSet.from_input_nn(nn_path)
-    if list(sfs.elements) != settings["elements"]:
-        raise ModelMismatchError(f"{nn_path}: descriptor elements {list(sfs.elements)} differ from "
-                                 f"'elements' {settings['elements']}")
-    model = HDNNP(sfs, hidden=settings["hidden"],
-                  activation={el: [ACTIVATION_LETTERS[a] for a in acts[:-1]]
-                              for el, acts in settings["activations"].items()},
-                  output_activation={el: ACTIVATION_LETTERS[acts[-1]]
-                                     for el, acts in settings["activations"].items()},
-                  scaling_mode=settings["scaling_mode"], scale_min=settings["scale_min"],
-                  scale_max=settings["scale_max"], dtype=dtype or torch.float64, device=device)
-
-    if settings["scaling_mode"] != "none" or (directory / "scaling.data").exists():
-        stats = read_scaling_data(directory / "scaling.data", sfs.elements,
-                                  n_features={el: sfs.n_features[el] for el in sfs.elements})
-        if settings["scaling_mode"] == "scale_sigma":
-            for el, s in stats.items():
-                if not np.all(np.isfinite(s["Gsigma"])):
-                    raise ModelMismatchError(f"{directory / 'scaling.data'}: scale_symmetry_functions_sigma "
-                                             f"needs the sigma column (missing for {el})")
-        model.set_scaling(stats)
-
-    norm = settings["normalization"]
-    energy_scale = 1.0 if norm is None else 1.0 / norm["conv_energy"]
-    mean_energy = 0.0 if norm is None else norm["mean_energy"]
-    model.set_reference_energies({el: e0 + mean_energy for el, e0 in settings["atom_energy"].items()})
-    model.set_energy_scale(energy_scale)
-
-    for el in sfs.elements:
-        wpath = directory / weights_filename(el, epoch)
-        if not wpath.is_file():
-            raise FileNotFoundError(f"{wpath}: weights for {el} not found")
-        values = read_weights(wpath)
-        sizes = model.layer_sizes(el)
-        n_expected = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-        if values.size != n_expected:
-            raise ModelMismatchError(f"{wpath}: {values.size} connections, but the network of {el} "
-                                     f"({'-'.join(map(str, sizes))}) needs {n_expected}")
-        model.set_n2p2_connections(el, values, normalize_nodes=settings["normalize_nodes"])
-    return model
-
-
-def save_n2p2_model(model, directory: PathLike, header: str | None = None) -> Path:
-    """Write ``model`` (an :class:`~mdmlkit.potential.HDNNP`) as an n2p2 model directory.
-
-    Writes ``input.nn``, ``scaling.data`` and ``weights.ZZZ.data`` (each
-    atomically), readable by :func:`load_n2p2_model`, n2p2's tools and LAMMPS
-    ``pair_style hdnnp``.  Reference energies become ``atom_energy`` lines; an
-    energy scale other than 1 is written as n2p2 normalisation (``conv_energy``).
-    Returns the directory.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    sfs = model.sfs
-    elements = list(sfs.elements)
-    stats = model.scaling_statistics()
-    if model.scaling_mode in ("scale", "center_scale"):
-        flat = [el for el in elements if np.any(stats[el]["Gmax"] - stats[el]["Gmin"] <= 0)]
-        if flat:
-            warnings.warn(f"symmetry functions of {flat} have Gmax == Gmin; n2p2 divides by that range "
-                          "and will produce NaN for them — remove constant functions before exporting",
-                          stacklevel=2)
-    e_scale = model.energy_scale
-    normalization = None if e_scale == 1.0 else {"mean_energy": 0.0, "conv_energy": 1.0 / e_scale,
-                                                 "conv_length": 1.0, "conv_charge": 1.0}
-    letters = {v: k for k, v in ACTIVATION_LETTERS.items()}
-    write_input_nn(
-        directory / "input.nn", elements=elements, cutoff_type=sfs.cutoff_type,
-        cutoff_alpha=sfs.alpha, symfunction_lines=sfs.to_input_nn_lines(),
-        hidden={el: model.layer_sizes(el)[1:-1] for el in elements},
-        activations={el: [letters[a] for a in model.activations(el)] for el in elements},
-        scaling_mode=model.scaling_mode, scale_min=model.scale_min, scale_max=model.scale_max,
-        atom_energy=model.reference_energies, normalization=normalization,
-        header=header or f"n2p2 2G-HDNNP written by mdmlkit\n{model!r}")
-    write_scaling_data(directory / "scaling.data", stats)
-    for el in elements:
-        write_weights(directory / weights_filename(el), model.n2p2_connections(el), model.layer_sizes(el))
-    return directory

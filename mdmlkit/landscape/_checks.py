@@ -1,11 +1,18 @@
-"""Input validation shared by the landscape modules (feature matrices, per-frame values)."""
+"""Input validation shared by the landscape modules (frames, feature matrices, per-frame values).
+
+A private module of :mod:`mdmlkit.landscape`: its functions are imported by the sibling
+modules and are not part of the public API.
+"""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from ase import Atoms
 
 from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError, NonFiniteError
+from mdmlkit.utils import check_frames
 
 #: Fewest frames a landscape map accepts (t-SNE, DBSCAN and the kNN steps need a few).
 MIN_FRAMES = 10
@@ -75,3 +82,19 @@ def check_labels(labels: Any, n: int | None, source: str, name: str = "labels") 
             raise InputError(f"{source}: {name} must be integers")
         lab = as_int
     return lab.astype(np.int64)
+
+
+def check_atoms_list(frames: Sequence[Atoms] | Atoms, source: str) -> list[Atoms]:
+    """Return ``frames`` (one ``ase.Atoms`` or a sequence of them) as a list, or raise.
+
+    Raises :class:`InputError` naming the first frame that is not an ``ase.Atoms`` and
+    the errors of :func:`mdmlkit.utils.check_frames` (no frames, non-finite positions).
+    """
+    if isinstance(frames, Atoms):
+        frames = [frames]
+    frames = list(frames)
+    for k, a in enumerate(frames):
+        if not isinstance(a, Atoms):
+            raise InputError(f"{source}: frame {k} is {type(a).__name__}, not ase.Atoms")
+    check_frames(frames, source=source)
+    return frames

@@ -11,8 +11,8 @@ min_samples=250)`` on the map -> noise frames reassigned by a 5-NN classifier.
   with FFT-accelerated interpolation of the repulsive forces
   (``negative_gradient_method="fft"``, Linderman et al., Nat. Methods 2019; O(n)
   per iteration) for maps of >= 10 000 frames and Barnes-Hut below (the FFT grid
-  has a fixed cost of ~20 ms per iteration, which makes it ~15x slower than
-  Barnes-Hut on a few hundred frames; ``tsne_gradient`` overrides),
+  has a fixed cost per iteration that does not pay off on small maps;
+  ``tsne_gradient`` overrides),
   approximate neighbours (Annoy) for n >= 1000, PCA initialisation
   (deterministic, preserves global layout) and a fixed seed.  By default the
   attractive forces are exaggerated by 2 after the early-exaggeration phase
@@ -31,7 +31,7 @@ min_samples=250)`` on the map -> noise frames reassigned by a 5-NN classifier.
   frames in (scaled) feature space.
 * ``embedding="umap"``: umap-learn (McInnes et al. 2018) with ``n_neighbors``,
   ``min_dist`` and ``random_state``; a fixed seed makes umap-learn run single
-  threaded, and numba compiles its kernels on first use (~30 s).  Uses
+  threaded, and numba compiles its kernels on first use.  Uses
   ``UMAP.transform`` for new frames.
 * ``embedding="pca"``: the first two principal components (linear, exact transform).
 
@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -53,8 +54,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from mdmlkit.errors import InconsistentFramesError, InputError
 from mdmlkit.landscape._checks import check_embedding, check_features, check_values
-from mdmlkit.landscape.basins import (MAX_CLUSTER_SAMPLES, basin_medoids, canonical_labels, cluster_embedding,
-                     reassign_noise)
+from mdmlkit.landscape.basins import (
+    MAX_CLUSTER_SAMPLES,
+    basin_medoids,
+    canonical_labels,
+    cluster_embedding,
+    reassign_noise,
+)
 from mdmlkit.landscape.surface import Surface, density, interpolate_surface, landscape_complexity
 
 __all__ = ["LandscapeMap", "EMBEDDINGS"]
@@ -159,13 +165,13 @@ class LandscapeMap(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, energies: Any = None, frames_meta: Mapping[str, Any] | None = None,
-            y: Any = None) -> "LandscapeMap":
+            y: Any = None) -> LandscapeMap:
         """Scale, embed and cluster frame fingerprints ``X [n_frames, n_features]``.
 
         ``energies [n_frames]`` (eV) feed the basin statistics and the tie-break of
         basin numbering; when ``None`` and ``frames_meta`` has ``"E_pot"``, that is
         used.  ``frames_meta`` is a mapping of per-frame columns (e.g.
-        :func:`mdmlkit.md.heating.frame_table` output); numeric columns are averaged per basin.
+        :func:`mdmlkit.md.trajectory.frame_table` output); numeric columns are averaged per basin.
         """
         self._check_params()
         X = check_features(X, "LandscapeMap.fit")
@@ -194,7 +200,7 @@ class LandscapeMap(BaseEstimator):
         return self.fit(X, energies, frames_meta).embedding_
 
     def recluster(self, eps: float | None = None, min_samples: int | None = None,
-                  clustering: str | None = None) -> "LandscapeMap":
+                  clustering: str | None = None) -> LandscapeMap:
         """Redo only the clustering on the stored map (fast; no re-embedding).
 
         The arguments become the estimator's parameters (``None`` = automatic), so

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -29,7 +30,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from mdmlkit.errors import AtomsTooCloseError, InconsistentFramesError, InputError
-from mdmlkit.landscape.structure import _as_frames
+from mdmlkit.landscape._checks import check_atoms_list
 
 __all__ = [
     "CoulombMatrixEigenvalues", "PairDistanceHistogram", "SortedPairDistances",
@@ -90,7 +91,7 @@ class _FrameFingerprint(TransformerMixin, BaseEstimator):
     # -- sklearn API
     def fit(self, frames: Sequence[Atoms] | Atoms, y: Any = None):
         """Validate ``frames`` and learn the output width (and any data-derived parameter)."""
-        frames = _as_frames(frames, f"{type(self).__name__}.fit")
+        frames = check_atoms_list(frames, f"{type(self).__name__}.fit")
         self._fit(frames)
         self.n_features_out_ = self._width()
         return self
@@ -99,7 +100,7 @@ class _FrameFingerprint(TransformerMixin, BaseEstimator):
         """Fingerprints ``[n_frames, n_features]`` (float64)."""
         from tqdm.auto import tqdm
 
-        frames = _as_frames(frames, f"{type(self).__name__}.transform")
+        frames = check_atoms_list(frames, f"{type(self).__name__}.transform")
         self._check_sizes(frames)
         width = self._width()
         out = np.zeros((len(frames), width))
@@ -423,10 +424,10 @@ def rdf_first_minimum(frames: Sequence[Atoms] | Atoms, r_max: float = 6.0, bin_w
     Raises :class:`~mdmlkit.errors.InputError` when no pair lies below ``r_max`` or no
     minimum follows the peak (increase ``r_max``).
     """
-    frames = _as_frames(frames, "rdf_first_minimum")
+    frames = check_atoms_list(frames, "rdf_first_minimum")
     edges = np.arange(0.0, r_max + bin_width, bin_width)
     counts = np.zeros(len(edges) - 1)
-    for sel, pos, num in _batches(frames, lambda n: 8 * 5 * n * n, 64e6):
+    for _sel, pos, _num in _batches(frames, lambda n: 8 * 5 * n * n, 64e6):
         counts += _histogram(_upper(_pair_distances(pos)), edges, None).sum(axis=0)
     if counts.sum() <= 0:
         raise InputError(f"rdf_first_minimum: no pair distance below r_max={r_max} Å")
@@ -498,9 +499,9 @@ class CoordinationHistogram(_FrameFingerprint):
 
     def coordination(self, frames: Sequence[Atoms] | Atoms) -> list[np.ndarray]:
         """Per-atom (possibly fractional) coordination numbers of each frame."""
-        frames = _as_frames(frames, "CoordinationHistogram.coordination")
+        frames = check_atoms_list(frames, "CoordinationHistogram.coordination")
         out: list[np.ndarray] = [np.empty(0)] * len(frames)
-        for sel, pos, num in _batches(frames, self._bytes_per_frame, self.max_bytes):
+        for sel, pos, _num in _batches(frames, self._bytes_per_frame, self.max_bytes):
             cn = self._cn(pos)
             for k, f in enumerate(sel):
                 out[f] = cn[k]
@@ -597,8 +598,8 @@ class AveragedACSF(TransformerMixin, BaseEstimator):
             return SymmetryFunctionSet.from_input_nn(sfs)
         return sfs
 
-    def fit(self, frames: Sequence[Atoms] | Atoms, y: Any = None) -> "AveragedACSF":
-        _as_frames(frames, "AveragedACSF.fit")
+    def fit(self, frames: Sequence[Atoms] | Atoms, y: Any = None) -> AveragedACSF:
+        check_atoms_list(frames, "AveragedACSF.fit")
         self.sfs_ = self._sfs()
         self.n_features_out_ = sum(self.sfs_.n_features[el] for el in self.sfs_.elements)
         return self
@@ -611,7 +612,7 @@ class AveragedACSF(TransformerMixin, BaseEstimator):
         from mdmlkit.descriptors import ACSF, AtomsBatch
         from mdmlkit.utils import resolve_device
 
-        frames = _as_frames(frames, "AveragedACSF.transform")
+        frames = check_atoms_list(frames, "AveragedACSF.transform")
         sfs = getattr(self, "sfs_", None)
         if sfs is None:
             sfs = self._sfs()

@@ -7,26 +7,74 @@ labels the morphology of each basin, and reads off the thermodynamics
 and the landscape complexity, so sizes — magic (13, 55, 147) and not — can be
 compared in one table::
 
+    from mdmlkit.landscape import LandscapeMap
     from mdmlkit.landscape.sizescan import run_size_scan
-    scan = run_size_scan([12, 13, 14], seeds=[0, 1], outdir="runs", t_end=1400)
+    from mdmlkit.md.heating import HeatingSettings
+
+    scan = run_size_scan([12, 13, 14], seeds=[0, 1], outdir="runs",
+                         heating=HeatingSettings(t_end=1400),
+                         landscape=LandscapeMap(embedding="tsne", random_state=0))
     scan.summary()          # one row per size
-    scan[13].map.labels_    # basin of every frame of Cu13
+    scan[13].map.labels_    # basin of every frame of Cu13 (a clone of the template, fitted)
+    scan.issues()           # what could not be measured, naming size and run
 
 Energies in eV, temperatures in K, times in fs/ps.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
+from sklearn.base import clone
 
-from mdmlkit.errors import InputError
+from mdmlkit.errors import EmptyTrajectoryError, InputError
+from mdmlkit.landscape.embedding import LandscapeMap
+from mdmlkit.landscape.fingerprints import make_fingerprint
+from mdmlkit.landscape.structure import MotifClassifier, coordination_stats
+from mdmlkit.landscape.thermo import caloric_curve, lindemann_index
+from mdmlkit.landscape.transitions import amorphous_zone, basin_occupancy, transition_temperatures
+from mdmlkit.md.heating import HeatingSettings, heat_many
+from mdmlkit.md.trajectory import frame_table
+from mdmlkit.utils import check_frames
 
+__all__ = [
+    "MAGIC_SIZES", "AnalysisSettings", "SizeLandscape", "SizeScan", "is_magic",
+    "stability_second_difference", "analyse_size", "run_size_scan",
+]
 #: Icosahedral (Mackay) magic numbers: 13, 55, 147, 309, ...
 MAGIC_SIZES = (13, 55, 147, 309, 561)
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """How each size's frames are analysed by :func:`analyse_size`.
+
+    Attributes
+    ----------
+    fingerprint : "coulomb" (the seed paper's), "rdf", "cn" or "acsf"
+        Frame fingerprint (:func:`mdmlkit.landscape.fingerprints.make_fingerprint`).
+    lindemann_window : int
+        Frames per Lindemann window; runs shorter than two windows get none.
+    temperature_bins : int
+        Bins of the basin-occupancy and amorphous-zone histograms over T.
+    transition_min_frames : int
+        Frames a departure from the start basin must last.
+    """
+
+    fingerprint: str = "coulomb"
+    lindemann_window: int = 50
+    temperature_bins: int = 24
+    transition_min_frames: int = 5
+
+    def __post_init__(self) -> None:
+        if int(self.lindemann_window) < 2 or int(self.temperature_bins) < 1 \
+                or int(self.transition_min_frames) < 1:
+            raise InputError(f"AnalysisSettings: lindemann_window >= 2, temperature_bins >= 1 and "
+                             f"transition_min_frames >= 1 needed, got {self}")
 
 
 def is_magic(n: int) -> bool:
@@ -55,6 +103,7 @@ class SizeLandscape:
     occupancy : basin occupancy vs temperature
     amorphous : temperature zone where frames are amorphous by CNA
     complexity : map complexity (basins, local minima of the interpolated PES, roughness)
+    issues : what could not be measured, one message per problem naming size and run
     """
 
     n_atoms: int
@@ -73,6 +122,7 @@ class SizeLandscape:
     occupancy: Any = field(default=None, repr=False)
     amorphous: Any = field(default=None, repr=False)
     complexity: dict[str, Any] = field(default_factory=dict, repr=False)
+    issues: list[str] = field(default_factory=list, repr=False)
 
     def run_slices(self) -> dict[str, np.ndarray]:
         """Frame indices of each run (by ``run_id``), in time order."""
@@ -116,6 +166,10 @@ class SizeScan:
 
     def __getitem__(self, n: int) -> SizeLandscape:
         return self.sizes[int(n)]
+
+    def issues(self) -> list[str]:
+        """Every size's :attr:`SizeLandscape.issues`, by size."""
+        return [msg for n in sorted(self.sizes) for msg in self.sizes[n].issues]
 
     def __iter__(self):
         return iter(self.sizes.values())
@@ -196,34 +250,34 @@ def stability_second_difference(sizes: Sequence[int], energies: Sequence[float])
                      for n in sizes])
 
 
-def _fingerprint(name: str, **kw: Any):
-    from mdmlkit.landscape.fingerprints import make_fingerprint
-
-    return make_fingerprint(name, **kw)
-
-
-def analyse_size(frames: Sequence[Atoms], fingerprint: str = "coulomb",
-                 map_kwargs: dict[str, Any] | None = None, lindemann_window: int = 50,
-                 temperature_bins: int = 24, transition_min_frames: int = 5,
-                 progress: bool = False) -> SizeLandscape:
+def analyse_size(frames: Sequence[Atoms], landscape: LandscapeMap | None = None,
+                 analysis: AnalysisSettings | None = None, progress: bool = False) -> SizeLandscape:
     """Map and analyse the frames of one cluster size (several runs allowed).
 
-    ``frames`` carry the ``atoms.info`` keys written by :func:`mdmlkit.md.heating.heat`.
-    """
-    from mdmlkit.landscape import LandscapeMap
-    from mdmlkit.md.heating import frame_table
-    from mdmlkit.landscape.structure import MotifClassifier, coordination_stats
-    from mdmlkit.landscape.thermo import (amorphous_zone, basin_occupancy, caloric_curve, lindemann_index,
-                         transition_temperatures)
-    from mdmlkit.utils import check_frames
+    Parameters
+    ----------
+    frames : list of ase.Atoms
+        At least 10 frames of equal size carrying the ``atoms.info`` keys of
+        :data:`mdmlkit.md.trajectory.INFO_KEYS` (e.g. written by :func:`mdmlkit.md.heating.heat`).
+    landscape : LandscapeMap, optional
+        Template map (its parameters only): a :func:`sklearn.base.clone` of it is fitted
+        here, the template is never changed.  Default ``LandscapeMap()``.
+    analysis : AnalysisSettings, optional
+        Fingerprint, Lindemann window, temperature bins.
 
+    Quantities that cannot be measured for these frames (no heat-capacity peak inside
+    the ramp, runs too short for a Lindemann window) are left None/empty and
+    explained in ``result.issues``; any other error propagates.
+    """
+    analysis = analysis if analysis is not None else AnalysisSettings()
+    template = landscape if landscape is not None else LandscapeMap()
     frames = list(frames)
-    check_frames(frames, source=f"Cu{len(frames[0]) if frames else '?'} frames", min_frames=10,
-                 same_size=True)
+    label = f"Cu{len(frames[0]) if frames else '?'}"
+    check_frames(frames, source=f"{label} frames", min_frames=10, same_size=True)
     n = len(frames[0])
     table = frame_table(frames)
-    X = _fingerprint(fingerprint, progress=progress).fit_transform(frames)
-    lm = LandscapeMap(**(map_kwargs or {})).fit(X, energies=table["E_pot"])
+    X = make_fingerprint(analysis.fingerprint, progress=progress).fit_transform(frames)
+    lm = clone(template).fit(X, energies=table["E_pot"])
     motifs = np.asarray(MotifClassifier(progress=progress).transform(frames))
 
     ids = np.asarray(table["run_id"])
@@ -245,16 +299,22 @@ def analyse_size(frames: Sequence[Atoms], fingerprint: str = "coulomb",
             T_mean_K=float(T[members].mean()), T_min_K=float(T[members].min()),
             T_max_K=float(T[members].max()), mean_coordination=float(cs["mean"])))
 
+    issues: list[str] = []
     per_run = [{k: v[idx] for k, v in table.items()} for idx in runs.values()]
     cc = caloric_curve(per_run)
     try:
         m_cv = cc.melting_temperature()
-    except Exception:  # noqa: BLE001 - too few bins for a derivative: report NaN
+    except EmptyTrajectoryError as exc:      # too few bins for a heat-capacity peak
         m_cv = None
+        issues.append(f"{label} (runs {', '.join(runs)}): no heat-capacity melting point: {exc}")
+    window = int(analysis.lindemann_window)
     lind = []
-    for idx in runs.values():
-        if idx.size >= 2 * lindemann_window:
-            lind.append(lindemann_index([frames[i] for i in idx], window=lindemann_window))
+    for rid, idx in runs.items():
+        if idx.size >= 2 * window:
+            lind.append(lindemann_index([frames[i] for i in idx], window=window))
+        else:
+            issues.append(f"{label} run {rid}: {idx.size} frames, fewer than two Lindemann "
+                          f"windows of {window}; no Lindemann index")
     m_lind = None
     if lind:
         Tm = [r.melting_temperature().T_melt for r in lind]
@@ -262,20 +322,19 @@ def analyse_size(frames: Sequence[Atoms], fingerprint: str = "coulomb",
         m_lind.T_melt = float(np.nanmean(Tm)) if np.isfinite(Tm).any() else float("nan")
     labels_runs = [lm.labels_[idx] for idx in runs.values()]
     T_runs = [T[idx] for idx in runs.values()]
-    transitions = transition_temperatures(labels_runs, T_runs, min_frames=transition_min_frames)
-    occ = basin_occupancy(lm.labels_, T, bins=temperature_bins)
+    transitions = transition_temperatures(labels_runs, T_runs,
+                                          min_frames=analysis.transition_min_frames)
+    occ = basin_occupancy(lm.labels_, T, bins=analysis.temperature_bins)
     amorph = amorphous_zone(temperatures=T, labels=(motifs == "amorphous").astype(int),
-                            amorphous_labels=(1,), bins=temperature_bins)
+                            amorphous_labels=(1,), bins=analysis.temperature_bins)
     complexity = lm.complexity()
     return SizeLandscape(n, is_magic(n), frames, table, X, lm, motifs, basin_table, cc, m_cv,
-                         m_lind, lind, transitions, occ, amorph, complexity)
+                         m_lind, lind, transitions, occ, amorph, complexity, issues)
 
 
 def run_size_scan(sizes: Iterable[int], seeds: Iterable[int] = (0, 1), outdir: str | Path = "runs",
-                  t_start: float = 300.0, t_end: float = 1500.0, rate_K_per_ps: float = 10.0,
-                  timestep_fs: float = 2.0, sample_every: int = 100, kind: str = "auto",
-                  calculator: Any = "asap3", fingerprint: str = "coulomb",
-                  map_kwargs: dict[str, Any] | None = None, lindemann_window: int = 50,
+                  heating: HeatingSettings | None = None, landscape: LandscapeMap | None = None,
+                  analysis: AnalysisSettings | None = None, calculator: Any = "asap3",
                   progress: bool = True) -> SizeScan:
     """Heat every size with every seed (resuming finished/interrupted runs), then analyse.
 
@@ -284,35 +343,30 @@ def run_size_scan(sizes: Iterable[int], seeds: Iterable[int] = (0, 1), outdir: s
     sizes : cluster sizes n of Cu_n
     seeds : independent runs per size
     outdir : folder for the ``Cu<n>_<kind>_s<seed>.extxyz`` trajectories (reused on rerun)
-    t_start, t_end : ramp, K
-    rate_K_per_ps : heating rate, K/ps
-    timestep_fs : fs
-    sample_every : MD steps between frames
-    kind : starting structure (see :func:`mdmlkit.systems.cu_clusters.make_cluster`)
-    fingerprint : "coulomb" (the seed paper's), "rdf", "cn" or "acsf"
-    map_kwargs : :class:`~mdmlkit.landscape.LandscapeMap` parameters
+    heating : ramp, time step, sampling and starting motif (default
+        ``HeatingSettings(t_start=300, t_end=1500, rate_K_per_ps=10)``: K, K/ps, fs)
+    landscape : template :class:`~mdmlkit.landscape.LandscapeMap`, cloned per size
+    analysis : fingerprint and analysis windows (:class:`AnalysisSettings`)
+    calculator : potential for the MD (default asap3 EMT)
     """
     from tqdm.auto import tqdm
 
-    from mdmlkit.md.heating import heat_many
-
+    heating = heating if heating is not None else HeatingSettings(t_start=300.0, t_end=1500.0,
+                                                                  rate_K_per_ps=10.0)
+    template = landscape if landscape is not None else LandscapeMap()
+    analysis = analysis if analysis is not None else AnalysisSettings()
     sizes = sorted({int(n) for n in sizes})
     seeds = list(seeds)
     if not sizes:
         raise InputError("run_size_scan needs at least one size")
-    results = heat_many(sizes, seeds, outdir=outdir, kind=kind, calculator=calculator,
-                        progress=progress, t_start=t_start, t_end=t_end,
-                        rate_K_per_ps=rate_K_per_ps, timestep_fs=timestep_fs,
-                        sample_every=sample_every)
+    results = heat_many(sizes, seeds, outdir=outdir, settings=heating, calculator=calculator,
+                        progress=progress)
     by_size: dict[int, list[Atoms]] = {}
     for r in results:
         by_size.setdefault(len(r.frames[0]), []).extend(r.frames)
     out = {}
     for n in tqdm(sizes, desc="mapping sizes", disable=not progress):
-        out[n] = analyse_size(by_size[n], fingerprint=fingerprint, map_kwargs=map_kwargs,
-                              lindemann_window=lindemann_window)
-    settings = dict(sizes=sizes, seeds=seeds, t_start=t_start, t_end=t_end,
-                    rate_K_per_ps=rate_K_per_ps, timestep_fs=timestep_fs,
-                    sample_every=sample_every, kind=kind, fingerprint=fingerprint,
-                    map_kwargs=dict(map_kwargs or {}))
+        out[n] = analyse_size(by_size[n], landscape=template, analysis=analysis)
+    settings = dict(sizes=sizes, seeds=seeds, heating=heating.as_dict(),
+                    landscape=template.get_params(), analysis=asdict(analysis))
     return SizeScan(out, settings)

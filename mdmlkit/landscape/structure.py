@@ -34,14 +34,16 @@ have 12 x (4,2,1), hcp 6 x (4,2,1) + 6 x (4,2,2), the centre of an icosahedron
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from mdmlkit.errors import InputError
+from mdmlkit.landscape._checks import check_atoms_list
 from mdmlkit.utils import check_frames
 
 __all__ = [
@@ -378,8 +380,8 @@ class MotifClassifier(TransformerMixin, BaseEstimator):
         self.min_order = min_order
         self.progress = progress
 
-    def fit(self, frames: Sequence[Atoms] | Atoms, y: Any = None) -> "MotifClassifier":
-        _as_frames(frames, "MotifClassifier.fit")
+    def fit(self, frames: Sequence[Atoms] | Atoms, y: Any = None) -> MotifClassifier:
+        check_atoms_list(frames, "MotifClassifier.fit")
         return self
 
     def _iter(self, frames: Sequence[Atoms], what: str):
@@ -388,7 +390,7 @@ class MotifClassifier(TransformerMixin, BaseEstimator):
         return tqdm(frames, desc=what, disable=not self.progress, leave=False)
 
     def transform(self, frames: Sequence[Atoms] | Atoms) -> np.ndarray:
-        frames = _as_frames(frames, "MotifClassifier.transform")
+        frames = check_atoms_list(frames, "MotifClassifier.transform")
         out = np.empty(len(frames), dtype=object)
         for f, atoms in enumerate(self._iter(frames, "motifs")):
             cna = common_neighbour_analysis(atoms, self.cutoff)
@@ -401,7 +403,7 @@ class MotifClassifier(TransformerMixin, BaseEstimator):
 
     def fractions(self, frames: Sequence[Atoms] | Atoms) -> list[dict[str, float]]:
         """:func:`motif_fractions` of each frame."""
-        frames = _as_frames(frames, "MotifClassifier.fractions")
+        frames = check_atoms_list(frames, "MotifClassifier.fractions")
         out = []
         for atoms in self._iter(frames, "motif fractions"):
             cna = common_neighbour_analysis(atoms, self.cutoff)
@@ -412,14 +414,3 @@ class MotifClassifier(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags
-
-
-def _as_frames(frames: Sequence[Atoms] | Atoms, source: str) -> list[Atoms]:
-    if isinstance(frames, Atoms):
-        frames = [frames]
-    frames = list(frames)
-    for k, a in enumerate(frames):
-        if not isinstance(a, Atoms):
-            raise InputError(f"{source}: frame {k} is {type(a).__name__}, not ase.Atoms")
-    check_frames(frames, source=source)
-    return frames

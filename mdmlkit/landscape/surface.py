@@ -6,8 +6,7 @@ return grids in matplotlib's convention: axes ``x [nx]``, ``y [ny]`` and values
 Energies are in eV; densities in frames-fraction per map-unit^2 (integrate to 1).
 
 Triangulation-based steps run with BLAS limited to one thread: scipy's Delaunay
-computes one tiny LAPACK solve per triangle, and a multi-threaded OpenBLAS makes
-that 10-100x slower on a busy machine.
+computes one tiny LAPACK solve per triangle, for which thread start-up dominates.
 """
 from __future__ import annotations
 
@@ -154,7 +153,7 @@ def density(embedding: Any, grid: int | tuple[int, int] = 200, bandwidth: Any = 
         convolved with the Gaussian (:func:`scipy.ndimage.gaussian_filter`); accurate
         when the bandwidth spans a few grid cells.  ``"exact"``:
         the same diagonal-Gaussian KDE summed exactly (separable kernel, one matrix
-        product per chunk of frames), O(n grid^2) but still seconds for 10^5 frames.
+        product per chunk of frames), O(n grid^2).
     padding :
         Extra margin of the grid (fraction of the extent) so the tails fit.
 

@@ -1,10 +1,10 @@
-"""Thermodynamics of heating runs: caloric curve, heat capacity, melting, basins vs T.
+"""Thermodynamics of heating runs: caloric curve, heat capacity, melting, Lindemann index.
 
 Inputs are heating runs from :func:`mdmlkit.md.heating.heat` — a
-:class:`~mdmlkit.md.heating.HeatingResult`, a list of frames, or a
-:func:`~mdmlkit.md.heating.frame_table` dict — or lists of those (several runs).
-Per-frame basin labels (e.g. from :class:`mdmlkit.landscape.LandscapeMap`) are
-plain integer arrays aligned with the frames.
+:class:`~mdmlkit.md.engine.MDResult`, a list of frames, or a
+:func:`~mdmlkit.md.trajectory.frame_table` dict — or lists of those (several runs).
+Basins versus temperature (transitions, occupancy, amorphous zone):
+:mod:`mdmlkit.landscape.transitions`.
 
 Units: K, eV; heat capacities per atom in units of k_B (the classical
 harmonic solid has C = 3 k_B, Dulong–Petit).
@@ -17,34 +17,35 @@ Melting criteria
   averaged over sliding windows of frames.  Solid clusters have δ ≈ 0.02–0.06;
   δ jumps above ≈ 0.1–0.15 on melting (Berry's criterion; the liquid value keeps
   growing with the window length because atoms diffuse, so state the window).
-  The defaults, threshold 0.1 with windows of 50 frames (10 ps at 0.2 ps per
-  frame), agree with the heat-capacity peak for Cu147 within ~10 K.
+  Default: threshold 0.1 with windows of 50 frames.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.units import kB
 
 from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError, NonFiniteError
+from mdmlkit.landscape._binning import bin_mean, digitize, temperature_edges
 
 __all__ = [
-    "CaloricCurve", "MeltingPoint", "LindemannResult", "Transitions", "BasinOccupancy",
-    "AmorphousZone", "caloric_curve", "heat_capacity", "melting_temperature",
-    "lindemann_index", "transition_temperatures", "basin_occupancy", "amorphous_zone",
+    "CaloricCurve", "MeltingPoint", "LindemannResult", "caloric_curve", "heat_capacity",
+    "melting_temperature", "lindemann_index",
 ]
 
 
 # =========================================================================== inputs
 def _as_tables(runs: Any) -> list[dict[str, np.ndarray]]:
     """Normalise one run or many runs to a list of frame tables."""
-    from mdmlkit.md.heating import HeatingResult, frame_table
+    from mdmlkit.md.engine import MDResult
+    from mdmlkit.md.trajectory import frame_table
 
     def one(r):
-        if isinstance(r, HeatingResult):
+        if isinstance(r, MDResult):
             return frame_table(r.frames)
         if isinstance(r, dict):
             return {k: np.asarray(v) for k, v in r.items()}
@@ -52,71 +53,12 @@ def _as_tables(runs: Any) -> list[dict[str, np.ndarray]]:
             return frame_table(r)
         raise InputError(f"cannot read a heating run from {type(r).__name__}")
 
-    if isinstance(runs, (HeatingResult, dict)) or (
+    if isinstance(runs, (MDResult, dict)) or (
             isinstance(runs, (list, tuple)) and len(runs) and isinstance(runs[0], Atoms)):
         runs = [runs]
     if isinstance(runs, (list, tuple)) and len(runs) == 0:
         raise EmptyTrajectoryError("no heating runs given")
     return [one(r) for r in runs]
-
-
-def _ragged(x: Any, name: str) -> list[np.ndarray]:
-    """One 1-D array or a list of 1-D arrays (one per run)."""
-    if isinstance(x, np.ndarray) and x.ndim == 1:
-        return [x]
-    if isinstance(x, np.ndarray) and x.ndim == 2:
-        return list(x)
-    if isinstance(x, (list, tuple)) and len(x) and np.ndim(x[0]) == 1:
-        return [np.asarray(v) for v in x]
-    if isinstance(x, (list, tuple)):
-        return [np.asarray(x)]
-    raise InputError(f"{name}: expected an array or a list of arrays, got {type(x).__name__}")
-
-
-def _pair(labels, temperatures) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    L, T = _ragged(labels, "labels"), _ragged(temperatures, "temperatures")
-    if len(L) != len(T):
-        raise InconsistentFramesError(f"{len(L)} label arrays but {len(T)} temperature arrays")
-    for r, (l, t) in enumerate(zip(L, T)):
-        if len(l) != len(t):
-            raise InconsistentFramesError(
-                f"run {r}: {len(l)} labels but {len(t)} temperatures (one per frame needed)")
-        if len(l) == 0:
-            raise EmptyTrajectoryError(f"run {r}: no frames")
-        if not np.all(np.isfinite(t.astype(float))):
-            raise NonFiniteError(f"run {r}: non-finite temperature at frame "
-                                 f"{int(np.flatnonzero(~np.isfinite(t.astype(float)))[0])}")
-    return L, [t.astype(float) for t in T]
-
-
-def _edges(T_all: np.ndarray, bins: int | Sequence[float] | float, as_width: bool = False):
-    if np.ndim(bins) == 0 and as_width:
-        w = float(bins)
-        if w <= 0:
-            raise InputError(f"bin width must be positive, got {w}")
-        lo, hi = np.floor(T_all.min() / w) * w, np.ceil(T_all.max() / w) * w
-        return np.arange(lo, hi + 0.5 * w, w) if hi > lo else np.array([lo, lo + w])
-    if np.ndim(bins) == 0:
-        lo, hi = T_all.min(), T_all.max()
-        return np.linspace(lo, hi if hi > lo else lo + 1.0, int(bins) + 1)
-    edges = np.asarray(bins, float)
-    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
-        raise InputError("bins must be a count, or increasing edges (K)")
-    return edges
-
-
-def _bin_mean(x: np.ndarray, idx: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    ok = (idx >= 0) & (idx < n_bins)
-    cnt = np.bincount(idx[ok], minlength=n_bins).astype(float)
-    s = np.bincount(idx[ok], weights=x[ok], minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return s / cnt, cnt
-
-
-def _digitize(T: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    idx = np.searchsorted(edges, T, side="right") - 1
-    idx[T == edges[-1]] = len(edges) - 2   # right edge belongs to the last bin
-    return idx
 
 
 # =========================================================================== caloric curve
@@ -200,17 +142,17 @@ def caloric_curve(runs: Any, bin_width: float = 10.0, T_range: tuple[float, floa
         T_all = T_all[(T_all >= T_range[0]) & (T_all <= T_range[1])]
         if T_all.size == 0:
             raise EmptyTrajectoryError(f"no frames in T_range {T_range}")
-    edges = _edges(T_all, bin_width, as_width=True)
+    edges = temperature_edges(T_all, bin_width, as_width=True)
     nb = len(edges) - 1
     per_run = {"E_pot": [], "E_tot": [], "T": []}
     counts = np.zeros(nb)
     for t in tables:
         T = np.asarray(t[temperature_key], float)
-        idx = _digitize(T, edges)
+        idx = digitize(T, edges)
         if T_range is not None:
             idx[(T < T_range[0]) | (T > T_range[1])] = -1
         for key in per_run:
-            m, c = _bin_mean(np.asarray(t[temperature_key if key == "T" else key], float), idx, nb)
+            m, c = bin_mean(np.asarray(t[temperature_key if key == "T" else key], float), idx, nb)
             per_run[key].append(m)
         counts += c
     keep = counts > 0
@@ -334,9 +276,8 @@ def lindemann_index(frames: Sequence[Atoms] | np.ndarray, window: int = 50,
     ----------
     frames : list of ase.Atoms (same atoms, same order) or array ``[F, N, 3]`` (Å)
     window : int
-        Frames per window (≥ 2).  With frames 0.2 ps apart, 50 frames = 10 ps,
-        which puts the δ = 0.1 crossing of Cu147 (EMT, 5 K/ps) at the heat-capacity
-        peak (~950 K); 4-ps windows give a liquid δ of only ~0.1 and a late crossing.
+        Frames per window (≥ 2).  The liquid δ grows with the window's duration
+        (atoms diffuse), so too short windows cross a threshold late.
     stride : int, optional
         Frames between window starts (default ``window``: non-overlapping).
     temperatures : array [F], optional
@@ -382,195 +323,3 @@ def lindemann_index(frames: Sequence[Atoms] | np.ndarray, window: int = 50,
     centre = starts + (window - 1) / 2.0
     Tw = np.array([T[s:s + window].mean() for s in starts])
     return LindemannResult(centre, Tw, delta_atoms.mean(axis=1), delta_atoms, window, stride)
-
-
-# =========================================================================== basins vs T
-@dataclass
-class Transitions:
-    """First persistent departure of each run from its starting basin.
-
-    Attributes
-    ----------
-    T : temperature of departure per run, K (NaN: never left)
-    frame : frame index of departure per run (-1: never left)
-    start_label, new_label : basin before / right after departure per run
-    min_frames : frames the departure had to last
-    """
-
-    T: np.ndarray
-    frame: np.ndarray
-    start_label: np.ndarray
-    new_label: np.ndarray
-    min_frames: int
-
-    @property
-    def mean(self) -> float:
-        return float(np.nanmean(self.T)) if np.isfinite(self.T).any() else float("nan")
-
-    @property
-    def std(self) -> float:
-        return float(np.nanstd(self.T)) if np.isfinite(self.T).any() else float("nan")
-
-    def __repr__(self) -> str:
-        left = int(np.isfinite(self.T).sum())
-        return (f"Transitions({len(self.T)} runs, {left} left their start basin, "
-                f"T = {self.mean:.0f} ± {self.std:.0f} K, min_frames={self.min_frames})")
-
-
-def transition_temperatures(labels: Any, temperatures: Any, start_label: int | None = None,
-                            min_frames: int = 5) -> Transitions:
-    """Temperature at which each run leaves its starting basin for good.
-
-    Parameters
-    ----------
-    labels : int array [frames] or list of them (one per run)
-        Basin label of every frame (e.g. DBSCAN clusters, -1 = noise).
-    temperatures : array(s) aligned with ``labels``, K
-    start_label : int, optional
-        Basin to leave; default each run's first frame label.
-    min_frames : int
-        The departure counts only if the run stays outside the start basin
-        for at least this many consecutive frames (filters brief excursions).
-        The reported temperature is that of the first of those frames.
-    """
-    L, T = _pair(labels, temperatures)
-    if int(min_frames) < 1:
-        raise InputError(f"min_frames must be >= 1, got {min_frames}")
-    m = int(min_frames)
-    out_T, out_f, out_s, out_n = [], [], [], []
-    for l, t in zip(L, T):
-        s = l[0] if start_label is None else start_label
-        away = (l != s).astype(np.int64)
-        if len(away) >= m:
-            run = np.convolve(away, np.ones(m, np.int64), mode="valid")  # run[i] = sum away[i:i+m]
-            hit = np.flatnonzero(run == m)
-        else:
-            hit = np.array([], int)
-        if hit.size:
-            k = int(hit[0])
-            out_T.append(float(t[k]))
-            out_f.append(k)
-            out_n.append(l[k])
-        else:
-            out_T.append(np.nan)
-            out_f.append(-1)
-            out_n.append(s)
-        out_s.append(s)
-    return Transitions(np.array(out_T), np.array(out_f), np.array(out_s), np.array(out_n), m)
-
-
-@dataclass
-class BasinOccupancy:
-    """Fraction of frames in each basin per temperature bin.
-
-    ``T_centres`` [n_bins] (K), ``occupancy`` [n_bins, n_basins] (rows sum to 1;
-    NaN for bins without frames), ``basins`` (label of each column), ``counts``
-    [n_bins].  Unpacks as ``T_centres, occupancy = basin_occupancy(...)``.
-    """
-
-    T_centres: np.ndarray
-    occupancy: np.ndarray
-    basins: np.ndarray
-    counts: np.ndarray
-    edges: np.ndarray = field(repr=False)
-
-    def __iter__(self):
-        return iter((self.T_centres, self.occupancy))
-
-    def dominant(self) -> np.ndarray:
-        """Most occupied basin label per bin (-2 for empty bins)."""
-        ok = self.counts > 0
-        out = np.full(len(self.counts), -2, dtype=self.basins.dtype if self.basins.size else int)
-        out[ok] = self.basins[np.nanargmax(self.occupancy[ok], axis=1)]
-        return out
-
-    def __repr__(self) -> str:
-        return (f"BasinOccupancy({len(self.T_centres)} bins "
-                f"{self.edges[0]:.0f}-{self.edges[-1]:.0f} K, {len(self.basins)} basins "
-                f"{self.basins.tolist()[:8]}{'...' if len(self.basins) > 8 else ''}, "
-                f"{int(self.counts.sum())} frames)")
-
-
-def basin_occupancy(labels: Any, temperatures: Any, bins: int | Sequence[float] = 20
-                    ) -> BasinOccupancy:
-    """Occupancy of each basin (label) versus temperature, pooled over runs.
-
-    ``bins`` is a number of equal bins over the temperature range or the bin
-    edges (K).  Returns a :class:`BasinOccupancy` (unpacks to
-    ``(T_centres, occupancy)``).
-    """
-    L, T = _pair(labels, temperatures)
-    l_all, t_all = np.concatenate(L), np.concatenate(T)
-    edges = _edges(t_all, bins)
-    basins, col = np.unique(l_all, return_inverse=True)
-    idx = _digitize(t_all, edges)
-    ok = (idx >= 0) & (idx < len(edges) - 1)
-    nb = len(edges) - 1
-    hist = np.zeros((nb, len(basins)))
-    np.add.at(hist, (idx[ok], col[ok]), 1.0)
-    counts = hist.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        occ = hist / counts[:, None]
-    return BasinOccupancy(0.5 * (edges[1:] + edges[:-1]), occ, basins, counts, edges)
-
-
-@dataclass
-class AmorphousZone:
-    """Temperature range in which frames are amorphous/liquid.
-
-    ``T_onset`` (K): lowest bin centre from which on every bin has an amorphous
-    fraction ≥ ``min_fraction`` (NaN: never); ``T_max`` the highest
-    temperature seen; ``fraction`` per bin at ``T_centres``.
-    """
-
-    T_onset: float
-    T_max: float
-    T_centres: np.ndarray
-    fraction: np.ndarray
-    method: str
-    min_fraction: float
-
-    def __repr__(self) -> str:
-        zone = (f"{self.T_onset:.0f}-{self.T_max:.0f} K" if np.isfinite(self.T_onset)
-                else "none")
-        return f"AmorphousZone({zone}, method={self.method!r}, min_fraction={self.min_fraction})"
-
-
-def amorphous_zone(temperatures: Any = None, labels: Any = None,
-                   amorphous_labels: Sequence[int] = (-1,),
-                   lindemann: LindemannResult | None = None, threshold: float = 0.1,
-                   bins: int | Sequence[float] = 20, min_fraction: float = 0.5) -> AmorphousZone:
-    """Temperature range above which the cluster is amorphous/liquid.
-
-    Either from basin ``labels`` (frames whose label is in ``amorphous_labels``,
-    e.g. DBSCAN noise -1 or a "liquid" basin, count as amorphous) with their
-    ``temperatures``, or from a :class:`LindemannResult` (windows with
-    ``δ ≥ threshold`` are amorphous).  The amorphous fraction is binned in T
-    (``bins``: count or edges, K); the zone starts at the first bin from which
-    on every non-empty bin has fraction ≥ ``min_fraction``.
-    """
-    if lindemann is not None:
-        t_all = np.asarray(lindemann.T, float)
-        if not np.isfinite(t_all).all():
-            raise NonFiniteError("lindemann result has no temperatures; pass temperatures=")
-        flag = (lindemann.delta >= threshold).astype(float)
-        method = f"Lindemann delta >= {threshold:g}"
-    elif labels is not None and temperatures is not None:
-        L, T = _pair(labels, temperatures)
-        t_all = np.concatenate(T)
-        flag = np.isin(np.concatenate(L), np.asarray(amorphous_labels)).astype(float)
-        method = f"labels in {tuple(amorphous_labels)}"
-    else:
-        raise InputError("amorphous_zone needs labels and temperatures, or a LindemannResult")
-    edges = _edges(t_all, bins)
-    frac, cnt = _bin_mean(flag, _digitize(t_all, edges), len(edges) - 1)
-    keep = cnt > 0
-    centres, frac = 0.5 * (edges[1:] + edges[:-1])[keep], frac[keep]
-    below = np.flatnonzero(frac < min_fraction)
-    if below.size == 0:
-        onset = float(centres[0])
-    elif below[-1] == len(frac) - 1:
-        onset = float("nan")
-    else:
-        onset = float(centres[below[-1] + 1])
-    return AmorphousZone(onset, float(t_all.max()), centres, frac, method, float(min_fraction))

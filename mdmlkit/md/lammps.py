@@ -9,7 +9,7 @@ whose target ramps linearly over the whole protocol (``run N start 0 stop
 n_steps``), ``damp = 1/friction``.
 
 Frames, extxyz trajectory, checkpoints and resume work as in
-:mod:`mdmlkit.md.heating` (same :class:`~mdmlkit.md.heating.HeatingResult`).  Every checkpoint
+:mod:`mdmlkit.md.engine` (same :class:`~mdmlkit.md.engine.MDResult`).  Every checkpoint
 starts a new segment whose Langevin noise is seeded from ``(seed, segment)``,
 so a resumed serial run reproduces the uninterrupted one bit for bit.
 
@@ -32,22 +32,26 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.lammps import convert
 from ase.data import atomic_masses, atomic_numbers
 
-from mdmlkit.errors import InputError, MalformedFileError, UnknownElementError
-from mdmlkit.errors import MissingForceFieldError, LammpsUnavailableError
-from mdmlkit.md.heating import (HeatingResult, Protocol, _default_run_id, _Engine, _structure_hash, drive,
-                 prepare_atoms)
+from mdmlkit.errors import (
+    InputError,
+    LammpsUnavailableError,
+    MalformedFileError,
+    MissingForceFieldError,
+    UnknownElementError,
+)
+from mdmlkit.md.engine import Engine, MDResult, Protocol, default_run_id, drive, prepare_atoms, structure_hash
 from mdmlkit.utils import PathLike
 
-__all__ = ["MissingForceFieldError", "LammpsUnavailableError", "lammps_available",
-           "load_lammps", "potentials_dir", "find_potential", "potential_elements",
+__all__ = ["PAIR_STYLES", "DEFAULT_EAM", "lammps_available", "load_lammps", "potentials_dir", "find_potential", "potential_elements",
            "heat_lammps"]
 
 DEFAULT_EAM = "Cu_mishin1.eam.alloy"
@@ -135,9 +139,6 @@ def potential_elements(path: PathLike, pair_style: str) -> list[str]:
             parts = lines[3].split()
             n = int(parts[0])
             els = parts[1:1 + n]
-            if len(els) != n:
-                raise ValueError("element count and list disagree")
-            return els
         if pair_style == "reaxff":
             n_gen = int(lines[1].split()[0])
             k = 2 + n_gen
@@ -147,11 +148,16 @@ def potential_elements(path: PathLike, pair_style: str) -> list[str]:
     except (IndexError, ValueError) as e:
         raise MalformedFileError(f"cannot read the element list of this {pair_style} file: {e}",
                                  path=str(path)) from e
+    if pair_style == "eam/alloy":
+        if len(els) != n:
+            raise MalformedFileError(f"line 4 announces {n} elements but lists {len(els)}",
+                                     path=str(path), line=4)
+        return els
     raise InputError(f"unknown pair_style {pair_style!r}; choose from {PAIR_STYLES}")
 
 
 # =========================================================================== engine
-class _LammpsEngine(_Engine):
+class _LammpsEngine(Engine):
     name = "lammps"
 
     def __init__(self, atoms: Atoms, proto: Protocol, pair_style: str, potential: Path,
@@ -165,7 +171,7 @@ class _LammpsEngine(_Engine):
         self.masses = atoms.get_masses()                       # amu
         cell = atoms.cell
         if not np.allclose(cell.array, np.diag(cell.lengths())):
-            raise InputError("heat_lammps needs an orthorhombic cell")
+            raise InputError(f"atoms: heat_lammps needs an orthorhombic cell, got {cell.cellpar().round(3).tolist()}")
         self.lmp = load_lammps()(cmdargs=cmdargs or ["-log", "none", "-screen", "none",
                                                      "-nocite"])
         self.rank = int(self.lmp.extract_setting("world_rank"))
@@ -268,7 +274,7 @@ def heat_lammps(atoms: Atoms, t_start: float = 300.0, t_end: float = 1300.0,
                 duration_ps: float | None = None, max_steps: int | None = None,
                 callback: Callable[[Atoms], Any] | None = None, pair_style: str = "eam/alloy",
                 potential: PathLike | None = None, relax_fmax: float | None = 1e-3,
-                cmdargs: list[str] | None = None) -> HeatingResult:
+                cmdargs: list[str] | None = None) -> MDResult:
     """Heat ``atoms`` with LAMMPS along a linear ramp; output as :func:`mdmlkit.md.heating.heat`.
 
     Parameters are those of :func:`mdmlkit.md.heating.heat` (K, K/ps, fs, 1/fs), plus:
@@ -308,11 +314,11 @@ def heat_lammps(atoms: Atoms, t_start: float = 300.0, t_end: float = 1300.0,
         raise UnknownElementError(f"atoms: atom {int(bad[0])} is {sym[bad[0]]}, but {pot.name} "
                                   f"only covers {', '.join(covered)}")
     elements = list(dict.fromkeys(sym.tolist()))
-    rid = run_id if run_id is not None else _default_run_id(a, seed)
+    rid = run_id if run_id is not None else default_run_id(a, seed)
     proto = Protocol.build(t_start, t_end, rate_K_per_ps, duration_ps, timestep_fs, sample_every,
                            checkpoint_every, seed, rid, friction, "langevin")
     params = dict(proto.as_dict(), engine="lammps", pair_style=pair_style, potential=pot.name,
-                  structure=_structure_hash(a), relax_fmax=relax_fmax)
+                  structure=structure_hash(a), relax_fmax=relax_fmax)
     engine = _LammpsEngine(a, proto, pair_style, pot, elements, cmdargs, relax_fmax)
     try:
         return drive(engine, proto, params, a, trajectory, resume,

@@ -24,16 +24,16 @@ offline, equations show as TeX source.
 """
 from __future__ import annotations
 
-from mdmlkit.errors import MissingWidgetBundleWarning
-
 import gzip
 import json
 import sys
 import warnings
-from functools import lru_cache
+from collections.abc import Iterable
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from mdmlkit.errors import MissingFileError, MissingWidgetBundleWarning
 from mdmlkit.utils import atomic_path
 
 __all__ = ["export_html", "render_html", "widget_state", "widget_modules", "find_widget_bundle",
@@ -125,11 +125,11 @@ def find_widget_bundle(module: str, search: Iterable[Path | str] | None = None) 
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _vendored(name: str) -> str:
     path = VENDOR_DIR / name
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the vendored widget JavaScript ships with mdmlkit "
+        raise MissingFileError(f"{path} is missing: the vendored widget JavaScript ships with mdmlkit "
                                 f"(re-create it with `bash {VENDOR_DIR / 'fetch.sh'}`)")
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         return fh.read()

@@ -21,11 +21,9 @@ calculation up to floating-point summation order (~1e-15 relative);
 every step, as in NPT or cell relaxations, which rebuild the list anyway).
 The skin trades list rebuilds against list length: the compiled kernel
 (``compile=True``) evaluates every pair of its padded tables, beyond rc too
-(exactly zero there), and the pairs within rc + skin grow as (rc + skin)^3.
-On La2Zr2O7 at 600 K (704 atoms, compiled float32, one run) a step took
-150 / 128 / 118 µs/atom with skins of 1 / 0.5 / 0.3 Å, rebuilds included
-(1 / 3 / 6 builds in 62 steps); 0.5 Å also leaves room for the larger
-vibrations of hot runs.
+(exactly zero there), and the pairs within rc + skin grow as (rc + skin)^3;
+a larger skin means fewer rebuilds but longer tables, and leaves room for the
+larger vibrations of hot runs.
 ``calc.neighbor_list_builds`` counts the builds; set ``calc.timings = {}`` to
 record where the time of each call goes.
 
@@ -35,17 +33,15 @@ Compiled kernels, for long MD runs of one system (``compile=``):
   the pairs of every atom (:mod:`mdmlkit.descriptors.kernels.fused`) for the symmetry
   functions and for dE/d(pair vector); only the atomic networks run in torch.
   Radial factors come from quintic tables (error < 1e-8), so energies and forces
-  equal the eager ones to ~1e-9 relative.  About 2-3x faster per step than
-  float32 ``"torch"`` on La2Zr2O7 cells; compiled once (≈ 40 s) and cached on disk; uses
-  ``torch.get_num_threads()`` threads.
+  equal the eager ones to ~1e-9 relative.  Compiled once per dtype and cached on
+  disk; uses ``torch.get_num_threads()`` threads.
 * ``"torch"`` (what ``compile=True`` picks on a GPU): the whole path from positions
   to energies as one ``torch.compile``d kernel on the padded Verlet-list layout
-  (:mod:`mdmlkit.potential.compiled`): 2-3x faster than eager for cells of ~100
-  atoms, after a one-off compilation of tens of seconds (again whenever the atoms
-  change or the neighbour tables outgrow their capacity).  With
-  ``dtype=torch.float32`` about 1.5-2x faster again (vectorised float32 loops);
-  energies and forces stay within ~1e-3 meV/atom and ~0.05 meV/Å of float64 for
-  the shipped La2Zr2O7 models, far below their errors.
+  (:mod:`mdmlkit.potential.compiled`), after a one-off compilation (again whenever
+  the atoms change or the neighbour tables outgrow their capacity).
+  ``dtype=torch.float32`` runs vectorised float32 loops; energies and forces stay
+  within ~1e-3 meV/atom and ~0.05 meV/Å of float64 for the shipped La2Zr2O7
+  models, far below their errors.
 
 Both need models whose functions are all types 2 and 9 with integer zeta <= 8.
 """
@@ -62,11 +58,17 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from mdmlkit.errors import UnknownElementError
-from mdmlkit.utils import resolve_device
-from mdmlkit.potential.extrapolation import (DEFAULT_TOLERANCE, ExtrapolationError, ExtrapolationReport,
-                            ExtrapolationWarning, find_extrapolation)
+from mdmlkit.errors import InputError, MissingForceFieldError, NonFiniteError, UnknownElementError
+from mdmlkit.potential.extrapolation import (
+    DEFAULT_TOLERANCE,
+    ExtrapolationError,
+    ExtrapolationReport,
+    ExtrapolationWarning,
+    find_extrapolation,
+)
 from mdmlkit.potential.model import HDNNP
+from mdmlkit.potential.n2p2_model import load_n2p2_model
+from mdmlkit.utils import resolve_device
 
 __all__ = ["HDNNPCalculator", "load_model"]
 
@@ -83,13 +85,11 @@ def load_model(source, device=None, dtype: torch.dtype | None = None) -> HDNNP:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
-            from mdmlkit.io.n2p2 import load_n2p2_model
-
             return load_n2p2_model(path, dtype=dtype, device=device)
         if path.is_file():
             return HDNNP.load(path, device=device, dtype=dtype)
-        raise FileNotFoundError(f"{path}: no such model file or n2p2 directory")
-    raise TypeError(f"expected an HDNNP or a path, got {type(source).__name__}")
+        raise MissingForceFieldError(f"{path}: no such model file or n2p2 directory")
+    raise InputError(f"expected an HDNNP or a path, got {type(source).__name__}")
 
 
 class HDNNPCalculator(Calculator):
@@ -118,12 +118,11 @@ class HDNNPCalculator(Calculator):
         Run energies, forces and stress through compiled kernels (see the
         module docstring): ``True`` picks ``"numba"`` on a CPU and ``"torch"``
         on a GPU; needs a model whose functions are all types 2 and 9 with
-        integer zeta <= 8 (ValueError otherwise).  With ``"torch"`` the
+        integer zeta <= 8 (InputError otherwise).  With ``"torch"`` the
         kernel's neighbour tables are sized from the first list with 10 %
         headroom; when a later list needs more slots (e.g. a hot run started
-        from a perfect crystal) it compiles once more, which can take minutes
-        (188 s for a 704-atom cell on a 2-core VM), after which torch's
-        dynamic shapes avoid further recompiles.  Start long hot runs from a
+        from a perfect crystal) it compiles once more, which can take
+        minutes, after which torch's dynamic shapes avoid further recompiles.  Start long hot runs from a
         thermalised structure to avoid that stall.
 
     Raises (on calculation)
@@ -139,9 +138,9 @@ class HDNNPCalculator(Calculator):
                  **kwargs):
         super().__init__(**kwargs)
         if extrapolation not in _MODES:
-            raise ValueError(f"extrapolation={extrapolation!r}, choose from {_MODES}")
+            raise InputError(f"extrapolation={extrapolation!r}, choose from {_MODES}")
         if not (skin >= 0.0 and np.isfinite(skin)):
-            raise ValueError(f"skin={skin!r} Å must be finite and >= 0")
+            raise InputError(f"skin={skin!r} Å must be finite and >= 0")
         device = resolve_device(device)
         model = load_model(model, device=device, dtype=dtype)
         dtype = dtype or model.dtype
@@ -159,7 +158,7 @@ class HDNNPCalculator(Calculator):
         self.timings: dict | None = None
         self._verlet: dict | None = None     # the reusable pair list and what it was built for
         if compile not in (False, True, "numba", "torch"):
-            raise ValueError(f"compile={compile!r}: choose False, True, 'numba' or 'torch'")
+            raise InputError(f"compile={compile!r}: choose False, True, 'numba' or 'torch'")
         if compile is True:
             from mdmlkit.descriptors.kernels.fused import numba as _numba
 
@@ -195,7 +194,6 @@ class HDNNPCalculator(Calculator):
         """The batch of ``atoms``: the Verlet list moved to the new positions when valid,
         else a freshly built list (for ``rc + skin``)."""
         from mdmlkit.descriptors import AtomsBatch
-        from mdmlkit.errors import NonFiniteError
 
         model = self.model
         pos = atoms.get_positions()
@@ -336,4 +334,4 @@ class HDNNPCalculator(Calculator):
             msg = report.summary() + "\n" + report.table(max_rows=5)
             if self.extrapolation == "raise":
                 raise ExtrapolationError(msg)
-            warnings.warn(msg, ExtrapolationWarning)
+            warnings.warn(msg, ExtrapolationWarning, stacklevel=2)

@@ -15,16 +15,22 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from mdmlkit.errors import EmptyTrajectoryError, ModelMismatchError
+from mdmlkit.descriptors import AtomsBatch
+from mdmlkit.errors import EmptyTrajectoryError, InputError, MissingForceFieldError, ModelMismatchError
+from mdmlkit.potential.data import model_cutoff, model_elements
+from mdmlkit.potential.evaluate import evaluate, predict
+from mdmlkit.potential.model import HDNNP
+from mdmlkit.potential.training.trainer import Trainer
 from mdmlkit.utils import atomic_write_json, check_elements
-from mdmlkit.potential.training.trainer import Trainer, _model_cutoff, _model_elements, _predict
 
 __all__ = ["Committee", "CommitteeCalculator", "reinitialise"]
 
@@ -49,12 +55,6 @@ def reinitialise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     return model
 
 
-def _model_class():
-    from mdmlkit.potential.model import HDNNP
-
-    return HDNNP
-
-
 class Committee:
     """An ensemble of HDNNPs with mean prediction and uncertainty.
 
@@ -72,14 +72,14 @@ class Committee:
     def __init__(self, models: Sequence[torch.nn.Module]):
         models = list(models)
         if len(models) < 2:
-            raise ValueError(f"a committee needs at least 2 models, got {len(models)}")
-        els = [_model_elements(m) for m in models]
+            raise InputError(f"a committee needs at least 2 models, got {len(models)}")
+        els = [model_elements(m) for m in models]
         for k, e in enumerate(els[1:], 1):
             if e != els[0]:
                 raise ModelMismatchError(f"committee member {k} has elements {e}, member 0 has {els[0]}")
         self.models = models
         self.elements = els[0]
-        self.cutoff = max(_model_cutoff(m) for m in models)
+        self.cutoff = max(model_cutoff(m) for m in models)
         self.trainers_: list[Trainer] | None = None
 
     def __len__(self) -> int:
@@ -93,7 +93,7 @@ class Committee:
     def train(cls, frames_train: Sequence[Any], frames_val: Sequence[Any] | None = None,
               n_models: int = 4, model: torch.nn.Module | Callable[[int], torch.nn.Module] | None = None,
               trainer_kwargs: dict | None = None, seeds: Sequence[int] | None = None,
-              bootstrap: bool = False, checkpoint_dir=None, resume: bool = False) -> "Committee":
+              bootstrap: bool = False, checkpoint_dir=None, resume: bool = False) -> Committee:
         """Train ``n_models`` potentials and return them as a committee.
 
         Parameters
@@ -117,12 +117,12 @@ class Committee:
             finished members are reloaded and an interrupted member continues.
         """
         if model is None:
-            raise ValueError("give a template model (HDNNP) or a factory seed -> HDNNP")
+            raise InputError("give a template model (HDNNP) or a factory seed -> HDNNP")
         seeds = list(range(n_models)) if seeds is None else [int(s) for s in seeds]
         if len(seeds) < 2:
-            raise ValueError("a committee needs at least 2 members")
+            raise InputError("a committee needs at least 2 members")
         if len(set(seeds)) != len(seeds):
-            raise ValueError(f"committee seeds must differ, got {seeds}")
+            raise InputError(f"committee seeds must differ, got {seeds}")
         if len(frames_train) == 0:
             raise EmptyTrajectoryError("committee training set: no structures")
         kwargs = dict(trainer_kwargs or {})
@@ -167,10 +167,6 @@ class Committee:
             ``max_atomic_force_deviation`` : ``[S]`` DP-GEN model deviation (eV/Å);
             ``mean_atomic_force_deviation`` : ``[S]`` (eV/Å).
         """
-        from ase import Atoms
-
-        from mdmlkit.descriptors import AtomsBatch
-
         if isinstance(frames, Atoms):
             frames = [frames]
         self._check(frames, source)
@@ -191,7 +187,7 @@ class Committee:
                     p = next(m.parameters())
                     same = (p.dtype, p.device) == (p0.dtype, p0.device)
                     mb = batch if same else batch.to(p.device, p.dtype)
-                    e, f = _predict(m, mb, forces=True)
+                    e, f = predict(m, mb, forces=True)
                     e_all[k].append(e.detach().cpu().double().numpy())
                     f_all[k].append(f.detach().cpu().double().numpy())
         finally:
@@ -216,11 +212,16 @@ class Committee:
                 "max_atomic_force_deviation": max_dev, "mean_atomic_force_deviation": mean_dev,
                 "n_atoms": n_atoms}
 
+    def evaluate(self, frames: Sequence[Any], batch_size: int = 32, source: str = "frames") -> list[dict]:
+        """Errors of every member on labelled structures (:func:`mdmlkit.potential.evaluate`)."""
+        return [evaluate(m, frames, batch_size=batch_size, source=f"{source} (member {k})")
+                for k, m in enumerate(self.models)]
+
     def max_force_deviation(self, frames: Sequence[Any], batch_size: int = 32) -> np.ndarray:
         """DP-GEN model deviation ε_F (eV/Å) of every structure, ``[S]``."""
         return self.predict(frames, batch_size)["max_atomic_force_deviation"]
 
-    def calculator(self, **kwargs) -> "CommitteeCalculator":
+    def calculator(self, **kwargs) -> CommitteeCalculator:
         """An ASE calculator giving the committee mean and deviations."""
         return CommitteeCalculator(self, **kwargs)
 
@@ -239,14 +240,13 @@ class Committee:
         return directory
 
     @classmethod
-    def load(cls, directory, device=None) -> "Committee":
+    def load(cls, directory, device=None) -> Committee:
         """Read a committee written by :meth:`save`."""
         directory = Path(directory)
         manifest = directory / _MANIFEST
         if not manifest.is_file():
-            raise FileNotFoundError(f"{manifest}: no committee manifest")
+            raise MissingForceFieldError(f"{manifest}: no committee manifest")
         meta = json.loads(manifest.read_text())
-        HDNNP = _model_class()
         kw = {} if device is None else {"device": device}
         return cls([HDNNP.load(directory / f, **kw) for f in meta["members"]])
 

@@ -5,21 +5,22 @@ the per-operation overhead of ~2000 small torch operations (forward and
 backward), not in arithmetic.  :class:`PaddedEnergy` writes the whole path from
 positions to atomic energies as one pure tensor function of a *fixed* neighbour
 layout: the pairs of a Verlet list (``rc + skin``), sorted into padded
-per-element tables (:meth:`ACSF.padded_layout`), including the pairs beyond rc,
+per-element tables (:meth:`ACSFPlan.padded_layout` of ``ACSF.plan()``), including the pairs beyond rc,
 which contribute exactly zero.  The layout changes only when the Verlet list is
 rebuilt, so ``torch.compile`` (inductor: fused C++/OpenMP kernels on CPU, Triton
 on GPU) traces it once and the compiled forward and backward are reused every
 step.  Values equal the eager model's to floating-point summation order.
 
 Limits: every symmetry function must be evaluated on the padded tables (types 2
-and 9 with integer zeta <= 8, |lambda| <= 1; :attr:`ACSF.supports_padded`).
-Compilation costs tens of seconds on first use (cached by torch afterwards).
+and 9 with integer zeta <= 8, |lambda| <= 1; ``ACSF.plan().padded``).
+Compilation happens on first use (cached by torch afterwards).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from mdmlkit.errors import InputError
 from mdmlkit.potential.model import HDNNP
 
 __all__ = ["PaddedEnergy", "PaddedLayout"]
@@ -29,7 +30,7 @@ class PaddedLayout:
     """Everything :class:`PaddedEnergy` needs besides positions and strain, for one pair list.
 
     For every (centre element c, neighbour element e) block of
-    :meth:`~mdmlkit.descriptors.ACSF.padded_layout`: the neighbour atom of every slot
+    :meth:`~mdmlkit.descriptors.acsf.ACSFPlan.padded_layout`: the neighbour atom of every slot
     (``j_tables``, LongTensors [n_c, nb]) and its image shift (``shift_tables``,
     [n_c, nb, 3], Å), so that the pair vectors are ``positions[j] - positions[centre] +
     shift`` with no intermediate pair array (whose backward would be one more
@@ -47,9 +48,9 @@ class PaddedLayout:
     def __init__(self, model: HDNNP, batch, capacity: tuple | None = None,
                  headroom: float = 1.1) -> None:
         if batch.n_structures != 1:
-            raise ValueError(f"a padded layout describes one structure, the batch has {batch.n_structures}")
-        acsf = model.acsf
-        tables = acsf.padded_layout(batch)
+            raise InputError(f"a padded layout describes one structure, the batch has {batch.n_structures}")
+        plan = model.acsf.plan()
+        tables = plan.padded_layout(batch)
         self.n_pairs = n_pairs = int(batch.pair_i.numel())
         nbs = tuple(int(t.shape[1]) for t in tables)
         if capacity is None or len(capacity) != len(nbs) or any(c < n for c, n in zip(capacity, nbs)):
@@ -58,12 +59,11 @@ class PaddedLayout:
         self.capacity = capacity
         self.element_index = [batch.element_index[el] for el in model.elements]
         self.species = batch.species
-        far = acsf.far_vector(batch.shifts)
+        far = plan.far_vector(batch.shifts)
         pair_j = torch.cat([batch.pair_j, batch.pair_j.new_zeros(1)])
         shifts = torch.cat([batch.shifts, far])
         self.j_tables, self.shift_tables = [], []
-        blocks = [(c, e) for c in acsf.dense_elements for e in acsf.dense_neighbours(c)]
-        for (c, _), t, cap in zip(blocks, tables, capacity):
+        for (c, _, _), t, cap in zip(plan.blocks, tables, capacity):
             t = torch.cat([t, t.new_full((t.shape[0], cap - t.shape[1]), n_pairs)], dim=1)
             centre = self.element_index[c][:, None].expand_as(t)
             empty = t == n_pairs
@@ -90,24 +90,24 @@ class PaddedEnergy(nn.Module):
 
     def __init__(self, model: HDNNP) -> None:
         super().__init__()
-        if not model.acsf.supports_padded:
-            raise ValueError("compile=True needs every symmetry function on padded tables "
+        self.plan = model.acsf.plan()
+        if not self.plan.padded:
+            raise InputError("compile=True needs every symmetry function on padded tables "
                              "(types 2 and 9 with integer zeta <= 8, |lambda| <= 1); this model has "
                              "functions that need explicit triplets (e.g. type 3)")
         self.model = model
 
     def forward(self, positions, strain, j_tables, shift_tables, element_index, species):
-        model = self.model
-        acsf = model.acsf
+        model, plan = self.model, self.plan
         deform = None if strain is None else torch.eye(3, dtype=positions.dtype,
                                                        device=positions.device) + strain[0]
         counts = [idx.shape[0] for idx in element_index]
         parts: dict[str, torch.Tensor] = {}
         k = 0
-        for c in acsf.dense_elements:
-            neighbours = acsf.dense_neighbours(c)
+        for c in dict.fromkeys(c for c, _, _ in plan.blocks):
+            neighbours = [(e, t) for cc, e, t in plan.blocks if cc == c]
             if counts[c] == 0:
-                parts.update(acsf.dense_empty(c, positions))
+                parts.update(plan.dense_empty(c, positions))
             else:
                 centre = positions.index_select(0, element_index[c])[:, None, :]
                 blocks = {}
@@ -115,10 +115,10 @@ class PaddedEnergy(nn.Module):
                     v = positions[j_tables[k + m]] - centre + shift_tables[k + m]    # [n_c, nb, 3]
                     if deform is not None:
                         v = v @ deform
-                    blocks[e] = v.to(acsf.dtype)
-                parts.update(acsf.dense_parts(c, blocks))
+                    blocks[e] = v.to(model.acsf.dtype)
+                parts.update(plan.dense_parts(c, blocks))
             k += len(neighbours)
-        G = acsf.assemble(parts, counts, positions)
+        G = plan.assemble(parts, counts, positions)
         index = dict(zip(model.elements, element_index))
         return model.atomic_energies_from(G, index, species), G
 

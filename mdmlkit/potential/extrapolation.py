@@ -14,14 +14,13 @@ reported.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 
-from mdmlkit.errors import EmptyTrajectoryError, InputError
+from mdmlkit.errors import EmptyTrajectoryError, ExtrapolationError, ExtrapolationWarning, InputError
 
-from mdmlkit.errors import ExtrapolationWarning, ExtrapolationError
 __all__ = ["ExtrapolationWarning", "ExtrapolationError", "ExtrapolationRecord", "ExtrapolationReport",
            "check_extrapolation", "find_extrapolation"]
 
@@ -95,7 +94,7 @@ class ExtrapolationReport:
         """Sorted (structure, atom) pairs with at least one out-of-range value."""
         return sorted({(r.structure, r.atom) for r in self.records})
 
-    def extend(self, other: "ExtrapolationReport") -> "ExtrapolationReport":
+    def extend(self, other: ExtrapolationReport) -> ExtrapolationReport:
         """Report of both (structure indices must already be global)."""
         return ExtrapolationReport(self.records + other.records, self.n_structures + other.n_structures,
                                    self.n_atoms + other.n_atoms, self.tolerance)
@@ -160,7 +159,7 @@ def find_extrapolation(model, G: dict[str, torch.Tensor], batch, tolerance: floa
     structure indices (for chunked checks).
     """
     if not model.is_scaling_fitted:
-        raise RuntimeError("the model's scaling statistics are not fitted (fit_scaling or n2p2 "
+        raise InputError("the model's scaling statistics are not fitted (fit_scaling or n2p2 "
                            "scaling.data): there is no training range to compare with")
     first_atom = torch.cumsum(batch.n_atoms, 0) - batch.n_atoms
     records: list[ExtrapolationRecord] = []

@@ -40,16 +40,19 @@ import contextlib
 import math
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from mdmlkit.errors import EmptyTrajectoryError, MissingLabelError, ModelMismatchError
+from mdmlkit.descriptors import ACSF, AtomsBatch, SymmetryFunctionSet
+from mdmlkit.errors import EmptyTrajectoryError, InputError, MissingLabelError, ModelMismatchError, UnknownElementError
+from mdmlkit.potential.activations import Activation, canonical_activation
+from mdmlkit.potential.scaling import SCALING_MODE_NAMES, SymmetryFunctionScaling
 from mdmlkit.utils import atomic_torch_save, resolve_device
-from mdmlkit.potential.scaling import SCALING_MODE_NAMES, Activation, SymmetryFunctionScaling, canonical_activation
 
 __all__ = ["HDNNP", "AtomicNetwork"]
 
@@ -71,9 +74,9 @@ class AtomicNetwork(nn.Module):
         super().__init__()
         sizes = [int(n) for n in sizes]
         if len(sizes) < 2 or sizes[-1] != 1 or min(sizes) < 1:
-            raise ValueError(f"network sizes {sizes}: need input width >= 1, hidden widths >= 1, output 1")
+            raise InputError(f"network sizes {sizes}: need input width >= 1, hidden widths >= 1, output 1")
         if len(activations) != len(sizes) - 1:
-            raise ValueError(f"{len(activations)} activations for {len(sizes) - 1} layers")
+            raise InputError(f"{len(activations)} activations for {len(sizes) - 1} layers")
         self.sizes = sizes
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.acts = nn.ModuleList(Activation(a) for a in activations)
@@ -102,7 +105,7 @@ def _per_element(value, elements: Sequence[str], name: str, convert) -> dict[str
     if isinstance(value, Mapping):
         missing = [el for el in elements if el not in value]
         if missing:
-            raise ValueError(f"{name} gives no value for {missing}")
+            raise InputError(f"{name} gives no value for {missing}")
         return {el: convert(value[el]) for el in elements}
     return {el: convert(value) for el in elements}
 
@@ -146,19 +149,17 @@ class HDNNP(nn.Module):
                  output_activation: str | Mapping[str, str] = "linear",
                  dtype: torch.dtype = torch.float64, device=None, seed: int | None = None):
         super().__init__()
-        from mdmlkit.descriptors import ACSF, SymmetryFunctionSet
-
         if isinstance(sfs, (str, os.PathLike)):
             sfs = SymmetryFunctionSet.from_input_nn(sfs)
         if scaling_mode not in SCALING_MODE_NAMES:
-            raise ValueError(f"scaling_mode {scaling_mode!r} not in {SCALING_MODE_NAMES}")
+            raise InputError(f"scaling_mode {scaling_mode!r} not in {SCALING_MODE_NAMES}")
         if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+            raise InputError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.sfs = sfs
         elements = list(sfs.elements)
         empty = [el for el in elements if sfs.n_features[el] == 0]
         if empty:
-            raise ValueError(f"elements {empty} have no symmetry functions")
+            raise InputError(f"elements {empty} have no symmetry functions")
         self.scaling_mode = scaling_mode
         self.scale_min, self.scale_max = float(scale_min), float(scale_max)
 
@@ -182,7 +183,7 @@ class HDNNP(nn.Module):
                 if len(a) == 1:
                     a = a * len(hid[el])
                 if len(a) != len(hid[el]):
-                    raise ValueError(f"{el}: {len(a)} activations for {len(hid[el])} hidden layers")
+                    raise InputError(f"{el}: {len(a)} activations for {len(hid[el])} hidden layers")
                 names = [canonical_activation(x) for x in a] + [out_act[el]]
                 self.scalers[el] = SymmetryFunctionScaling(sfs.n_features[el], scaling_mode, scale_min,
                                                            scale_max)
@@ -261,7 +262,7 @@ class HDNNP(nn.Module):
         for net in self.networks.values():
             net.reset_parameters()
 
-    def set_scaling(self, stats: Mapping[str, Mapping[str, Any]]) -> "HDNNP":
+    def set_scaling(self, stats: Mapping[str, Mapping[str, Any]]) -> HDNNP:
         """Set scaling statistics: ``element -> {"Gmin", "Gmax", "Gmean", "Gsigma"}`` arrays
         (n2p2-sorted function order, as :func:`~mdmlkit.io.n2p2.read_scaling_data`)."""
         for el in self.elements:
@@ -287,7 +288,7 @@ class HDNNP(nn.Module):
                        (("Gmin", sc.G_min), ("Gmax", sc.G_max), ("Gmean", sc.G_mean), ("Gsigma", sc.G_sigma))}
         return out
 
-    def set_reference_energies(self, energies: Mapping[str, float]) -> "HDNNP":
+    def set_reference_energies(self, energies: Mapping[str, float]) -> HDNNP:
         """Set per-element reference energies (eV); elements not given keep theirs."""
         unknown = set(energies) - set(self.elements)
         if unknown:
@@ -299,9 +300,9 @@ class HDNNP(nn.Module):
         self.atom_energy.copy_(vals)
         return self
 
-    def set_energy_scale(self, scale: float) -> "HDNNP":
+    def set_energy_scale(self, scale: float) -> HDNNP:
         if not (math.isfinite(scale) and scale != 0.0):
-            raise ValueError(f"energy scale {scale} must be finite and non-zero")
+            raise InputError(f"energy scale {scale} must be finite and non-zero")
         self.energy_scale_buf.fill_(float(scale))
         return self
 
@@ -313,7 +314,7 @@ class HDNNP(nn.Module):
             vals.append(lin.bias.detach().reshape(-1))
         return torch.cat(vals).cpu().double().numpy()
 
-    def set_n2p2_connections(self, element: str, values, normalize_nodes: bool = False) -> "HDNNP":
+    def set_n2p2_connections(self, element: str, values, normalize_nodes: bool = False) -> HDNNP:
         """Load n2p2-ordered connections into ``element``'s network.
 
         ``normalize_nodes=True`` (n2p2 keyword) divides each layer's weights and bias
@@ -342,15 +343,13 @@ class HDNNP(nn.Module):
     def _raw_descriptor_batches(self, frames: list, batch_size: int, progress: bool, desc: str):
         """Raw symmetry functions ``{el: [n_el, n_features]}`` of ``frames``, one batch of
         ``batch_size`` structures at a time (no autograd graph)."""
-        from mdmlkit.descriptors import AtomsBatch
-
         for s in _progress(range(0, len(frames), batch_size), progress, desc):
             batch = AtomsBatch.from_atoms(frames[s:s + batch_size], self.elements, self.cutoff,
                                           device=self.device, dtype=self.dtype)
             with torch.no_grad():
                 yield self.acsf(batch)
 
-    def _copy_with_functions(self, sfs, first_layers: Mapping[str, tuple]) -> "HDNNP":
+    def _copy_with_functions(self, sfs, first_layers: Mapping[str, tuple]) -> HDNNP:
         """A model on ``sfs`` with this one's settings, reference energies and networks,
         except every first layer, which is ``first_layers[el] = (weight, bias)``."""
         new = HDNNP(sfs, dtype=self.dtype, device=self.device, seed=0, **self.config())
@@ -367,7 +366,7 @@ class HDNNP(nn.Module):
             new.energy_scale_buf.copy_(self.energy_scale_buf)
         return new
 
-    def fit_scaling(self, data, batch_size: int = 16, progress: bool = False) -> "HDNNP":
+    def fit_scaling(self, data, batch_size: int = 16, progress: bool = False) -> HDNNP:
         """Set the scaling statistics from training data (n2p2 ``nnp-scaling``).
 
         Parameters
@@ -419,7 +418,7 @@ class HDNNP(nn.Module):
                               f"(e.g. {lines}); they carry no information", stacklevel=2)
         return self.set_scaling(stats)
 
-    def fit_reference_energies(self, frames, energies=None) -> "HDNNP":
+    def fit_reference_energies(self, frames, energies=None) -> HDNNP:
         """Least-squares per-element reference energies: E_s ≈ Σ_el n_{s,el} E0_el.
 
         Parameters
@@ -444,13 +443,12 @@ class HDNNP(nn.Module):
                     raise MissingLabelError(f"structure {k} has no energy ({exc})") from None
         energies = np.asarray(energies, dtype=np.float64)
         if energies.shape != (len(frames),):
-            raise ValueError(f"{energies.size} energies for {len(frames)} structures")
+            raise InputError(f"{energies.size} energies for {len(frames)} structures")
         idx = {el: k for k, el in enumerate(self.elements)}
         counts = np.zeros((len(frames), len(self.elements)))
         for s, a in enumerate(frames):
             for sym in a.get_chemical_symbols():
                 if sym not in idx:
-                    from mdmlkit.errors import UnknownElementError
 
                     raise UnknownElementError(f"structure {s}: element {sym} not in {self.elements}")
                 counts[s, idx[sym]] += 1
@@ -460,7 +458,7 @@ class HDNNP(nn.Module):
         return self.set_reference_energies({el: sol[k] for el, k in idx.items() if present[k]})
 
     def with_functions(self, functions, data, batch_size: int = 16,
-                       progress: bool = False) -> "HDNNP":
+                       progress: bool = False) -> HDNNP:
         """A copy of this model with extra symmetry functions that start with zero weight.
 
         The new functions' scaling statistics are fitted on ``data`` (structures, as
@@ -474,23 +472,21 @@ class HDNNP(nn.Module):
         ----------
         functions : iterable of SymmetryFunction
             Functions to add (central and neighbour elements among the model's);
-            one that the model already has raises ``ValueError``.
+            one that the model already has raises ``InputError``.
         data : list of ase.Atoms
             Structures for the new functions' scaling statistics (the training set).
         """
-        from mdmlkit.descriptors import SymmetryFunctionSet
-
         functions = list(functions)
         if not functions:
-            raise ValueError("with_functions: no functions to add")
+            raise InputError("with_functions: no functions to add")
         old = {el: list(self.sfs.functions[el]) for el in self.elements}
         dup = [f.to_line() for f in functions if f in old.get(f.central, [])]
         if dup:
-            raise ValueError(f"the model already has {dup}")
+            raise InputError(f"the model already has {dup}")
         sfs = SymmetryFunctionSet(self.elements, [f for fs in old.values() for f in fs] + functions,
                                   self.sfs.cutoff_type, self.sfs.alpha)
         if len(set(sfs)) != len(sfs):
-            raise ValueError("with_functions: the functions to add contain duplicates")
+            raise InputError("with_functions: the functions to add contain duplicates")
         first = {}
         with torch.no_grad():
             for el in self.elements:
@@ -509,7 +505,7 @@ class HDNNP(nn.Module):
         return new.set_scaling(stats)
 
     def without_functions(self, functions, data, batch_size: int = 16,
-                          progress: bool = False) -> "HDNNP":
+                          progress: bool = False) -> HDNNP:
         """A copy of this model without some symmetry functions, their weight folded
         into the functions it keeps.
 
@@ -527,7 +523,7 @@ class HDNNP(nn.Module):
         Parameters
         ----------
         functions : iterable of SymmetryFunction
-            Functions to remove; one the model does not have raises ``ValueError``,
+            Functions to remove; one the model does not have raises ``InputError``,
             as does removing every function of an element.
         data : list of ase.Atoms
             Structures for the fit (the training set, or a representative part).
@@ -535,21 +531,19 @@ class HDNNP(nn.Module):
         The fit's quality, the R² of the removed pre-activation contribution per
         element, is kept in ``removal_r2_`` of the returned model.
         """
-        from mdmlkit.descriptors import SymmetryFunctionSet
-
         functions = list(functions)
         if not functions:
-            raise ValueError("without_functions: no functions to remove")
+            raise InputError("without_functions: no functions to remove")
         old = {el: list(self.sfs.functions[el]) for el in self.elements}
         missing = [f.to_line() for f in functions if f not in old.get(f.central, [])]
         if missing:
-            raise ValueError(f"the model does not have {missing}")
+            raise InputError(f"the model does not have {missing}")
         removed = set(functions)
         drop = {el: [i for i, f in enumerate(old[el]) if f in removed] for el in self.elements}
         keep = {el: [i for i, f in enumerate(old[el]) if f not in removed] for el in self.elements}
         empty = [el for el in self.elements if not keep[el]]
         if empty:
-            raise ValueError(f"without_functions: no functions of {empty} would be left")
+            raise InputError(f"without_functions: no functions of {empty} would be left")
         frames = list(data)
         if not frames:
             raise EmptyTrajectoryError("without_functions: no structures to fit on")
@@ -709,10 +703,8 @@ class HDNNP(nn.Module):
         return path
 
     @classmethod
-    def load(cls, path, device=None, dtype: torch.dtype | None = None) -> "HDNNP":
+    def load(cls, path, device=None, dtype: torch.dtype | None = None) -> HDNNP:
         """Load a model written by :meth:`save` (``device`` default CPU, ``dtype`` as saved)."""
-        from mdmlkit.descriptors import SymmetryFunctionSet
-
         path = Path(path)
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
@@ -731,11 +723,11 @@ class _Stats:
         self.n, self.mn, self.mx, self.mean, self.m2 = n, mn, mx, mean, m2
 
     @classmethod
-    def of(cls, G: torch.Tensor) -> "_Stats":
+    def of(cls, G: torch.Tensor) -> _Stats:
         mean = G.mean(0)
         return cls(G.shape[0], G.min(0).values, G.max(0).values, mean, ((G - mean) ** 2).sum(0))
 
-    def merge(self, o: "_Stats") -> "_Stats":
+    def merge(self, o: _Stats) -> _Stats:
         n = self.n + o.n
         delta = o.mean - self.mean
         return _Stats(n, torch.minimum(self.mn, o.mn), torch.maximum(self.mx, o.mx),

@@ -16,7 +16,7 @@ cell even for non-periodic systems).  Units: Å, eV, eV/Å.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 from ase import Atoms
@@ -24,18 +24,17 @@ from ase.calculators.calculator import BaseCalculator
 from ase.cluster import Decahedron, Icosahedron, Octahedron
 from ase.optimize import FIRE
 
-from mdmlkit.errors import InputError, NonFiniteError, UnknownElementError
+from mdmlkit.errors import InputError, NonFiniteError
+from mdmlkit.utils import ELEMENTS_ATTR, check_elements
 
 __all__ = [
-    "KINDS", "cu_calculator", "check_elements", "relax", "magic_sizes", "motif",
+    "KINDS", "cu_calculator", "relax", "magic_sizes", "motif",
     "make_cluster", "basin_hopping",
 ]
 
 KINDS = ("icosahedron", "decahedron", "octahedron")
 #: Largest magic structure enumerated (atoms); bigger clusters are out of scope here.
 MAX_MAGIC_ATOMS = 400
-#: Attribute set on calculators made by :func:`cu_calculator`: the elements they model.
-ELEMENTS_ATTR = "mdmlkit_elements"
 
 
 # --------------------------------------------------------------------------- calculators
@@ -64,27 +63,6 @@ def cu_calculator(engine: str = "asap3") -> BaseCalculator:
         raise InputError(f"unknown engine {engine!r}; use 'asap3' or 'ase'")
     setattr(calc, ELEMENTS_ATTR, ("Cu",))
     return calc
-
-
-def check_elements(atoms: Atoms, elements: Sequence[str] | Any | None,
-                   source: str = "atoms") -> None:
-    """Raise :class:`UnknownElementError` if ``atoms`` holds an element outside ``elements``.
-
-    ``elements`` may be a list of symbols, a calculator made by
-    :func:`cu_calculator` (its ``mdmlkit_elements``), or ``None`` (no check).
-    The message names the first offending atom index and symbol.
-    """
-    if elements is not None and not isinstance(elements, (list, tuple, set, frozenset)):
-        elements = getattr(elements, ELEMENTS_ATTR, None)
-    if elements is None:
-        return
-    symbols = np.asarray(atoms.get_chemical_symbols())
-    bad = np.flatnonzero(~np.isin(symbols, list(elements)))
-    if bad.size:
-        i = int(bad[0])
-        raise UnknownElementError(
-            f"{source}: atom {i} is {symbols[i]}, but the potential only covers "
-            f"{', '.join(elements)} ({bad.size} such atom(s))")
 
 
 def _check_finite(atoms: Atoms, source: str) -> None:
@@ -123,7 +101,7 @@ def relax(atoms: Atoms, calc: BaseCalculator | None = None, fmax: float = 1e-3,
     """
     if calc is None:
         calc = atoms.calc if atoms.calc is not None else cu_calculator()
-    check_elements(atoms, calc)
+    check_elements([atoms], calc, "relax", owner="the potential")
     _check_finite(atoms, "relax")
     _ensure_box(atoms, vacuum)
     atoms.calc = calc

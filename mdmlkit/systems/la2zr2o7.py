@@ -22,16 +22,25 @@ import hashlib
 import json
 import os
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from mdmlkit.errors import (EmptyTrajectoryError, InconsistentFramesError, InputError,
-                     MalformedFileError, MissingLabelError, NonFiniteError, OracleError)
+from mdmlkit.errors import (
+    EmptyTrajectoryError,
+    InconsistentFramesError,
+    InputError,
+    MalformedFileError,
+    MissingFileError,
+    MissingLabelError,
+    NonFiniteError,
+    OracleError,
+)
 from mdmlkit.utils import PathLike, atomic_path, atomic_write_json
 
 __all__ = [
@@ -66,7 +75,7 @@ def read_frames(path: PathLike, source: str | None = None) -> list[Atoms]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise MissingFileError(f"{path}: no such file")
     try:
         if path.suffix == ".gz":
             # decompress once: ASE's extxyz reader seeks back in the file, and every
@@ -139,7 +148,7 @@ def load_la2zr2o7(split: str = "train", path: PathLike | None = None,
     files = [root / f"{name}.extxyz.gz" for name in names]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"La2Zr2O7 data set file(s) not found: {', '.join(missing)}. The files ship in the "
             "repository's data/la2zr2o7/ directory (regenerate with data/la2zr2o7/generate.py); "
             "point MDMLKIT_DATA at the directory that contains la2zr2o7/ or pass path=.")

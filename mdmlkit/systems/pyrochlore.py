@@ -27,7 +27,7 @@ copies) because sites are found from the local geometry, not from stored labels.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms
@@ -50,7 +50,7 @@ X48F_EXP = 0.332
 _FCC_PRIMITIVE = 0.5 * np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
 
 
-def _rng(rng: "np.random.Generator | int | None") -> np.random.Generator:
+def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
@@ -111,7 +111,7 @@ def primitive_cell(a: float = A_EXP, x48f: float = X48F_EXP, A: str = "La",
     return prim
 
 
-def supercell(atoms: Atoms, reps: "int | Sequence[int] | np.ndarray") -> Atoms:
+def supercell(atoms: Atoms, reps: int | Sequence[int] | np.ndarray) -> Atoms:
     """Supercell of ``atoms``: ``reps`` is an int, three ints or a 3x3 integer matrix."""
     reps_arr = np.asarray(reps)
     if reps_arr.ndim == 0:
@@ -129,7 +129,7 @@ def supercell(atoms: Atoms, reps: "int | Sequence[int] | np.ndarray") -> Atoms:
     raise InputError(f"reps must be an int, 3 ints or a 3x3 matrix, got shape {reps_arr.shape}")
 
 
-def voigt_to_matrix(strain_voigt: "Sequence[float] | np.ndarray") -> np.ndarray:
+def voigt_to_matrix(strain_voigt: Sequence[float] | np.ndarray) -> np.ndarray:
     """Symmetric 3x3 strain tensor from Voigt notation.
 
     ``strain_voigt = (e_xx, e_yy, e_zz, g_yz, g_xz, g_xy)`` with engineering shear
@@ -145,7 +145,7 @@ def voigt_to_matrix(strain_voigt: "Sequence[float] | np.ndarray") -> np.ndarray:
     return np.array([[exx, gxy / 2, gxz / 2], [gxy / 2, eyy, gyz / 2], [gxz / 2, gyz / 2, ezz]])
 
 
-def strained(atoms: Atoms, strain_voigt: "Sequence[float] | np.ndarray") -> Atoms:
+def strained(atoms: Atoms, strain_voigt: Sequence[float] | np.ndarray) -> Atoms:
     """Homogeneously strained copy: cell and positions mapped by ``(1 + eps)``.
 
     ``strain_voigt`` as in :func:`voigt_to_matrix` (dimensionless, e.g. 0.03 = 3 %).
@@ -167,7 +167,7 @@ def _cation_mask(atoms: Atoms, A: str, B: str) -> tuple[np.ndarray, np.ndarray]:
     return sym == A, sym == B
 
 
-def antisite(atoms: Atoms, n_pairs: int = 1, rng: "np.random.Generator | int | None" = None,
+def antisite(atoms: Atoms, n_pairs: int = 1, rng: np.random.Generator | int | None = None,
              A: str = "La", B: str = "Zr") -> Atoms:
     """Copy with ``n_pairs`` random A<->B cation exchanges (antisite pairs).
 
@@ -311,7 +311,7 @@ def empty_anion_sites(atoms: Atoms, only_b: bool = True, A: str = "La", B: str =
     return cand[dist.min(axis=1) > min_clearance]
 
 
-def oxygen_vacancies(atoms: Atoms, n: int = 1, rng: "np.random.Generator | int | None" = None,
+def oxygen_vacancies(atoms: Atoms, n: int = 1, rng: np.random.Generator | int | None = None,
                      site: str = "any") -> Atoms:
     """Copy with ``n`` randomly chosen O atoms removed.
 
@@ -335,7 +335,7 @@ def oxygen_vacancies(atoms: Atoms, n: int = 1, rng: "np.random.Generator | int |
     return new
 
 
-def frenkel_pair(atoms: Atoms, rng: "np.random.Generator | int | None" = None,
+def frenkel_pair(atoms: Atoms, rng: np.random.Generator | int | None = None,
                  site: str = "48f", A: str = "La", B: str = "Zr") -> Atoms:
     """Copy with one anion Frenkel pair: an O moved into an empty 8a interstitial.
 

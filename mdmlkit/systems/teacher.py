@@ -21,11 +21,11 @@ import contextlib
 import importlib
 import io
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from mdmlkit.errors import InputError
+from mdmlkit.errors import InputError, TeacherUnavailableError
 
-from mdmlkit.errors import TeacherUnavailableError
 __all__ = ["TeacherUnavailableError", "chgnet_calculator", "toy_calculator", "resolve_teacher",
            "teacher_info"]
 
@@ -93,8 +93,7 @@ def toy_calculator():
     A smooth, element-blind Lennard-Jones potential from ASE (sigma = 2.2 A,
     epsilon = 0.25 eV, smoothly cut off between 4.5 and 6 A; the pyrochlore
     lattice relaxes to a ~ 10.9 A with Einstein constants ~ 5-20 eV/A^2):
-    consistent energies, forces and stresses for any elements, milliseconds
-    per cell.  ASE's EMT
+    consistent energies, forces and stresses for any elements.  ASE's EMT
     does not cover La or Zr, hence this replacement for an "EMT" test teacher.
     """
     from ase.calculators.lj import LennardJones

@@ -1,7 +1,8 @@
 """Matplotlib figures shared by the notebooks (every axis labelled with units)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -171,10 +172,6 @@ def plot_parity(reference: np.ndarray, predicted: np.ndarray, ax=None, label: st
 
 # ----------------------------------------------------------------------------- active learning
 
-_AL_UNITS = {"energy_rmse_meV_atom": "energy RMSE (meV/atom)", "force_rmse_meV_A": "force RMSE (meV/Å)",
-             "energy_mae_meV_atom": "energy MAE (meV/atom)", "force_mae_meV_A": "force MAE (meV/Å)"}
-
-
 def plot_learning_curves(results, metric: str = "force_rmse_meV_A", ax=None, strategies=None,
                          seeds: bool = True, logy: bool = False, title: str | None = None):
     """Test error vs labelled structures, one colour per strategy.
@@ -183,6 +180,8 @@ def plot_learning_curves(results, metric: str = "force_rmse_meV_A", ax=None, str
     seeds; band: ± one standard deviation over seeds; thin lines (``seeds=True``):
     the individual seeds.
     """
+    from mdmlkit.active.metrics import metric_label
+
     ax = _ax(ax)
     for k, s in enumerate(strategies or results.strategies):
         c = results.curve(s, metric)
@@ -196,38 +195,13 @@ def plot_learning_curves(results, metric: str = "force_rmse_meV_A", ax=None, str
             for v in c["values"]:
                 ax.plot(c["n_labelled"], v, color=colour, lw=0.6, alpha=0.4)
     ax.set_xlabel("labelled structures (count)")
-    ax.set_ylabel(_AL_UNITS.get(metric, metric))
+    ax.set_ylabel(metric_label(metric))
     if logy:
         ax.set_yscale("log")
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title)
     return ax
-
-
-def _latent_rows(query, frames):
-    """Descriptor table, latent rows ``{el: [n, d]}`` and relative atom errors ``{el: [n]}``."""
-    from mdmlkit.active.features import DescriptorCache
-
-    cache = query.cache if getattr(query, "cache", None) is not None else DescriptorCache.shared(query.sfs)
-    table = cache.table(frames, "frames")
-    errs, lat = query.autoencoder_.evaluate(table.G)
-    rel = {el: errs[el] / query.error_scale_.get(el, 1.0) for el in table.elements}
-    return table, lat, rel
-
-
-def _structure_embedding(table, lat, latent_dim: int) -> np.ndarray:
-    """Per structure: mean latent vector of its atoms of each element, concatenated."""
-    S = table.n_structures
-    cols = []
-    for el in table.elements:
-        f = np.zeros((S, latent_dim))
-        Z = lat.get(el)
-        if Z is not None and Z.shape[0]:
-            np.add.at(f, table.owner[el], Z)
-            f /= np.maximum(np.bincount(table.owner[el], minlength=S), 1)[:, None]
-        cols.append(f)
-    return np.concatenate(cols, axis=1)
 
 
 def plot_latent_space(query, pool, selection=None, train=None, ax=None, level: str = "structure",
@@ -246,20 +220,23 @@ def plot_latent_space(query, pool, selection=None, train=None, ax=None, level: s
     from matplotlib.colors import LogNorm
     from sklearn.decomposition import PCA
 
+    from mdmlkit.errors import InputError
+
+    if level not in ("structure", "atom"):
+        raise InputError(f"level must be 'structure' or 'atom', got {level!r}")
     ax = _ax(ax)
-    table, lat, rel = _latent_rows(query, pool)
+    emb = query.embed(pool)
     chosen = np.asarray([] if selection is None else getattr(selection, "indices", selection), dtype=int)
     if level == "structure":
-        X = _structure_embedding(table, lat, query.latent_dim)
-        c = np.asarray(query.uncertainty(table), dtype=float)
+        X = emb.structure
+        c = np.asarray(emb.informativeness, dtype=float)
         pca = PCA(n_components=2, random_state=0).fit(X)
         Y = pca.transform(X)
         vmin = max(float(np.min(c[c > 0])) if np.any(c > 0) else 1e-3, 1e-6)
         sc = ax.scatter(Y[:, 0], Y[:, 1], c=np.maximum(c, vmin), s=14, cmap=cmap, linewidths=0,
                         norm=LogNorm(vmin=vmin, vmax=max(float(c.max()), vmin * 1.01)))
         if train is not None and len(train):
-            t_table, t_lat, _ = _latent_rows(query, train)
-            Yt = pca.transform(_structure_embedding(t_table, t_lat, query.latent_dim))
+            Yt = pca.transform(query.embed(train).structure)
             ax.scatter(Yt[:, 0], Yt[:, 1], marker="x", c="0.4", s=22, lw=0.9, label="training set")
         if chosen.size:
             ax.scatter(Y[chosen, 0], Y[chosen, 1], marker="*", s=170, facecolors="none",
@@ -271,15 +248,11 @@ def plot_latent_space(query, pool, selection=None, train=None, ax=None, level: s
         ax.set_title("structures in the AE latent space")
     elif level == "atom":
         if element is None:
-            element = max(table.elements, key=lambda el: table.G[el].shape[0])
-        if element not in lat or lat[element].shape[0] == 0:
-            from mdmlkit.errors import InputError
-
-            raise InputError(f"no {element} atoms in the pool; elements: {table.elements}")
-        Z, e = lat[element], rel[element]
+            element = max(emb.elements, key=lambda el: emb.latent[el].shape[0])
+        if element not in emb.latent or emb.latent[element].shape[0] == 0:
+            raise InputError(f"no {element} atoms in the pool; elements: {emb.elements}")
+        Z, e = emb.latent[element], emb.atom_error[element]
         if Z.shape[1] < 2:
-            from mdmlkit.errors import InputError
-
             raise InputError(f"latent_dim={Z.shape[1]}: a 2-D projection needs latent_dim >= 2")
         pca = PCA(n_components=2, random_state=0).fit(Z)
         Y = pca.transform(Z)
@@ -288,13 +261,11 @@ def plot_latent_space(query, pool, selection=None, train=None, ax=None, level: s
         sc = ax.scatter(Y[order, 0], Y[order, 1], c=np.maximum(e[order], vmin), s=5, cmap=cmap,
                         linewidths=0, norm=LogNorm(vmin=vmin, vmax=max(float(e.max()), vmin * 1.01)))
         if chosen.size:
-            m = np.isin(table.owner[element], chosen)
+            m = np.isin(emb.owner[element], chosen)
             ax.scatter(Y[m, 0], Y[m, 1], s=14, facecolors="none", edgecolors="k", linewidths=0.5,
                        label=f"{element} atoms of chosen structures")
         ax.figure.colorbar(sc, ax=ax, label="relative reconstruction error ẽ_i (× mean training error)")
         ax.set_title(f"{element} atoms in the AE latent space")
-    else:
-        raise ValueError(f"level must be 'structure' or 'atom', got {level!r}")
     ev = pca.explained_variance_ratio_
     ax.set_xlabel(f"latent PC 1 ({100 * ev[0]:.0f} % of variance, arb. units)")
     ax.set_ylabel(f"latent PC 2 ({100 * ev[1]:.0f} % of variance, arb. units)")

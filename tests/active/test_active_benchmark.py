@@ -6,10 +6,17 @@ import json
 import numpy as np
 import pytest
 
-from mdmlkit.active import (AutoencoderQuery, FarthestPointQuery, LearningCurves, RandomQuery,
-                            labels_to_reach, ood_detection, run_learning_curves)
+from mdmlkit.active import (
+    AutoencoderQuery,
+    FarthestPointQuery,
+    LearningCurves,
+    RandomQuery,
+    labels_to_reach,
+    ood_detection,
+    run_learning_curves,
+)
 from mdmlkit.active.synthetic import emt_frames
-from mdmlkit.descriptors import SymmetryFunctionSet
+from mdmlkit.descriptors import generate_set
 from mdmlkit.errors import InputError
 from mdmlkit.potential import HDNNP
 
@@ -18,7 +25,7 @@ TRAIN = {"max_epochs": 4, "batch_size": 4, "patience": None, "lr": 5e-3}
 
 @pytest.fixture(scope="module")
 def sfs():
-    return SymmetryFunctionSet.generate(["Cu", "Ni"], rc=4.0, n_radial=3, n_angular=1)
+    return generate_set(["Cu", "Ni"], rc=4.0, n_radial=3, n_angular=1)
 
 
 def _curves(values: dict[str, list[list[float]]], n: list[int]) -> LearningCurves:
@@ -73,8 +80,12 @@ def test_run_learning_curves_quick(sfs, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    ax = res.plot("energy_rmse_meV_atom")
-    assert len(ax.get_lines()) == 3 and ax.get_xlabel() == "labelled structures"
+    from mdmlkit.viz.plotting import plot_learning_curves
+
+    ax = plot_learning_curves(res, "energy_rmse_meV_atom", seeds=False)
+    assert len(ax.get_lines()) == 3 and ax.get_ylabel() == "energy RMSE (meV/atom)"
+    # the strategies given as Query instances were cloned per run, never fitted themselves
+    assert not strategies["random"].is_fitted and not strategies["fps"].is_fitted
     res.save(tmp_path / "lc.json")
     back = LearningCurves.from_dict(json.loads((tmp_path / "lc.json").read_text()))
     np.testing.assert_array_equal(back.curve("ae")["mean"], res.curve("ae")["mean"])
@@ -101,3 +112,46 @@ def test_ood_detection_with_autoencoder(sfs):
     # the potential is indeed worse on the hot snapshots the AE flags
     assert rep["force_rmse_ood_mean"] > rep["force_rmse_id_mean"]
     assert rep["spearman"] > 0.3
+
+
+# ----------------------------------------------------------------------------- paired comparison
+
+def test_paired_comparison_matches_scipy_ttest_rel():
+    from scipy.stats import ttest_rel
+
+    from mdmlkit.active import paired_comparison
+
+    rng = np.random.default_rng(7)
+    n = [10, 20, 30]
+    base = rng.normal(100, 5, size=(5, 3))
+    values = {"random": base.tolist(), "ae": (base - 3 + rng.normal(0, 1, (5, 3))).tolist(),
+              "fps": (base + rng.normal(0, 4, (5, 3))).tolist()}
+    res = _curves(values, n)
+    out = paired_comparison(res, baseline="random", confidence=0.9)
+    assert list(out) == ["ae", "fps"]
+    for s in ("ae", "fps"):
+        c = out[s]
+        for r in range(3):
+            ref = ttest_rel(np.array(values[s])[:, r], base[:, r])
+            assert c.p_value[r] == pytest.approx(ref.pvalue, rel=1e-10)
+            lo, hi = ref.confidence_interval(0.9)
+            assert (c.ci_low[r], c.ci_high[r]) == pytest.approx((lo, hi), rel=1e-10)
+            assert c.mean_difference[r] == pytest.approx(np.mean(np.array(values[s])[:, r] - base[:, r]))
+        assert c.n_labelled.tolist() == n and c.n_pairs.tolist() == [5, 5, 5]
+        assert [row["p_value"] for row in c.rows()] == pytest.approx(c.p_value.tolist())
+    # a consistent gap of 3 with scatter 1 over 5 seeds is demonstrated
+    assert out["ae"].demonstrated.all() and out["ae"].verdict().startswith("better than random")
+
+
+def test_paired_comparison_pairs_by_seed_and_handles_one_seed():
+    from mdmlkit.active import paired_comparison
+
+    recs = []
+    for s, seed, v in [("random", 0, 10.0), ("random", 1, 20.0), ("ae", 1, 17.0), ("ae", 2, 1.0)]:
+        recs.append({"strategy": s, "seed": seed, "round": 0, "n_labelled": 5,
+                     "force_rmse_meV_A": v})
+    c = paired_comparison(LearningCurves(recs))["ae"]
+    assert c.seeds.tolist() == [1] and c.mean_difference.tolist() == [-3.0]   # seed 1 only
+    assert np.isnan(c.p_value[0]) and c.verdict() == "one seed only: no spread to judge it by"
+    with pytest.raises(InputError, match="baseline"):
+        paired_comparison(LearningCurves(recs), baseline="qbc")

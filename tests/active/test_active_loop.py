@@ -6,13 +6,11 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from mdmlkit.active import (ActiveLearningLoop, AutoencoderQuery, FarthestPointQuery, Oracle,
-                            RandomQuery, ReplayOracle)
+from mdmlkit.active import ActiveLearningLoop, AutoencoderQuery, FarthestPointQuery, Oracle, RandomQuery, ReplayOracle
 from mdmlkit.active.features import structure_fingerprint
 from mdmlkit.active.synthetic import emt_frames
-from mdmlkit.descriptors import SymmetryFunctionSet
-from mdmlkit.errors import (EmptyTrajectoryError, InconsistentFramesError, InputError, OracleError,
-                            UnknownElementError)
+from mdmlkit.descriptors import generate_set
+from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError, OracleError, UnknownElementError
 from mdmlkit.potential import HDNNP
 
 TRAIN = {"max_epochs": 4, "batch_size": 4, "patience": None, "lr": 5e-3}
@@ -20,7 +18,7 @@ TRAIN = {"max_epochs": 4, "batch_size": 4, "patience": None, "lr": 5e-3}
 
 @pytest.fixture(scope="module")
 def sfs():
-    return SymmetryFunctionSet.generate(["Cu", "Ni"], rc=4.0, n_radial=3, n_angular=1)
+    return generate_set(["Cu", "Ni"], rc=4.0, n_radial=3, n_angular=1)
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +264,73 @@ def test_trainer_kwargs_may_depend_on_training_set_size(pool, model):
     loop.run()
     assert seen == [4, 6, 8]
     assert [h["epochs"] for h in loop.history_] == [2, 2, 2]
+
+
+def test_loop_never_changes_the_users_query_model_or_pool(pool, model, test_set):
+    import copy
+
+    import torch
+
+    query = AutoencoderQuery(steps=50, seed=0)               # sfs and cache left to the loop
+    before = copy.deepcopy(query.get_params(deep=False))
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    prints = [structure_fingerprint(a) for a in pool]
+    forces = [a.get_forces().copy() for a in pool]
+    loop = _loop(pool, model, test_set, query=query, n_rounds=1)
+    loop.run()
+    assert loop.query is query and loop.query_ is not query and loop.query_.is_fitted
+    assert not query.is_fitted and query.sfs is None and query.cache is None
+    assert query.get_params(deep=False) == before
+    assert loop.query_.sfs is model.sfs and loop.query_.cache is loop.cache
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    assert [structure_fingerprint(a) for a in pool] == prints
+    assert all(np.array_equal(a.get_forces(), f) for a, f in zip(pool, forces))
+    # a new query class needs no loop edits: it declares what it takes from the loop
+    from mdmlkit.active import Query
+
+    class Nearest(Query):
+        name = "nearest"
+        loop_inputs = ("model",)
+
+        def __init__(self, model=None):
+            self.model = model
+
+        def fit(self, train):
+            assert self.model is not None
+            self.n_train_ = len(train)
+            return self
+
+        def score(self, pool):
+            return {"score": -np.arange(len(pool), dtype=float)}
+
+    mine = Nearest()
+    loop2 = _loop(pool, model, None, query=mine, n_rounds=1, test=None)
+    loop2.run()
+    assert mine.model is None and loop2.query_.model is model
+    init = {s["pool_index"] for s in loop2.selections_ if s["round"] == 0}
+    assert [s["pool_index"] for s in loop2.selections_ if s["round"] == 1] == \
+        [i for i in range(len(pool)) if i not in init][:2]        # highest score: lowest index
+    with pytest.raises(InputError, match="Query"):
+        _loop(pool, model, test_set, query=object())
+
+
+def test_sampling_helpers():
+    from mdmlkit.active import ood_split, random_subset, temperature
+
+    frames = emt_frames(6, "thermal", (300, 400), reps=(1, 1, 1), seed=1)
+    sub = random_subset(frames, 4, np.random.default_rng(0))
+    idx = np.sort(np.random.default_rng(0).choice(6, 4, replace=False))
+    assert [id(a) for a in sub] == [id(frames[i]) for i in idx]
+    assert len(random_subset(frames, 10, np.random.default_rng(0))) == 6
+    assert temperature(frames[0]) == frames[0].info["T"]
+    cold = emt_frames(5, "thermal", (300, 500), reps=(1, 1, 1), seed=2)
+    hot = emt_frames(4, "thermal", (1800, 2000), reps=(1, 1, 1), seed=3)
+    vac = emt_frames(3, "vacancy", reps=(1, 1, 1), seed=4)
+    train, groups = ood_split(cold + hot, cold + hot + vac, n_train=3, n_test=2,
+                              rng=np.random.default_rng(1), cool_max_T=1000, hot_min_T=1700)
+    assert len(train) == 3 and all(temperature(a) <= 1000 for a in train)
+    assert {k: len(v) for k, v in groups.items()} == {"cool": 2, "hot": 2, "defect": 2}
+    assert all(temperature(a) >= 1700 for a in groups["hot"])
+    assert all(a.info["kind"] == "vacancy" for a in groups["defect"])
+    with pytest.raises(InputError, match="overlap"):
+        ood_split(cold, cold, 1, 1, np.random.default_rng(0), cool_max_T=1000, hot_min_T=900)

@@ -4,19 +4,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.build import bulk
+from sklearn.base import clone
 
-from mdmlkit.active import (AutoencoderQuery, CommitteeQuery, DescriptorCache, FarthestPointQuery,
-                            RandomQuery, Selection)
+from mdmlkit.active import (
+    QUERIES,
+    AutoencoderQuery,
+    CommitteeQuery,
+    DescriptorCache,
+    FarthestPointQuery,
+    LoopContext,
+    Query,
+    RandomQuery,
+    Selection,
+    make_query,
+    prepare_query,
+)
 from mdmlkit.active.features import structure_fingerprint
 from mdmlkit.active.synthetic import emt_frames
-from mdmlkit.descriptors import ACSF, SymmetryFunctionSet
-from mdmlkit.errors import (EmptyTrajectoryError, InputError, ModelMismatchError,
-                            UnknownElementError)
+from mdmlkit.descriptors import ACSF, generate_set
+from mdmlkit.errors import EmptyTrajectoryError, InputError, ModelMismatchError, NotFittedError, UnknownElementError
 
 
 @pytest.fixture(scope="module")
 def sfs():
-    return SymmetryFunctionSet.generate(["Cu", "Ni"], rc=4.0, n_radial=3, n_angular=1)
+    return generate_set(["Cu", "Ni"], rc=4.0, n_radial=3, n_angular=1)
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +240,7 @@ def test_bad_input(ae, sfs, data):
     for k in (0, -1, 1.5, True):
         with pytest.raises(InputError):
             ae.select(data["id"], k)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         AutoencoderQuery(sfs).select(data["id"], 1)
     with pytest.raises(InputError, match="sfs"):
         AutoencoderQuery().fit(data["train"])
@@ -254,3 +265,96 @@ def test_descriptor_cache_reuses_structures(sfs, data):
     t2 = cache.table(data["id"][::-1] + [data["id"][0].copy()])
     assert cache.n_computed == n == len(data["id"])
     np.testing.assert_array_equal(t2.subset([0]).G["Cu"], t1.subset([len(data["id"]) - 1]).G["Cu"])
+
+
+def test_descriptor_cache_is_bounded_lru_and_owned(sfs, data):
+    import copy
+
+    frames = data["id"][:5]
+    cache = DescriptorCache(sfs, max_structures=3)
+    cache.table(frames[:3])
+    cache.table(frames[:1])                     # structure 0 becomes the most recently used
+    cache.table(frames[3:5])                    # two new ones evict 1 and 2 (least recently used)
+    assert len(cache) == 3
+    n = cache.n_computed
+    cache.table([frames[0], frames[3], frames[4]])
+    assert cache.n_computed == n                # all three were still cached
+    cache.table([frames[1]])
+    assert cache.n_computed == n + 1            # evicted earlier: computed again
+    with pytest.raises(InputError, match="max_structures"):
+        DescriptorCache(sfs, max_structures=0)
+    # no process-wide registry: two queries without a cache have their own
+    a = FarthestPointQuery(sfs).fit(data["train"][:3])
+    b = FarthestPointQuery(sfs).fit(data["train"][:3])
+    assert a.descriptor_cache() is not b.descriptor_cache()
+    assert not hasattr(DescriptorCache, "shared")
+    # a cache passed in is used, and shared (not copied) by clones of the query
+    shared = DescriptorCache(sfs)
+    q = AutoencoderQuery(sfs, steps=20, cache=shared)
+    assert clone(q).cache is shared and copy.deepcopy(shared) is shared
+    q.fit(data["train"][:3])
+    assert shared.n_computed == 3 and not hasattr(q, "cache_")
+
+
+def test_queries_are_sklearn_estimators(sfs, ae, data):
+    from sklearn.base import BaseEstimator
+
+    for name, cls in QUERIES.items():
+        q = make_query(name)
+        assert isinstance(q, (BaseEstimator, Query)) and q.name == name and type(q) is cls
+    q = make_query("autoencoder", sfs=sfs, latent_dim=3, seed=5)
+    c = clone(q)
+    assert c is not q and c.get_params()["latent_dim"] == 3 and c.seed == 5
+    # clone of a fitted query is unfitted, with the same parameters
+    fresh = clone(ae)
+    assert not fresh.is_fitted and ae.is_fitted
+    assert fresh.get_params(deep=False).keys() == ae.get_params(deep=False).keys()
+    assert fresh.set_params(w_max=0.2).w_max == 0.2 and ae.w_max == 0.5
+    with pytest.raises(InputError, match="unknown query"):
+        make_query("bald")
+    with pytest.raises(InputError, match="latent"):
+        make_query("fps", latent_dim=3)
+
+
+def test_prepare_query_fills_loop_inputs_on_a_clone(sfs):
+    from mdmlkit.potential import HDNNP
+    from mdmlkit.potential.committee import Committee
+
+    model = HDNNP(sfs, hidden=(4,), seed=0)
+    cache = DescriptorCache(sfs)
+    ctx = LoopContext(model=model, sfs=sfs, trainer_kwargs={"max_epochs": 2}, cache=cache)
+    ae_q = AutoencoderQuery(steps=10)
+    prepared = prepare_query(ae_q, ctx)
+    assert prepared is not ae_q and prepared.sfs is sfs and prepared.cache is cache
+    assert ae_q.sfs is None and ae_q.cache is None                  # the original is untouched
+    qbc = CommitteeQuery(n_models=2)
+    p = prepare_query(qbc, ctx)
+    assert p.model is model and p.trainer_kwargs == {"max_epochs": 2} and qbc.model is None
+    # a given committee is used as it is: no template model is filled in
+    p2 = prepare_query(CommitteeQuery(committee=Committee([model, model])), ctx)
+    assert p2.model is None and p2.committee is not None
+    # a query on other symmetry functions keeps its own cache
+    other = generate_set(["Cu", "Ni"], rc=3.5, n_radial=2, n_angular=1)
+    p3 = prepare_query(FarthestPointQuery(other), ctx)
+    assert p3.cache is None and p3.sfs.cutoff == other.cutoff
+    assert prepare_query(RandomQuery(seed=3), ctx).get_params() == {"seed": 3}
+
+
+def test_embed_matches_selection_space_and_atom_errors(ae, data):
+    pool = data["id"][:4] + data["hot"][:2]
+    emb = ae.embed(pool)
+    n_el = len(emb.elements)
+    assert emb.structure.shape == (6, n_el * ae.latent_dim)
+    # f_s: mean latent vector of the structure's atoms of each element (checked per structure)
+    for s_idx, atoms in enumerate(pool):
+        single = ae.embed([atoms])
+        for j, el in enumerate(single.elements):
+            Z = single.latent[el]
+            expect = Z.mean(axis=0) if Z.shape[0] else np.zeros(ae.latent_dim)
+            np.testing.assert_allclose(emb.structure[s_idx, j * ae.latent_dim:(j + 1) * ae.latent_dim],
+                                       expect, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(emb.informativeness, ae.uncertainty(pool), rtol=1e-12)
+    errs = ae.atom_errors(pool)
+    np.testing.assert_allclose(emb.informativeness,
+                               ae.w_max * np.array([e.max() for e in errs])
+                               + (1 - ae.w_max) * np.array([e.mean() for e in errs]), rtol=1e-10)

@@ -10,11 +10,15 @@ import torch
 from ase import Atoms
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
-from mdmlkit.descriptors import (ACSF, AtomsBatch, SymmetryFunction, SymmetryFunctionSet,
-                                 build_triplets, neighbor_list)
-from mdmlkit.descriptors.neighbors import _have_matscipy
-from mdmlkit.errors import (AtomsTooCloseError, EmptyTrajectoryError, ModelMismatchError,
-                            NonFiniteError, UnknownElementError)
+from mdmlkit.descriptors import ACSF, AtomsBatch, SymmetryFunction, SymmetryFunctionSet, build_triplets, neighbor_list
+from mdmlkit.descriptors.neighbors import have_matscipy
+from mdmlkit.errors import (
+    AtomsTooCloseError,
+    EmptyTrajectoryError,
+    ModelMismatchError,
+    NonFiniteError,
+    UnknownElementError,
+)
 
 
 # ----------------------------------------------------------------- helpers
@@ -249,9 +253,16 @@ def test_long_radial_functions_use_second_tier(tiered_sfs):
     """Radial functions beyond the angular cutoff: tier-1 tables, same values and
     forces as explicit triplets (one tier) and as naive loops."""
     tiered, single = ACSF(tiered_sfs), ACSF(tiered_sfs, angular_method="triplets")
-    assert tiered.short_cutoff == 5.0 and tiered.cutoff == 7.5 and tiered.tiers == [0, 1]
-    assert single.tiers == [0] and "angular 5 Å" in repr(tiered)
-    assert (1, 1) in tiered.dense_neighbours(0) and (1, 0) in tiered.dense_neighbours(0)
+    plan, plan1 = tiered.plan(), single.plan()
+    assert plan.short_cutoff == tiered.short_cutoff == 5.0 and plan.cutoff == tiered.cutoff == 7.5
+    assert {t for _, _, t in plan.blocks} == {0, 1} and {t for _, _, t in plan1.blocks} == {0}
+    assert "angular 5 Å" in repr(tiered) and plan.padded
+    assert (0, 1, 1) in plan.blocks and (0, 1, 0) in plan.blocks
+    # the plan's tables put every column of G in n2p2 order exactly once
+    for c, el in enumerate(plan.elements):
+        widths = [p.shape[1] if kind == "radial" else plan.moments[c].spectrum_map.shape[0]
+                  for kind, _, p in plan.columns[c]]
+        assert sorted(plan.inverse[c].tolist()) == list(range(sum(widths))) == list(range(tiered.n_features[el]))
     cluster = small_cell(3, 12)
     cluster.pbc = False
     for atoms in (small_cell(5, 12), cluster):
@@ -398,7 +409,7 @@ def test_neighbor_backends_agree(pbc):
     cell = np.array([[3.0, 0, 0], [0.7, 2.8, 0], [-0.4, 0.3, 3.1]])
     pos = (rng.random((8, 3)) * 1.6 - 0.3) @ cell       # some atoms outside the cell
     ref_list = _canon(*neighbor_list(pos, cell, pbc, 5.5, method="brute"))
-    for method in ["ase"] + (["matscipy"] if _have_matscipy() else []):
+    for method in ["ase"] + (["matscipy"] if have_matscipy() else []):
         assert _canon(*neighbor_list(pos, cell, pbc, 5.5, method=method)) == ref_list, method
     i, j, s = neighbor_list(pos, cell, pbc, 5.5)
     d = np.linalg.norm(pos[j] - pos[i] + s @ cell, axis=1)
@@ -504,7 +515,7 @@ def test_with_positions_on_skin_list_equals_fresh_batch(which, pbc, request):
     base = AtomsBatch.from_atoms(atoms, mixed_sfs.elements, mixed_sfs.cutoff + skin, device="cpu")
     rng = np.random.default_rng(0)
     w = {el: torch.as_tensor(rng.normal(size=n)) for el, n in mixed_sfs.n_features.items()}
-    for step in range(3):
+    for _ in range(3):
         moved = atoms.copy()
         moved.positions += rng.uniform(-1, 1, (len(atoms), 3)) * (0.45 * skin / np.sqrt(3))
         fresh = AtomsBatch.from_atoms(moved, mixed_sfs.elements, mixed_sfs.cutoff, device="cpu")

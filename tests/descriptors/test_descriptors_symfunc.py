@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from mdmlkit.descriptors import SymmetryFunction, SymmetryFunctionSet, parse_symfunction_line
+from mdmlkit.descriptors import SymmetryFunction, SymmetryFunctionSet, generate_set, parse_symfunction_line
 from mdmlkit.errors import MalformedFileError, UnknownElementError
 
 HEADER = "number_of_elements 3\nelements La Zr O\ncutoff_type 6 0.1\n"
@@ -131,7 +131,7 @@ def test_no_symfunctions_is_an_error(tmp_path):
 
 
 def test_subset_keeps_order_and_global_cutoff():
-    sfs = SymmetryFunctionSet.generate(["Zr", "O"], rc=5.0, n_radial=3, n_angular=1,
+    sfs = generate_set(["Zr", "O"], rc=5.0, n_radial=3, n_angular=1,
                                        cutoff_type=1, alpha=0.2)
     sub = sfs.subset({"O": [5, 0, 2]})
     assert sub.functions["O"] == [sfs.functions["O"][i] for i in (0, 2, 5)]

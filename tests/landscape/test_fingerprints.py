@@ -11,11 +11,21 @@ from scipy.spatial.transform import Rotation
 from sklearn.exceptions import NotFittedError
 
 from mdmlkit.errors import (
-    AtomsTooCloseError, EmptyTrajectoryError, InconsistentFramesError, InputError, NonFiniteError,
+    AtomsTooCloseError,
+    EmptyTrajectoryError,
+    InconsistentFramesError,
+    InputError,
+    NonFiniteError,
 )
 from mdmlkit.landscape.fingerprints import (
-    FINGERPRINTS, AveragedACSF, CoordinationHistogram, CoulombMatrixEigenvalues,
-    PairDistanceHistogram, SortedPairDistances, make_fingerprint, rdf_first_minimum,
+    FINGERPRINTS,
+    AveragedACSF,
+    CoordinationHistogram,
+    CoulombMatrixEigenvalues,
+    PairDistanceHistogram,
+    SortedPairDistances,
+    make_fingerprint,
+    rdf_first_minimum,
 )
 from mdmlkit.landscape.structure import coordination_stats
 
@@ -36,9 +46,9 @@ def _relax(atoms: Atoms) -> Atoms:
 
 def _md(atoms: Atoms, temperature_K: float, n_frames: int, every: int,
         seed: int = 0) -> list[Atoms]:
+    from asap3.md.langevin import Langevin
     from ase import units
     from ase.md import velocitydistribution as vd
-    from asap3.md.langevin import Langevin
 
     a = atoms.copy()
     a.calc = asap3.EMT()

@@ -11,12 +11,22 @@ from scipy.spatial.distance import cdist
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from mdmlkit.errors import (EmptyTrajectoryError, InconsistentFramesError, InputError,
-                            NonFiniteError)
-from mdmlkit.landscape import (LandscapeMap, basin_agreement, canonical_labels,
-                               cluster_embedding, density, interpolate_surface,
-                               k_distance_curve, knee_index, landscape_complexity,
-                               local_minima, match_labels, reassign_noise, suggest_eps)
+from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError, NonFiniteError
+from mdmlkit.landscape import (
+    LandscapeMap,
+    basin_agreement,
+    canonical_labels,
+    cluster_embedding,
+    density,
+    interpolate_surface,
+    k_distance_curve,
+    knee_index,
+    landscape_complexity,
+    local_minima,
+    match_labels,
+    reassign_noise,
+    suggest_eps,
+)
 
 SIZES = [150, 100, 50]
 

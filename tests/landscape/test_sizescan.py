@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from mdmlkit.errors import InputError
-from mdmlkit.landscape.sizescan import is_magic, run_size_scan, stability_second_difference
+from mdmlkit.landscape import LandscapeMap
+from mdmlkit.landscape.sizescan import (
+    AnalysisSettings,
+    analyse_size,
+    is_magic,
+    run_size_scan,
+    stability_second_difference,
+)
+from mdmlkit.md.heating import HeatingSettings
 
 asap3 = pytest.importorskip("asap3")
 
@@ -64,10 +72,14 @@ def test_magic_sizes_are_stable_under_emt():
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory):
     out = tmp_path_factory.mktemp("scan")
-    return run_size_scan([12, 13, 14], seeds=[0], outdir=out, t_start=300.0, t_end=1300.0,
-                         rate_K_per_ps=100.0, sample_every=20,
-                         map_kwargs=dict(embedding="pca", random_state=0),
-                         lindemann_window=10, progress=False)
+    template = LandscapeMap(embedding="pca", random_state=0)
+    scan = run_size_scan([12, 13, 14], seeds=[0], outdir=out,
+                         heating=HeatingSettings(t_start=300.0, t_end=1300.0, rate_K_per_ps=100.0,
+                                                 sample_every=20),
+                         landscape=template, analysis=AnalysisSettings(lindemann_window=10),
+                         progress=False)
+    assert not hasattr(template, "labels_")          # the template is cloned, never fitted
+    return scan
 
 
 def test_size_scan_summary(scan):
@@ -108,3 +120,52 @@ def test_magic_contrast(scan):
 def test_empty_scan_is_an_error(tmp_path):
     with pytest.raises(InputError, match="at least one size"):
         run_size_scan([], outdir=tmp_path)
+
+
+def test_scan_settings_and_maps_are_independent(scan):
+    import json
+
+    assert scan.settings["heating"]["rate_K_per_ps"] == 100.0
+    assert scan.settings["landscape"]["embedding"] == "pca"
+    assert scan.settings["analysis"]["lindemann_window"] == 10
+    json.dumps(scan.settings)                              # the notebook writes it to JSON
+    assert len({id(sl.map) for sl in scan}) == 3
+    assert scan.issues() == []                             # 251 frames per run: all measured
+
+
+def test_analyse_size_reports_what_it_cannot_measure(scan):
+    """Runs shorter than two Lindemann windows are named in ``issues``; other errors propagate."""
+    sl = scan[13]
+    res = analyse_size(sl.frames, landscape=LandscapeMap(embedding="pca"),
+                       analysis=AnalysisSettings(lindemann_window=200))
+    assert res.lindemann == [] and res.melting_lindemann is None
+    assert res.issues == [f"Cu13 run Cu13_auto_s0: {len(sl.frames)} frames, fewer than two "
+                          "Lindemann windows of 200; no Lindemann index"]
+    np.testing.assert_array_equal(res.map.labels_, sl.map.labels_)
+    with pytest.raises(InputError, match="embedding"):
+        analyse_size(sl.frames, landscape=LandscapeMap(embedding="nope"))
+    with pytest.raises(InputError, match="lindemann_window"):
+        AnalysisSettings(lindemann_window=1)
+
+
+def test_explorer_never_changes_the_scan(scan):
+    from mdmlkit.landscape.explorer import MapExplorer, frames_near_temperature
+
+    sl = scan[13]
+    labels, eps, params = sl.map.labels_.copy(), sl.map.eps_, sl.map.get_params()
+    ex = MapExplorer(scan)
+    view = ex.view(13, "pca", sl.map.perplexity, eps=0.05 * eps, min_samples=3)
+    assert view.landscape is sl and view.map is not sl.map
+    assert view.map.eps_ == pytest.approx(0.05 * eps) and view.map.min_samples_ == 3
+    np.testing.assert_array_equal(sl.map.labels_, labels)          # the scan's map is untouched
+    assert sl.map.eps_ == eps and sl.map.get_params() == params
+    # another setting fits a clone once (cached); PCA does not depend on the perplexity
+    other = ex.view(13, "pca", 10.0)
+    np.testing.assert_allclose(other.map.embedding_, sl.map.embedding_)
+    assert ex.base_map(13, "pca", 10.0) is ex.base_map(13, "pca", 10.0)
+    assert ex.base_map(13, "pca", 10.0) is not sl.map
+    with pytest.raises(InputError, match="size 99"):
+        ex.view(99, "pca", 30.0)
+    T = sl.table["T_target"]
+    near = frames_near_temperature(T, 800.0, tol_K=25.0)
+    np.testing.assert_array_equal(near, (T >= 775) & (T <= 825))

@@ -10,12 +10,20 @@ from ase.build import bulk
 from ase.cluster import Decahedron, Icosahedron, Octahedron
 
 from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError, NonFiniteError
-from mdmlkit.landscape.thermo import lindemann_index
 from mdmlkit.landscape.structure import (
-    ATOM_MOTIFS, CLUSTER_MOTIFS, FCC_SHELL_FACTOR, MotifClassifier, adaptive_cutoff, atom_motifs,
-    common_neighbour_analysis, coordination_stats, motif_fractions, motif_label,
+    ATOM_MOTIFS,
+    CLUSTER_MOTIFS,
+    FCC_SHELL_FACTOR,
+    MotifClassifier,
+    adaptive_cutoff,
+    atom_motifs,
+    common_neighbour_analysis,
+    coordination_stats,
+    motif_fractions,
+    motif_label,
     neighbor_matrix,
 )
+from mdmlkit.landscape.thermo import lindemann_index
 
 asap3 = pytest.importorskip("asap3")
 
@@ -36,9 +44,9 @@ def _relax(atoms: Atoms) -> Atoms:
 def _langevin(atoms: Atoms, temperature_K: float, n_frames: int, every: int, seed: int = 1,
               dt_fs: float = 2.0) -> list[Atoms]:
     """Frames of asap3 EMT Langevin MD (every ``every`` steps of ``dt_fs``)."""
+    from asap3.md.langevin import Langevin
     from ase import units
     from ase.md import velocitydistribution as vd
-    from asap3.md.langevin import Langevin
 
     a = atoms.copy()
     a.calc = asap3.EMT()

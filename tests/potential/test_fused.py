@@ -10,14 +10,13 @@ import torch
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
 from mdmlkit.descriptors import SymmetryFunctionSet
+from mdmlkit.descriptors.kernels.fused import FusedPlan, tabulate_radial
 from mdmlkit.descriptors.terms import radial_factors
 from mdmlkit.potential import HDNNP, ExtrapolationWarning, HDNNPCalculator
-from mdmlkit.descriptors.kernels.fused import FusedPlan, tabulate_radial
 
 pytest.importorskip("numba")
 
-from test_calculator import assert_same_results, hot_md, tiered_model  # noqa: E402, F401 (fixture)
-from test_calculator import frames, model  # noqa: E402, F401 (fixtures)
+from test_calculator import assert_same_results, frames, hot_md, model, tiered_model  # noqa: E402, F401 (fixture)  # noqa: E402, F401 (fixtures)
 
 
 @pytest.mark.parametrize("which, kind", [(0, "model"), (1, "model"), (0, "tiered_model"), (2, "model")])

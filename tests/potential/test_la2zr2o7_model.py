@@ -51,9 +51,9 @@ def subset():
 
 @pytest.fixture(scope="module")
 def evaluation(model, subset):
-    from mdmlkit.potential.training.trainer import Trainer
+    from mdmlkit.potential import evaluate
 
-    return Trainer(model, progress=False).evaluate(subset[1], source="test subset")
+    return evaluate(model, subset[1], source="test subset")
 
 
 def _predict(model, frames):

@@ -17,10 +17,18 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mdmlkit.descriptors import AtomsBatch
 from mdmlkit.errors import MalformedFileError, ModelMismatchError
-from mdmlkit.potential import HDNNP
-from mdmlkit.io.n2p2 import (load_n2p2_model, n2p2_element_order, read_input_data, read_input_nn,
-                                    read_scaling_data, read_weights, save_n2p2_model, weights_filename,
-                                    write_input_data, write_scaling_data, write_weights)
+from mdmlkit.io.n2p2 import (
+    n2p2_element_order,
+    read_input_data,
+    read_input_nn,
+    read_scaling_data,
+    read_weights,
+    weights_filename,
+    write_input_data,
+    write_scaling_data,
+    write_weights,
+)
+from mdmlkit.potential import HDNNP, load_n2p2_model, save_n2p2_model
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,10 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mdmlkit.descriptors import AtomsBatch, SymmetryFunctionSet
 from mdmlkit.errors import ModelMismatchError
-from mdmlkit.potential import HDNNP, load_n2p2_model, read_input_data, read_scaling_data
-from mdmlkit.potential.scaling import Activation, SymmetryFunctionScaling
+from mdmlkit.io.n2p2 import read_input_data, read_scaling_data
+from mdmlkit.potential import HDNNP, load_n2p2_model
+from mdmlkit.potential.activations import Activation
+from mdmlkit.potential.scaling import SymmetryFunctionScaling
 
 SFS_TEXT = """
 elements La Zr O

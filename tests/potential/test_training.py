@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 import torch
 from ase.calculators.singlepoint import SinglePointCalculator
+from cuni_data import ELEMENTS, emt_frames
 
 from mdmlkit.descriptors import AtomsBatch, generate_set
 from mdmlkit.errors import AtomsTooCloseError, MissingLabelError, NonFiniteError, UnknownElementError
 from mdmlkit.potential import HDNNP
-from mdmlkit.potential.training.trainer import (CHECKPOINT_NAME, Trainer, concatenate_batches,
-                                        energy_force_loss)
-
-from cuni_data import ELEMENTS, emt_frames
+from mdmlkit.potential.data import concatenate_batches
+from mdmlkit.potential.training import CHECKPOINT_NAME, LiveLossPlot, Trainer, energy_force_loss
 
 
 @pytest.fixture(scope="module")
@@ -393,7 +392,6 @@ def test_live_loss_plot_callback_draws_curves(sfs, small_data, monkeypatch):
     matplotlib.use("Agg")
     import IPython.display
 
-    from mdmlkit.potential.training.trainer import LiveLossPlot
 
     shown = []
 

@@ -12,10 +12,9 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from mdmlkit.errors import InconsistentFramesError, InputError, MissingLabelError, NonFiniteError, OracleError
 from mdmlkit.systems import la2zr2o7 as D
 from mdmlkit.systems import pyrochlore as P
-from mdmlkit.errors import (InconsistentFramesError, InputError, MissingLabelError, NonFiniteError,
-                            OracleError)
 from mdmlkit.systems.teacher import resolve_teacher, teacher_info, toy_calculator
 
 REPO = Path(__file__).resolve().parents[2]

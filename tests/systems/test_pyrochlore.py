@@ -16,8 +16,8 @@ from ase.build import make_supercell
 from ase.neighborlist import neighbor_list
 from ase.spacegroup import crystal
 
-from mdmlkit.systems import pyrochlore as P
 from mdmlkit.errors import InputError
+from mdmlkit.systems import pyrochlore as P
 
 A, X = 10.8, 0.332
 

@@ -23,7 +23,7 @@ storing per-pair derivative tables.
   (vectorised recurrences, forward and reverse mode).
 
 The kernels are compiled by numba (a dependency of umap-learn) on first use
-(≈ 40 s per dtype on a 2-core VM; cached on disk afterwards), run in parallel
+(once per dtype; cached on disk afterwards), run in parallel
 over atoms with ``torch.get_num_threads()`` numba threads, and take float32 or
 float64 arrays.  Pairs are those of a full, sorted list (``AtomsBatch``:
 ``pair_i`` sorted, vectors ``positions[j] - positions[i] + shift``); pairs beyond
@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from mdmlkit.descriptors.batch import MIN_DISTANCE
+from mdmlkit.errors import InputError
 
 __all__ = ["FusedPlan", "FusedEnergy", "tabulate_radial"]
 
@@ -592,24 +593,24 @@ class FusedPlan:
     * the sparse rows that map each atom's pair sums to its symmetry functions in n2p2
       order (``g_ptr``, ``g_src``, ``g_w``; see :func:`descriptor_values`).
 
-    Raises ``ValueError`` for models with functions that need explicit triplets (type 3,
+    Raises :class:`~mdmlkit.errors.InputError` for models with functions that need explicit triplets (type 3,
     non-integer zeta) or moment functions of one element with different cutoffs.
     """
 
     def __init__(self, acsf, dtype=np.float64, tol: float = 1e-8) -> None:
-        if not acsf.supports_padded:
-            raise ValueError("the fused kernels need every symmetry function to be type 2 or "
+        plan = acsf.plan()
+        if not plan.padded:
+            raise InputError("the fused kernels need every symmetry function to be type 2 or "
                              "type 9 with integer zeta <= 8 and |lambda| <= 1 (no explicit triplets)")
         from mdmlkit.descriptors.terms import harmonic_recurrence_table
 
         self.dtype = dt = np.dtype(dtype)
-        ct, al = int(acsf.cutoff_type), float(acsf.alpha)
-        self.n_el = n_el = len(acsf.elements)
-        self.n_features = [acsf.n_features[el] for el in acsf.elements]
-        radial = {name: (c, e, getattr(acsf, name).detach().cpu().double().numpy())
-                  for c, (e, _tier), name, _k in acsf._radial}
+        ct, al = int(plan.cutoff_type), float(plan.alpha)
+        self.n_el = n_el = len(plan.elements)
+        self.n_features = [acsf.n_features[el] for el in plan.elements]
+        radial = [p for cols in plan.columns.values() for kind, _, p in cols if kind == "radial"]
         key = lambda p, m: (float(p[2, m]), float(p[0, m]), float(p[1, m]))   # noqa: E731 (rc, eta, rs)
-        distinct = sorted({key(p, m) for _, _, p in radial.values() for m in range(p.shape[1])})
+        distinct = sorted({key(p, m) for p in radial for m in range(p.shape[1])})
         column = {f: d for d, f in enumerate(distinct)}
         self.table_error, self.table_spacing = 0.0, {}
         coef_parts, off = [], 0
@@ -634,12 +635,11 @@ class FusedPlan:
                                                                   for q in (1, 3, 4, 5))
         self.D = D = max(len(distinct), 1)
         # moments: slots, radial tables, degrees, power-spectrum pairs per centre element
-        moments = {c: getattr(acsf, m["name"]).detach().cpu().double().numpy()
-                   for c, m in acsf._moment.items()}
+        moments = {c: m.params for c, m in plan.moments.items()}
         U = max([p.shape[1] for p in moments.values()] + [1])
-        E = max([len(m["elements"]) for m in acsf._moment.values()] + [1])
-        l_max = max([m["n_max"] for m in acsf._moment.values()] + [0])
-        NG = max([len(m["groups"]) for m in acsf._moment.values()] + [1])
+        E = max([len(m.elements) for m in plan.moments.values()] + [1])
+        l_max = max([m.n_max for m in plan.moments.values()] + [0])
+        NG = max([len(m.g1) for m in plan.moments.values()] + [1])
         self.shape = (E, U, (l_max + 1) ** 2)
         self.mom_slot = np.full((n_el, n_el), -1, np.int64)
         self.mom_nu, self.mom_lmax = np.zeros(n_el, np.int64), np.zeros(n_el, np.int64)
@@ -650,25 +650,25 @@ class FusedPlan:
         o_spec = n_el * D
         o_diag = o_spec + NG * U * (l_max + 1)
         rows: dict[int, list[list[tuple[int, float]]]] = {}
-        for c, m in acsf._moment.items():
+        for c, m in plan.moments.items():
             pm = moments[c]
             if not np.all(pm[2] == pm[2, 0]):
-                raise ValueError("the fused kernels need one cutoff radius for all moment "
-                                 f"functions of element {acsf.elements[c]}")
-            for s, e in enumerate(m["elements"]):
+                raise InputError("the fused kernels need one cutoff radius for all moment "
+                                 f"functions of element {plan.elements[c]}")
+            for s, e in enumerate(m.elements):
                 self.mom_slot[c, e] = s
-            self.mom_nu[c], self.mom_lmax[c], mom_rc[c] = pm.shape[1], m["n_max"], pm[2, 0]
+            self.mom_nu[c], self.mom_lmax[c], mom_rc[c] = pm.shape[1], m.n_max, pm[2, 0]
             self.mgrp_n[c], mgrp_invh[c], self.mgrp_off[c] = table(
-                [key(pm, u) for u in range(pm.shape[1])], ("moments", acsf.elements[c]))
-            g1, g2, W = acsf.moment_spectrum_map(c)
+                [key(pm, u) for u in range(pm.shape[1])], ("moments", plan.elements[c]))
+            g1, g2, W = m.g1, m.g2, m.spectrum_map
             self.spec_n[c] = len(g1)
-            self.spec_g1[c, :len(g1)], self.spec_g2[c, :len(g1)] = g1.numpy(), g2.numpy()
-            u_c, l_c, n_s = pm.shape[1], m["n_max"] + 1, len(g1) * pm.shape[1] * (m["n_max"] + 1)
+            self.spec_g1[c, :len(g1)], self.spec_g2[c, :len(g1)] = g1, g2
+            u_c, l_c, n_s = pm.shape[1], m.n_max + 1, len(g1) * pm.shape[1] * (m.n_max + 1)
             src = [o_spec + (q // (u_c * l_c) * U + q // l_c % u_c) * (l_max + 1) + q % l_c
                    for q in range(n_s)]
             src += [o_diag + q // u_c * U + q % u_c for q in range(W.shape[1] - n_s)]
             rows[c] = [[(src[q], float(w)) for q, w in enumerate(row) if w != 0.0]
-                       for row in W.numpy()]
+                       for row in W]
         self.mom_rc, self.mgrp_invh = mom_rc.astype(dt), mgrp_invh.astype(dt)
         if self.table_error > tol:
             warnings.warn(f"radial tables reach an error of {self.table_error:.1e} (> {tol:.0e}) at the "
@@ -684,13 +684,12 @@ class FusedPlan:
         src_all, w_all = [], []
         for c in range(n_el):
             cat: list[list[tuple[int, float]]] = []
-            for kind, name in acsf._order[c]:
-                if kind == "rad":
-                    _, e, p = radial[name]
+            for kind, e, p in plan.columns[c]:
+                if kind == "radial":
                     cat += [[(e * D + column[key(p, m)], 1.0)] for m in range(p.shape[1])]
                 else:
                     cat += rows[c]
-            inv = getattr(acsf, f"_inv_{c}").cpu().numpy()
+            inv = plan.inverse[c]
             for f in range(f_max):
                 self.g_ptr[c, f] = len(src_all)
                 if f < len(inv):
@@ -731,7 +730,7 @@ class FusedEnergy:
     def __init__(self, model) -> None:
         _numba_required()
         if model.device.type != "cpu":
-            raise ValueError(f"the fused kernels run on the CPU, the model is on {model.device}")
+            raise InputError(f"the fused kernels run on the CPU, the model is on {model.device}")
         self.model = model
         self.np_dtype = np.float32 if model.dtype == torch.float32 else np.float64
         self.plan = FusedPlan(model.acsf, self.np_dtype)
@@ -753,7 +752,7 @@ class FusedEnergy:
 
     def __call__(self, batch, strain: bool = True):
         if batch.n_structures != 1:
-            raise ValueError(f"the fused kernels take one structure, the batch has {batch.n_structures}")
+            raise InputError(f"the fused kernels take one structure, the batch has {batch.n_structures}")
         model, plan = self.model, self.plan
         start, pair_i, pair_j, shifts, species = self._pair_arrays(batch)
         pos = np.ascontiguousarray(batch.positions.detach().cpu().numpy(), dtype=self.np_dtype)

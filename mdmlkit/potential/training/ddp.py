@@ -23,35 +23,24 @@ when all ranks ended with the same weights) and, with
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+import ase.io
 import numpy as np
+import torch
+import torch.distributed as dist
 
-__all__ = ["main_train", "build_parser", "model_kwargs_from_input_nn"]
+from mdmlkit.descriptors import SymmetryFunctionSet
+from mdmlkit.errors import EmptyTrajectoryError
+from mdmlkit.io.n2p2 import read_input_nn
+from mdmlkit.potential.model import HDNNP
+from mdmlkit.potential.n2p2_model import hdnnp_settings, save_n2p2_model
+from mdmlkit.potential.training.distributed import init_distributed, rank_weight_spread
+from mdmlkit.potential.training.trainer import Trainer
+from mdmlkit.utils import atomic_write_json
 
-
-def model_kwargs_from_input_nn(path) -> dict:
-    """HDNNP architecture keywords from an n2p2 ``input.nn``.
-
-    When the file has a network topology (``global_nodes_short`` ...), returns
-    ``hidden``, ``activation``, ``output_activation`` (per element, n2p2 letters),
-    ``scaling_mode``, ``scale_min`` and ``scale_max`` as read by
-    :func:`mdmlkit.io.n2p2.read_input_nn`; otherwise ``{}`` (only the
-    symmetry-function section is present).
-    """
-    from mdmlkit.io.n2p2 import read_input_nn
-
-    text = Path(path).read_text()
-    if not any(line.split()[:1] == ["global_nodes_short"] for line in text.splitlines()):
-        return {}
-    cfg = read_input_nn(path)
-    acts = cfg["activations"]
-    return {"hidden": cfg["hidden"], "activation": {el: a[:-1] for el, a in acts.items()},
-            "output_activation": {el: a[-1] for el, a in acts.items()},
-            "scaling_mode": cfg["scaling_mode"], "scale_min": cfg["scale_min"],
-            "scale_max": cfg["scale_max"]}
+__all__ = ["main_train", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,32 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _init_distributed(device_arg: str | None):
-    """Initialise the process group under torchrun; return ``(rank, world, device)``."""
-    import torch
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_arg is None:
-        device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(device_arg)
-    if world > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-            dist.init_process_group("nccl", device_id=device)
-        else:
-            dist.init_process_group("gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    return rank, world, device
-
-
 def _read(path, what):
-    import ase.io
-
-    from mdmlkit.errors import EmptyTrajectoryError
-
     frames = ase.io.read(path, index=":")
     if not frames:
         raise EmptyTrajectoryError(f"{path}: no structures in the {what} file")
@@ -118,34 +82,12 @@ def _summary(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if not isinstance(v, np.ndarray)}
 
 
-def _rank_weight_spread(model) -> float:
-    """Largest |w_rank − w_rank0| over all parameters and ranks (0 when the ranks agree)."""
-    import torch
-    import torch.distributed as dist
-
-    with torch.no_grad():
-        flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-        ref = flat.clone()
-        dist.broadcast(ref, src=0)
-        diff = (flat - ref).abs().max().reshape(1)
-        dist.all_reduce(diff, op=dist.ReduceOp.MAX)
-    return float(diff)
-
-
 def main_train(argv: list[str] | None = None) -> int:
     """Run training from command-line arguments (see :func:`build_parser`); returns the exit code."""
-    import torch
-    import torch.distributed as dist
-
-    from mdmlkit.descriptors import SymmetryFunctionSet
-    from mdmlkit.utils import atomic_write_json
-    from mdmlkit.potential.model import HDNNP
-    from mdmlkit.potential.training.trainer import Trainer
-
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rank, world, device = _init_distributed(args.device)
+    rank, world, device = init_distributed(args.device)
     ok = False
     try:
         out = Path(args.out)
@@ -157,8 +99,9 @@ def main_train(argv: list[str] | None = None) -> int:
             n_val = int(round(args.val_fraction * len(train)))
             val = [train[i] for i in perm[:n_val]]
             train = [train[i] for i in perm[n_val:]]
-        sfs = SymmetryFunctionSet.from_input_nn(args.input_nn)
-        arch = model_kwargs_from_input_nn(args.input_nn)
+        settings = read_input_nn(args.input_nn)
+        sfs = SymmetryFunctionSet.from_settings(settings)
+        arch = hdnnp_settings(settings)
         if args.hidden:
             arch["hidden"] = tuple(args.hidden)
         if args.activation:
@@ -171,7 +114,7 @@ def main_train(argv: list[str] | None = None) -> int:
                           patience=args.patience or None, seed=args.seed, device=device,
                           checkpoint_dir=out / "checkpoints", progress=not args.quiet)
         trainer.fit(train, val, resume=args.resume)
-        spread = _rank_weight_spread(model) if world > 1 else 0.0
+        spread = rank_weight_spread(model) if world > 1 else 0.0
         if rank == 0:
             model.save(out / "model.pt")
             atomic_write_json(out / "history.json", trainer.history_)
@@ -179,12 +122,10 @@ def main_train(argv: list[str] | None = None) -> int:
                        "val": _summary(trainer.evaluate(val)) if val else None,
                        "best_epoch": trainer.best_epoch_, "stopped_early": trainer.stopped_early_,
                        "world_size": world, "rank_weight_max_abs_diff": spread,
-                       "params": trainer.get_params(),
+                       "params": trainer.hyperparameters(),
                        "n_train": len(train), "n_val": len(val)}
             atomic_write_json(out / "metrics.json", metrics)
             if args.n2p2:
-                from mdmlkit.io.n2p2 import save_n2p2_model
-
                 save_n2p2_model(model, out / "n2p2")
             print(trainer.rmse_table(every=max(1, len(trainer.history_) // 20)))
             print(f"[mdmlkit train] wrote {out} ({world} process(es))")

@@ -96,7 +96,7 @@ class JupyterLab:
         })
         return env
 
-    def start(self) -> "JupyterLab":
+    def start(self) -> JupyterLab:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         cmd = [self.python, "-m", "jupyterlab", "--no-browser",
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
@@ -176,7 +176,7 @@ class JupyterLab:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
-    def __enter__(self) -> "JupyterLab":
+    def __enter__(self) -> JupyterLab:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -1,0 +1,159 @@
+"""Is a strategy better than a baseline?  Paired comparison of learning curves over seeds.
+
+In :func:`~mdmlkit.active.run_learning_curves` all strategies of one seed share
+the initial set and weights, so the error difference to the baseline is taken
+per seed, d_s = e_strategy,s − e_baseline,s, at every round (budget).  With n
+seeds, mean d̄ and standard deviation s_d (ddof=1), the paired Student t test
+gives::
+
+    t = d̄ / (s_d / sqrt(n)),      p = 2 · P(T_{n−1} > |t|)
+    CI = d̄ ± t_{(1+c)/2, n−1} · s_d / sqrt(n)          (confidence c)
+
+For error metrics d̄ < 0 means the strategy is better.  A difference counts as
+demonstrated when the CI excludes zero.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mdmlkit.errors import InputError
+
+if TYPE_CHECKING:
+    from mdmlkit.active.benchmark import LearningCurves
+
+__all__ = ["PairedComparison", "paired_comparison"]
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """One strategy vs the baseline, per round (see the module docstring).
+
+    Attributes
+    ----------
+    strategy, baseline, metric : str
+    confidence : float
+        Level c of the confidence intervals.
+    seeds : ndarray of int
+        Seeds present for both strategies.
+    n_labelled : ndarray [n_rounds]
+        Labelled structures per round (mean over those seeds).
+    difference : ndarray [n_seeds, n_rounds]
+        d_s per seed and round (units of ``metric``; NaN where a run lacks the round).
+    n_pairs : ndarray of int [n_rounds]
+        Finite differences per round.
+    mean_difference, ci_low, ci_high, p_value : ndarray [n_rounds]
+        d̄, the confidence interval and the two-sided p-value; CI and p are NaN
+        with fewer than two pairs.
+    """
+
+    strategy: str
+    baseline: str
+    metric: str
+    confidence: float
+    seeds: np.ndarray
+    n_labelled: np.ndarray
+    difference: np.ndarray
+    n_pairs: np.ndarray
+    mean_difference: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    p_value: np.ndarray
+
+    @property
+    def demonstrated(self) -> np.ndarray:
+        """Per round: the confidence interval excludes zero."""
+        with np.errstate(invalid="ignore"):
+            return (self.ci_low > 0) | (self.ci_high < 0)
+
+    def rows(self) -> list[dict]:
+        """One dict per round (budget): n_labelled, n_pairs, mean difference, CI, p-value."""
+        return [{"n_labelled": float(self.n_labelled[r]), "n_pairs": int(self.n_pairs[r]),
+                 "mean_difference": float(self.mean_difference[r]),
+                 "ci_low": float(self.ci_low[r]), "ci_high": float(self.ci_high[r]),
+                 "p_value": float(self.p_value[r]), "demonstrated": bool(self.demonstrated[r])}
+                for r in range(self.n_labelled.size)]
+
+    def verdict(self, round_: int = -1, unit: str = "") -> str:
+        """A sentence judging round ``round_`` (default: the last) against the seed scatter."""
+        n = int(self.n_pairs[round_])
+        if n < 2:
+            return "one seed only: no spread to judge it by"
+        d = float(self.mean_difference[round_])
+        half = float(self.ci_high[round_] - d)
+        unit = f" {unit}" if unit else ""
+        level = f"{100 * self.confidence:.0f} %"
+        if self.demonstrated[round_]:
+            return (f"{'better' if d < 0 else 'worse'} than {self.baseline} ({level} interval of the "
+                    f"paired difference ±{half:.3g}{unit}, {n} seeds, p = {self.p_value[round_]:.2g})")
+        return (f"no demonstrated difference ({level} interval ±{half:.3g}{unit} from {n} seeds "
+                f"includes zero, p = {self.p_value[round_]:.2g})")
+
+
+def _paired_stats(d: np.ndarray, confidence: float) -> tuple[float, float, float, float]:
+    """Mean, CI low/high and two-sided p of the finite values of ``d``."""
+    from scipy.stats import t as t_dist
+
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return np.nan, np.nan, np.nan, np.nan
+    mean = float(d.mean())
+    if d.size < 2:
+        return mean, np.nan, np.nan, np.nan
+    se = float(d.std(ddof=1)) / np.sqrt(d.size)
+    if se == 0.0:
+        return mean, mean, mean, (np.nan if mean == 0.0 else 0.0)
+    half = float(t_dist.ppf(0.5 + confidence / 2, d.size - 1)) * se
+    p = float(2.0 * t_dist.sf(abs(mean) / se, d.size - 1))
+    return mean, mean - half, mean + half, p
+
+
+def paired_comparison(curves: LearningCurves, baseline: str = "random",
+                      metric: str = "force_rmse_meV_A", confidence: float = 0.95
+                      ) -> dict[str, PairedComparison]:
+    """Every other strategy of ``curves`` against ``baseline``, paired by seed, per round.
+
+    Parameters
+    ----------
+    curves : LearningCurves
+        Results of :func:`~mdmlkit.active.run_learning_curves`.
+    baseline : str
+        Strategy compared against.
+    metric : str
+        A metric of the records (e.g. ``"force_rmse_meV_A"``, meV/Å).
+    confidence : float in (0, 1)
+        Level of the confidence intervals.
+
+    Returns ``{strategy: PairedComparison}`` in the order of ``curves.strategies``.
+    """
+    if baseline not in curves.strategies:
+        raise InputError(f"baseline strategy {baseline!r} not in the results {curves.strategies}")
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence must lie in (0, 1), got {confidence}")
+    ref = curves.curve(baseline, metric)
+    out = {}
+    for s in curves.strategies:
+        if s == baseline:
+            continue
+        c = curves.curve(s, metric)
+        seeds = np.intersect1d(c["seeds"], ref["seeds"])
+        n_rounds = min(c["values"].shape[1], ref["values"].shape[1])
+        rows_s = [int(np.flatnonzero(c["seeds"] == sd)[0]) for sd in seeds]
+        rows_b = [int(np.flatnonzero(ref["seeds"] == sd)[0]) for sd in seeds]
+        diff = c["values"][rows_s, :n_rounds] - ref["values"][rows_b, :n_rounds]
+        stats = np.array([_paired_stats(diff[:, r], confidence) for r in range(n_rounds)]
+                         ).reshape(n_rounds, 4)
+        paired = {int(sd) for sd in seeds}
+        nlab = np.array([np.mean([r["n_labelled"] for r in curves.records
+                                  if r["strategy"] == s and r["round"] == rd
+                                  and int(r["seed"]) in paired] or [np.nan])
+                         for rd in range(n_rounds)], dtype=float)
+        out[s] = PairedComparison(
+            strategy=s, baseline=baseline, metric=metric, confidence=float(confidence),
+            seeds=seeds, n_labelled=nlab,
+            difference=diff, n_pairs=np.isfinite(diff).sum(axis=0),
+            mean_difference=stats[:, 0], ci_low=stats[:, 1], ci_high=stats[:, 2],
+            p_value=stats[:, 3])
+    return out
