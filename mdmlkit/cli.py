@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--profile", default="demo", help="parameter profile from notebooks/profiles.json")
     rn.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02")
     rn.add_argument("--no-html", action="store_true", help="skip the HTML export")
-    rn.add_argument("--cell-timeout", type=int, default=1800,
+    rn.add_argument("--cell-timeout", type=int, default=900,
                     help="seconds per cell before the notebook is run again once (0: no limit; "
                          "use 0 for the long 'full' profile)")
     rn.set_defaults(func=_cmd_run_notebooks)

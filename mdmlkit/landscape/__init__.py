@@ -20,7 +20,9 @@ reassignment, canonical labels, medoids, ``basin_agreement``),
 :mod:`~mdmlkit.landscape.transitions` (basins versus temperature),
 :mod:`~mdmlkit.landscape.explorer` (re-mapping without touching fitted maps),
 :mod:`~mdmlkit.landscape.sizescan` (the whole workflow over cluster sizes),
-:mod:`~mdmlkit.landscape.minima` (inherent structures).
+:mod:`~mdmlkit.landscape.minima` (inherent structures),
+:mod:`~mdmlkit.landscape.inherent` (maps of inherent structures),
+:mod:`~mdmlkit.landscape.disconnectivity` (disconnectivity graphs).
 Private helpers: ``_checks`` (input validation) and ``_binning`` (temperature bins).
 """
 from mdmlkit.landscape._checks import MIN_FRAMES
@@ -38,9 +40,19 @@ from mdmlkit.landscape.basins import (
                                       reassign_noise,
                                       suggest_eps,
 )
+from mdmlkit.landscape.disconnectivity import DisconnectivityGraph, TreeNode, connections_from_paths
 from mdmlkit.landscape.embedding import EMBEDDINGS, LandscapeMap
 from mdmlkit.landscape.explorer import MapExplorer, frames_near_temperature
 from mdmlkit.landscape.fingerprints import FINGERPRINTS, CoulombMatrixEigenvalues, make_fingerprint
+from mdmlkit.landscape.inherent import (
+                                      FLAGGED,
+                                      FamilyOccupancy,
+                                      InherentStructureMap,
+                                      compare_with_instantaneous,
+                                      map_scores,
+                                      morphology_codes,
+                                      separated_families,
+)
 from mdmlkit.landscape.minima import (
                                       DistinctMinima,
                                       QuenchResult,
@@ -94,4 +106,7 @@ __all__ = [
     "MapExplorer", "frames_near_temperature",
     "AnalysisSettings", "SizeLandscape", "SizeScan", "analyse_size", "run_size_scan",
     "DistinctMinima", "QuenchResult", "QuenchSettings", "classify_minimum", "deduplicate_minima", "quench",
+    "FLAGGED", "FamilyOccupancy", "InherentStructureMap", "compare_with_instantaneous", "map_scores",
+    "morphology_codes", "separated_families",
+    "DisconnectivityGraph", "TreeNode", "connections_from_paths",
 ]

@@ -190,6 +190,35 @@ class QuenchResult:
         """:func:`deduplicate_minima` with its default tolerances."""
         return deduplicate_minima(self)
 
+    @classmethod
+    def concatenate(cls, results: Sequence[QuenchResult]) -> QuenchResult:
+        """One result for the frames of ``results`` in order (e.g. chunks of a checkpointed
+        quench); all must share the same settings.  ``info["frame"]`` of each structure is
+        renumbered to its index in the concatenation."""
+        results = list(results)
+        if not results:
+            raise EmptyTrajectoryError("QuenchResult.concatenate: no results")
+        for k, r in enumerate(results):
+            if not isinstance(r, QuenchResult):
+                raise InputError(f"QuenchResult.concatenate: item {k} is {type(r).__name__}, "
+                                 "not a QuenchResult")
+            if r.settings != results[0].settings:
+                raise InputError(f"QuenchResult.concatenate: item {k} was quenched with "
+                                 f"{r.settings}, item 0 with {results[0].settings}")
+        structures = [a.copy() for r in results for a in r.structures]
+        for k, a in enumerate(structures):
+            a.info["frame"] = k
+        return cls(
+            structures=structures,
+            energies=np.concatenate([r.energies for r in results]),
+            n_steps=np.concatenate([r.n_steps for r in results]),
+            fmax=np.concatenate([r.fmax for r in results]),
+            converged=np.concatenate([r.converged for r in results]),
+            status=np.concatenate([np.asarray(r.status) for r in results]),
+            messages=[m for r in results for m in r.messages],
+            run_ids=[i for r in results for i in r.run_ids],
+            settings=results[0].settings)
+
     def to_table(self):
         """One row per frame as a ``pandas.DataFrame``: frame, run_id, E_min_eV, n_steps,
         fmax_eV_per_A, converged, status, message."""
@@ -424,7 +453,7 @@ def _quench_chunk(items: list[tuple[int, Atoms]], spec: tuple[str, Any], st: Que
 def quench(frames: Sequence[Atoms] | Atoms, calculator: Any = "asap3", fmax: float = 1e-3,
            max_steps: int = 3000, method: str = "fire+lbfgs", max_step_A: float = 0.2,
            n_jobs: int = 1, executor: Any = None, progress: bool = True,
-           fire_fmax: float = 0.05, detach_A: float = 3.0) -> QuenchResult:
+           fire_fmax: float = 0.05, detach_A: float = 3.0, vacuum: float = 8.0) -> QuenchResult:
     """Minimise every frame to its local minimum (inherent structure).
 
     Parameters
@@ -454,6 +483,8 @@ def quench(frames: Sequence[Atoms] | Atoms, calculator: Any = "asap3", fmax: flo
         FIRE -> L-BFGS hand-over tolerance, eV/Å (``"fire+lbfgs"`` only).
     detach_A : float
         Bond length (Å) of the intact-cluster check (module docstring).
+    vacuum : float
+        Vacuum (Å) around a non-periodic cluster while it is minimised.
 
     Returns
     -------
@@ -472,7 +503,7 @@ def quench(frames: Sequence[Atoms] | Atoms, calculator: Any = "asap3", fmax: flo
         bad settings, a frame with fewer than 2 atoms, or an object that is not ase.Atoms.
     """
     st = QuenchSettings(fmax=fmax, max_steps=max_steps, method=method, max_step_A=max_step_A,
-                        fire_fmax=fire_fmax, detach_A=detach_A)
+                        fire_fmax=fire_fmax, detach_A=detach_A, vacuum=vacuum)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
         raise InputError(f"quench: n_jobs must be an integer >= 1, got {n_jobs!r}")
     frames = _check_input(frames)

@@ -332,10 +332,17 @@ def analyse_size(frames: Sequence[Atoms], landscape: LandscapeMap | None = None,
                          m_lind, lind, transitions, occ, amorph, complexity, issues)
 
 
+def _analyse_job(frames: list[Atoms], landscape: LandscapeMap, analysis: AnalysisSettings
+                 ) -> SizeLandscape:
+    """One size of :func:`run_size_scan` (module level so that process pools can pickle it)."""
+    return analyse_size(frames, landscape=landscape, analysis=analysis)
+
+
 def run_size_scan(sizes: Iterable[int], seeds: Iterable[int] = (0, 1), outdir: str | Path = "runs",
                   heating: HeatingSettings | None = None, landscape: LandscapeMap | None = None,
                   analysis: AnalysisSettings | None = None, calculator: Any = "asap3",
-                  progress: bool = True) -> SizeScan:
+                  progress: bool = True, executor: Any = None,
+                  n_jobs: int | None = None) -> SizeScan:
     """Heat every size with every seed (resuming finished/interrupted runs), then analyse.
 
     Parameters
@@ -347,9 +354,18 @@ def run_size_scan(sizes: Iterable[int], seeds: Iterable[int] = (0, 1), outdir: s
         ``HeatingSettings(t_start=300, t_end=1500, rate_K_per_ps=10)``: K, K/ps, fs)
     landscape : template :class:`~mdmlkit.landscape.LandscapeMap`, cloned per size
     analysis : fingerprint and analysis windows (:class:`AnalysisSettings`)
-    calculator : potential for the MD (default asap3 EMT)
+    calculator : potential for the MD (default asap3 EMT; by name or a picklable
+        factory when running in parallel)
+    progress : tqdm bars over runs and sizes
+    executor, n_jobs : where the heating runs (one task per size and seed) and then the
+        per-size analyses (one task per size) run, see :func:`mdmlkit.parallel.run_tasks`:
+        ``None`` with ``n_jobs`` None or 1 is serial; ``"process"`` / ``n_jobs > 1``
+        local processes; a ``concurrent.futures.Executor`` or a dask ``Client`` as given.
+        Every run and size is independent and seeded, so the scan equals the serial one.
     """
-    from tqdm.auto import tqdm
+    from functools import partial
+
+    from mdmlkit.parallel import run_tasks
 
     heating = heating if heating is not None else HeatingSettings(t_start=300.0, t_end=1500.0,
                                                                   rate_K_per_ps=10.0)
@@ -360,13 +376,13 @@ def run_size_scan(sizes: Iterable[int], seeds: Iterable[int] = (0, 1), outdir: s
     if not sizes:
         raise InputError("run_size_scan needs at least one size")
     results = heat_many(sizes, seeds, outdir=outdir, settings=heating, calculator=calculator,
-                        progress=progress)
+                        progress=progress, executor=executor, n_jobs=n_jobs)
     by_size: dict[int, list[Atoms]] = {}
     for r in results:
         by_size.setdefault(len(r.frames[0]), []).extend(r.frames)
-    out = {}
-    for n in tqdm(sizes, desc="mapping sizes", disable=not progress):
-        out[n] = analyse_size(by_size[n], landscape=template, analysis=analysis)
+    maps = run_tasks(partial(_analyse_job, landscape=template, analysis=analysis),
+                     [by_size[n] for n in sizes], executor=executor, n_jobs=n_jobs,
+                     progress=progress, desc="mapping sizes", names=[f"Cu{n}" for n in sizes])
     settings = dict(sizes=sizes, seeds=seeds, heating=heating.as_dict(),
                     landscape=template.get_params(), analysis=asdict(analysis))
-    return SizeScan(out, settings)
+    return SizeScan(dict(zip(sizes, maps)), settings)

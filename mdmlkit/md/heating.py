@@ -150,18 +150,41 @@ def heat(atoms: Atoms, calculator: Any = "asap3", t_start: float = 300.0, t_end:
     return drive(engine, proto, params, a, trajectory, resume, progress, max_steps, callback)
 
 
+def _heat_job(job: tuple[int, int, Atoms | None], outdir: Path, settings: HeatingSettings,
+              calculator: Any, progress: bool, resume: bool) -> MDResult:
+    """One run of :func:`heat_many` (module level so that process pools can pickle it)."""
+    n, s, start = job
+    rid = f"Cu{n}_{settings.kind}_s{s}"
+    path = outdir / f"{rid}.extxyz"
+    if start is None:                      # finished before: returned unchanged
+        frames = read_trajectory(path)
+        return MDResult(frames, path, rid, s, int(frames[-1].info["step"]), skipped=True)
+    return heat(start, calculator, seed=s, trajectory=path, run_id=rid, progress=progress,
+                resume=resume, **settings.heat_kwargs())
+
+
 def heat_many(sizes: Iterable[int], seeds: Iterable[int] = (0,), outdir: PathLike = "runs",
               settings: HeatingSettings | None = None, calculator: Any = "asap3",
-              progress: bool = True, resume: bool = True) -> list[MDResult]:
+              progress: bool = True, resume: bool = True, executor: Any = None,
+              n_jobs: int | None = None) -> list[MDResult]:
     """Independent heating runs of Cu_n for every size and seed; finished runs are skipped.
 
     Each run ``Cu<n>_<kind>_s<seed>`` starts from :func:`mdmlkit.systems.cu_clusters.make_cluster`
-    ``(n, settings.kind)`` and writes ``outdir/<run_id>.extxyz``.  Rerunning resumes
-    interrupted runs and returns finished ones unchanged (``resume=False`` reruns all).
-    ``settings`` (default :class:`HeatingSettings()`) gives the ramp.
-    """
-    from tqdm.auto import tqdm
+    ``(n, settings.kind)`` (built once per size, here) and writes ``outdir/<run_id>.extxyz``.
+    Rerunning resumes interrupted runs and returns finished ones unchanged
+    (``resume=False`` reruns all).  ``settings`` (default :class:`HeatingSettings()`) gives
+    the ramp.  Results are in the order ``(size, seed) for size in sizes for seed in seeds``.
 
+    ``executor`` / ``n_jobs`` run the runs in parallel through
+    :func:`mdmlkit.parallel.run_tasks` (``None`` with ``n_jobs`` None or 1: serial;
+    ``"process"``, a ``concurrent.futures.Executor`` or a dask ``Client``).  Every run is
+    seeded and independent, so the frames are identical to a serial run's; give the
+    calculator by name or as a picklable factory for process pools and dask.  In
+    parallel only the bar over runs is shown.
+    """
+    from functools import partial
+
+    from mdmlkit.parallel import run_tasks
     from mdmlkit.systems.cu_clusters import make_cluster
 
     settings = settings if settings is not None else HeatingSettings()
@@ -169,20 +192,19 @@ def heat_many(sizes: Iterable[int], seeds: Iterable[int] = (0,), outdir: PathLik
     sizes, seeds = [int(n) for n in sizes], [int(s) for s in seeds]
     if not sizes or not seeds:
         raise InputError("heat_many needs at least one size and one seed")
-    results = []
-    jobs = [(n, s) for n in sizes for s in seeds]
     start: dict[int, Atoms] = {}
-    kind = settings.kind
-    for n, s in tqdm(jobs, desc="heating runs", disable=not progress):
-        rid = f"Cu{n}_{kind}_s{s}"
-        path = outdir / f"{rid}.extxyz"
-        if path.exists() and resume:
-            frames = read_trajectory(path)
-            results.append(MDResult(frames, path, rid, s, int(frames[-1].info["step"]),
-                                    skipped=True))
-            continue
-        if n not in start:
-            start[n] = make_cluster(n, kind=kind, calculator=calculator)
-        results.append(heat(start[n], calculator, seed=s, trajectory=path, run_id=rid,
-                            progress=progress, resume=resume, **settings.heat_kwargs()))
-    return results
+    jobs: list[tuple[int, int, Atoms | None]] = []
+    for n in sizes:
+        for s in seeds:
+            if resume and (outdir / f"Cu{n}_{settings.kind}_s{s}.extxyz").exists():
+                jobs.append((n, s, None))
+                continue
+            if n not in start:
+                start[n] = make_cluster(n, kind=settings.kind, calculator=calculator)
+                start[n].calc = None           # heat() attaches its own; keeps tasks picklable
+            jobs.append((n, s, start[n]))
+    serial = (executor is None and n_jobs in (None, 1)) or executor == "serial"
+    fn = partial(_heat_job, outdir=outdir, settings=settings, calculator=calculator,
+                 progress=progress and serial, resume=resume)
+    return run_tasks(fn, jobs, executor=executor, n_jobs=n_jobs, progress=progress,
+                     desc="heating runs", names=[f"Cu{n} seed {s}" for n, s, _ in jobs])

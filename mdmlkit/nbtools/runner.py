@@ -128,7 +128,7 @@ def _run_notebook_once(path: Path | str, output_dir: Path | str, parameters: dic
 def run_notebooks(output_dir: Path | str = "outputs", profile: str = "demo",
                   only: Iterable[str] | None = None, html: bool = True,
                   notebook_dir: Path | str = NOTEBOOK_DIR, extra_parameters: dict[str, Any] | None = None,
-                  cell_timeout: int | None = 1800, retries: int = 1) -> list[NotebookRun]:
+                  cell_timeout: int | None = 900, retries: int = 1) -> list[NotebookRun]:
     """Execute every numbered notebook (or those whose name starts with an entry of ``only``).
 
     ``cell_timeout`` (s, ``None``: no limit) bounds each cell; a notebook whose cell

@@ -2,8 +2,10 @@
 from mdmlkit.viz.plotting import (
                                   plot_basins,
                                   plot_caloric,
+                                  plot_disconnectivity,
                                   plot_energy_map,
                                   plot_errors_by_kind,
+                                  plot_family_occupancy,
                                   plot_latent_space,
                                   plot_learning_curves,
                                   plot_magic,
@@ -17,5 +19,5 @@ from mdmlkit.viz.plotting import (
 __all__ = [
     "plot_basins", "plot_caloric", "plot_energy_map", "plot_errors_by_kind", "plot_latent_space",
     "plot_learning_curves", "plot_magic", "plot_occupancy", "plot_parity", "plot_radial_functions",
-    "plot_surface", "plot_training_history",
+    "plot_surface", "plot_training_history", "plot_disconnectivity", "plot_family_occupancy",
 ]

@@ -369,3 +369,97 @@ def plot_radial_functions(sfs, element: str, neighbour: str | None = None, selec
     note = f", {n_kept} kept (red)" if selected is not None else ""
     ax.set_title(f"radial functions {element}←{neighbour}: {len(funcs)} candidates{note}", fontsize=9)
     return ax
+
+
+MORPHOLOGY_COLOURS = {"icosahedral": "tab:blue", "decahedral": "tab:green",
+                      "fcc/twinned": "tab:orange", "low-symmetry": "tab:purple",
+                      "disordered": "tab:red", None: "0.4"}
+
+
+def _tree_x(tree: Sequence[Any]) -> np.ndarray:
+    """x of every tree node: leaves in depth-first order (lower child first), merges centred.
+    Children come before their parents in ``tree`` (merge order)."""
+    leaf_e = {t.minima[0]: t.energy for t in tree if not t.children}
+    low = [min(leaf_e[m] for m in t.minima) for t in tree]
+    x = np.full(len(tree), np.nan)
+    roots = sorted((k for k, t in enumerate(tree) if t.parent == -1), key=lambda k: low[k])
+    nxt = 0.0
+    stack = list(reversed(roots))
+    while stack:
+        k = stack.pop()
+        if not tree[k].children:
+            x[k] = nxt
+            nxt += 1.0
+        else:
+            stack.extend(sorted(tree[k].children, key=lambda c: low[c], reverse=True))
+    for k, t in enumerate(tree):
+        if t.children:
+            x[k] = float(np.mean([x[c] for c in t.children]))
+    return x
+
+
+def plot_disconnectivity(graph, ax=None, colour_by: str | None = "morphology",
+                         relative: bool = True, title: str = ""):
+    """Disconnectivity tree of a :class:`~mdmlkit.landscape.disconnectivity.DisconnectivityGraph`.
+
+    Leaves end at the minima's energies, branches join at the connection energies (the
+    highest inherent-structure energy met between two minima along the trajectories, not a
+    transition state); roots are drawn up to the highest connection.  ``colour_by``:
+    ``"morphology"`` colours the leaves by ``graph.morphologies``; ``None``: black.
+    ``relative``: energies above the lowest minimum (eV).
+    """
+    from matplotlib.collections import LineCollection
+
+    ax = _ax(ax, figsize=(7, 4.5))
+    tree = graph.tree()
+    if not tree:
+        ax.set_title("no minima")
+        return ax
+    x = _tree_x(tree)
+    e = np.array([t.energy for t in tree])
+    e0 = e.min() if relative else 0.0
+    top = e.max() + 0.05 * (e.max() - e.min() + 1e-3)
+    segs, colours, legend = [], [], {}
+    for k, t in enumerate(tree):
+        upper = tree[t.parent].energy if t.parent >= 0 else top
+        colour = "k"
+        if not t.children and colour_by == "morphology" and graph.morphologies is not None:
+            m = graph.morphologies[t.minima[0]]
+            colour = MORPHOLOGY_COLOURS.get(m, "0.4")
+            legend.setdefault(str(m), colour)
+        segs.append([(x[k], t.energy - e0), (x[k], upper - e0)])
+        colours.append(colour)
+        if t.children:
+            xs = [x[c] for c in t.children]
+            segs.append([(min(xs), t.energy - e0), (max(xs), t.energy - e0)])
+            colours.append("k")
+    ax.add_collection(LineCollection(segs, colors=colours, linewidths=0.8))
+    ax.set_xlim(-1, np.nanmax(x) + 1)
+    ax.set_ylim(e.min() - e0 - 0.02 * (top - e.min()), top - e0)
+    for name, colour in legend.items():
+        ax.plot([], [], color=colour, label=name)
+    ax.set_xticks([])
+    ax.set_xlabel("minima")
+    ax.set_ylabel("E - E_lowest (eV)" if relative else "E (eV)")
+    ax.set_title(title or f"disconnectivity graph: {len(graph.nodes)} minima", fontsize=9)
+    if legend:
+        ax.legend(fontsize=7)
+    return ax
+
+
+def plot_family_occupancy(occupancy, ax=None, title: str = ""):
+    """Stacked fraction of frames per morphology family versus temperature
+    (:meth:`mdmlkit.landscape.inherent.InherentStructureMap.family_occupancy`)."""
+    ax = _ax(ax, figsize=(6, 4))
+    T = occupancy.T_centres
+    bottom = np.zeros(len(T))
+    for j, fam in enumerate(occupancy.families):
+        frac = np.nan_to_num(occupancy.occupancy[:, j])
+        ax.bar(T, frac, bottom=bottom, width=np.diff(occupancy.edges), align="center",
+               color=MORPHOLOGY_COLOURS.get(fam, "0.4"), label=fam)
+        bottom += frac
+    ax.set_xlabel("T (K)")
+    ax.set_ylabel("fraction of frames")
+    ax.set_title(title or "morphology of the inherent structures", fontsize=9)
+    ax.legend(fontsize=7)
+    return ax

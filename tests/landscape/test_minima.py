@@ -246,3 +246,19 @@ def test_bad_input(ico13):
         quench([ico13], max_step_A=0.0, progress=False)
     with pytest.raises(InputError, match="n_jobs"):
         quench([ico13], n_jobs=0, progress=False)
+
+
+def test_concatenate_equals_one_quench(ico13):
+    frames = [_perturbed(ico13, s) for s in range(4)]
+    whole = quench(frames, progress=False, vacuum=6.0)
+    parts = QuenchResult.concatenate([quench(frames[:1], progress=False, vacuum=6.0),
+                                      quench(frames[1:], progress=False, vacuum=6.0)])
+    assert whole.settings.vacuum == 6.0 and parts.settings == whole.settings
+    np.testing.assert_array_equal(parts.energies, whole.energies)
+    np.testing.assert_array_equal(parts.status, whole.status)
+    assert [a.info["frame"] for a in parts.structures] == [0, 1, 2, 3]
+    assert len(parts.minima) == len(whole.minima) == 1
+    with pytest.raises(InputError, match="item 1 was quenched with"):
+        QuenchResult.concatenate([whole, quench(frames[:1], progress=False, fmax=1e-2)])
+    with pytest.raises(EmptyTrajectoryError):
+        QuenchResult.concatenate([])

@@ -169,3 +169,77 @@ def test_explorer_never_changes_the_scan(scan):
     T = sl.table["T_target"]
     near = frames_near_temperature(T, 800.0, tol_K=25.0)
     np.testing.assert_array_equal(near, (T >= 775) & (T <= 825))
+
+
+# ----------------------------------------------------------------------------- parallel runs
+
+_SHORT = HeatingSettings(t_start=300.0, t_end=400.0, rate_K_per_ps=100.0, sample_every=10)
+
+
+class FakeClient:
+    """The ``submit`` / ``gather`` part of a ``dask.distributed.Client`` (computes in gather)."""
+
+    def __init__(self):
+        self.submitted = []
+
+    def submit(self, fn, arg):
+        self.submitted.append((fn, arg))
+        return len(self.submitted) - 1
+
+    def gather(self, futures):
+        return [self.submitted[k][0](self.submitted[k][1]) for k in futures]
+
+
+def _positions(results):
+    return [np.array([a.positions for a in r.frames]) for r in results]
+
+
+def test_heat_many_on_executors_equals_serial(tmp_path):
+    """Two seeded Cu13 runs of 500 steps: threads, a dask-like client and serial agree exactly."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mdmlkit.md.heating import heat_many
+
+    serial = heat_many([13], [0, 1], outdir=tmp_path / "serial", settings=_SHORT, progress=False)
+    with ThreadPoolExecutor(2) as pool:
+        threads = heat_many([13], [0, 1], outdir=tmp_path / "threads", settings=_SHORT,
+                            progress=False, executor=pool)
+    client = FakeClient()
+    dask_like = heat_many([13], [0, 1], outdir=tmp_path / "dask", settings=_SHORT,
+                          progress=False, executor=client)
+    assert len(client.submitted) == 2
+    assert [r.run_id for r in serial] == ["Cu13_auto_s0", "Cu13_auto_s1"]
+    assert len(serial[0].frames) == 51
+    for other in (threads, dask_like):
+        assert [r.run_id for r in other] == [r.run_id for r in serial]
+        for a, b in zip(_positions(serial), _positions(other)):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(*_positions(serial))          # the seeds differ
+    # a rerun in parallel returns the finished runs unchanged
+    again = heat_many([13], [0, 1], outdir=tmp_path / "serial", settings=_SHORT,
+                      progress=False, executor=FakeClient())
+    assert all(r.skipped for r in again)
+    for a, b in zip(_positions(serial), _positions(again)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_size_scan_on_processes_equals_serial(tmp_path):
+    kw = dict(seeds=[0, 1], heating=_SHORT, landscape=LandscapeMap(embedding="pca", random_state=0),
+              analysis=AnalysisSettings(lindemann_window=10), progress=False)
+    serial = run_size_scan([13], outdir=tmp_path / "serial", **kw)
+    par = run_size_scan([13], outdir=tmp_path / "par", executor="process", n_jobs=2, **kw)
+    a, b = serial[13], par[13]
+    assert len(a.frames) == 102 and a.run_slices().keys() == b.run_slices().keys()
+    np.testing.assert_array_equal(np.array([f.positions for f in a.frames]),
+                                  np.array([f.positions for f in b.frames]))
+    np.testing.assert_array_equal(a.features, b.features)
+    np.testing.assert_array_equal(a.map.labels_, b.map.labels_)
+    np.testing.assert_array_equal(a.map.embedding_, b.map.embedding_)
+    assert _same_rows(a.summary(), b.summary())
+    assert par.settings == serial.settings
+
+
+def _same_rows(r1, r2):
+    return r1.keys() == r2.keys() and all(
+        (isinstance(r1[k], float) and np.isnan(r1[k]) and np.isnan(r2[k])) or r1[k] == r2[k]
+        for k in r1)
