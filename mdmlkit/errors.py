@@ -113,3 +113,11 @@ class MissingWidgetBundleWarning(UserWarning):
     The HTML report then loads that module from a CDN when opened online, and shows
     the widget as missing offline.
     """
+
+
+class OracleTimeoutError(OracleError):
+    """A labelling calculator (oracle) took longer than its time limit on a structure."""
+
+
+class PoolIndexError(InputError, IndexError):
+    """An index into a frame pool is out of range (names the index and the pool size)."""

@@ -6,7 +6,10 @@
   :class:`CommitteeQuery` (DP-GEN model deviation), :class:`FarthestPointQuery`,
   :class:`RandomQuery`; :func:`make_query` by name.
 * Oracles (:mod:`.oracle`): :class:`Oracle` wraps any ASE calculator (CHGNet by
-  default); :class:`ReplayOracle` reveals labels of a pre-labelled pool.
+  default), labels in parallel worker processes, records faults (exceptions,
+  timeouts, NaN, atoms too close) and caches labels on disk in a :class:`LabelCache`
+  (:mod:`.labelcache`); :class:`ReplayOracle` reveals labels of a pre-labelled pool.
+* Pools (:mod:`.pool`): :class:`FramePool`, unlabelled frames on disk, read lazily.
 * :class:`ActiveLearningLoop` (:mod:`.loop`): select → label → retrain →
   evaluate, checkpointed and resumable, on a clone of the query
   (:func:`prepare_query`); ``run_on_the_fly`` (:mod:`.onthefly`) labels MD frames
@@ -22,10 +25,12 @@ from mdmlkit.active.autoencoder import SymmetryFunctionAutoencoder
 from mdmlkit.active.benchmark import LearningCurves, labels_to_reach, ood_detection, run_learning_curves
 from mdmlkit.active.compare import PairedComparison, paired_comparison
 from mdmlkit.active.features import DescriptorCache, DescriptorTable
+from mdmlkit.active.labelcache import CacheEntry, LabelCache, label_key, oracle_identity
 from mdmlkit.active.loop import ActiveLearningLoop
 from mdmlkit.active.metrics import METRICS, metric_label
 from mdmlkit.active.onthefly import OnTheFlyResult, run_on_the_fly
 from mdmlkit.active.oracle import LabelResult, Oracle, ReplayOracle
+from mdmlkit.active.pool import FramePool
 from mdmlkit.active.queries import (
                                     QUERIES,
                                     AutoencoderEmbedding,
@@ -42,7 +47,8 @@ from mdmlkit.active.queries import (
 from mdmlkit.active.sampling import ood_split, random_subset, temperature
 
 __all__ = [
-    "ActiveLearningLoop", "AutoencoderEmbedding", "AutoencoderQuery", "CommitteeQuery",
+    "ActiveLearningLoop", "AutoencoderEmbedding", "AutoencoderQuery", "CacheEntry", "CommitteeQuery",
+    "FramePool", "LabelCache", "label_key", "oracle_identity",
     "DescriptorCache", "DescriptorTable", "FarthestPointQuery", "LabelResult", "LearningCurves",
     "LoopContext", "METRICS", "OnTheFlyResult", "Oracle", "PairedComparison", "QUERIES", "Query",
     "RandomQuery", "ReplayOracle", "Selection", "SymmetryFunctionAutoencoder", "labels_to_reach",

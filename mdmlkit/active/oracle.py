@@ -4,9 +4,18 @@ The oracle is **any ASE calculator** (CHGNet by default, VASP, Quantum
 ESPRESSO, EMT, ...).  :class:`Oracle` wraps it: :meth:`Oracle.label` computes
 energy (eV), forces (eV/Å) and, for fully periodic cells when the calculator
 offers it, stress (eV/Å³) of each structure, and returns labelled copies (a
-``SinglePointCalculator`` holds the labels).  A structure on which the
-calculator raises, or returns NaN/inf energies or forces, is *not* fatal: it is
-reported in ``failures`` with the reason and the other structures are kept.
+``SinglePointCalculator`` holds the labels).
+
+Faults are never fatal and never retried forever: a structure on which the
+calculator raises, exceeds ``timeout_s``, returns NaN/inf energies or forces, or
+whose atoms are closer than ``min_distance`` is reported in ``failures`` with the
+reason, and the other structures are kept.  With a :class:`LabelCache`
+(:mod:`mdmlkit.active.labelcache`) every label and failure is stored on disk by
+structure hash and oracle identity, so reruns, resumed runs and other strategies
+never pay twice, and a structure that failed ``max_attempts`` times is skipped.
+``n_workers > 1`` labels the cache misses in a pool of worker processes
+(``concurrent.futures``, spawn), each with its own calculator from a picklable
+factory; results are the same as a serial run's.
 
 :class:`ReplayOracle` is an ASE calculator that reveals the stored labels of a
 pre-labelled set (matched by species, positions, cell and pbc), so a labelled
@@ -14,9 +23,13 @@ data set can serve as an unlabelled pool plus oracle in benchmarks.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +38,14 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mdmlkit.active.features import structure_fingerprint
-from mdmlkit.errors import EmptyTrajectoryError, InputError, MissingLabelError, OracleError
+from mdmlkit.active.labelcache import LabelCache, oracle_identity
+from mdmlkit.errors import (
+    EmptyTrajectoryError,
+    InputError,
+    MissingLabelError,
+    OracleError,
+    OracleTimeoutError,
+)
 
 __all__ = ["Oracle", "LabelResult", "ReplayOracle", "as_oracle"]
 
@@ -41,12 +61,16 @@ class LabelResult:
     failures : dict[int, str]
         Input index -> why it could not be labelled.
     times : dict[int, float]
-        Input index -> wall time of the calculator call, s.
+        Input index -> wall time of the calculator call in this call, s (0 for cache hits
+        and for structures rejected before a call).
+    cached : set[int]
+        Input indices answered from the label cache (labels or recorded failures).
     """
 
     labelled: dict[int, Atoms] = field(default_factory=dict)
     failures: dict[int, str] = field(default_factory=dict)
     times: dict[int, float] = field(default_factory=dict)
+    cached: set[int] = field(default_factory=set)
 
     @property
     def time_s(self) -> float:
@@ -54,96 +78,329 @@ class LabelResult:
 
     def __repr__(self) -> str:
         return (f"LabelResult(labelled={len(self.labelled)}, failed={len(self.failures)}, "
-                f"time={self.time_s:.3g} s)")
+                f"cached={len(self.cached)}, time={self.time_s:.3g} s)")
 
 
 class Oracle:
-    """Label structures with an ASE calculator, recording failures instead of stopping.
+    """Label structures with an ASE calculator, through a cache, recording failures.
 
     Parameters
     ----------
-    calculator : ASE calculator, zero-argument factory, or None
+    calculator : ASE calculator, zero-argument factory, str, or None
         None: the CHGNet teacher (:func:`mdmlkit.systems.teacher.chgnet_calculator`),
-        built on first use.
+        built on first use; a string is resolved by
+        :func:`mdmlkit.systems.teacher.resolve_teacher` ("chgnet", "toy",
+        "package.module:factory").
     stress : bool
         Also store the stress of fully periodic cells when the calculator
         implements it (a failing stress call only drops the stress).
+    cache : LabelCache, path-like or None
+        On-disk label cache (a path makes ``LabelCache(path, max_attempts)``).
+    n_workers : int
+        Worker processes for cache misses (1: in this process).  Workers build their
+        calculator from a picklable factory or name (a calculator instance is pickled).
+    timeout_s : float, optional
+        Per-structure wall-time limit, s; a structure over it is a failure
+        (``OracleTimeoutError``).  Enforced with ``SIGALRM`` in the process that runs
+        the calculator (main thread only; in other threads the limit is not applied).
+    max_attempts : int
+        With a path as ``cache``: failed structures are retried until they failed this
+        often (a ``LabelCache`` keeps its own setting).  Without a cache, failures are
+        remembered in memory for the life of this oracle with the same rule.
+    min_distance : float
+        Structures with two atoms closer than this (Å) are failures, not oracle calls.
+    oracle_id : str, optional
+        Identity string of the labels in the cache (default:
+        :func:`mdmlkit.active.labelcache.oracle_identity` of the calculator).
+    start_method : {"spawn", "fork", "forkserver"}
+        How worker processes start ("spawn": safe with torch/CUDA in this process;
+        "fork": faster start on Linux).
 
     Attributes
     ----------
-    n_calls, n_failures : int
+    n_calls, n_failures, n_cache_hits : int
+        Calculator calls, failures (incl. cached and geometry failures) and cache hits.
     time_s : float
         Total wall time spent in the calculator, s.
     """
 
-    def __init__(self, calculator=None, stress: bool = True):
+    def __init__(self, calculator=None, stress: bool = True, cache: LabelCache | str | Path | None = None,
+                 n_workers: int = 1, timeout_s: float | None = None, max_attempts: int = 2,
+                 min_distance: float = 0.5, oracle_id: str | None = None,
+                 start_method: str = "spawn"):
+        if int(n_workers) < 1:
+            raise InputError(f"n_workers must be >= 1, got {n_workers}")
+        if timeout_s is not None and not timeout_s > 0:
+            raise InputError(f"timeout_s must be positive or None, got {timeout_s}")
+        if int(max_attempts) < 1:
+            raise InputError(f"max_attempts must be >= 1, got {max_attempts}")
+        if isinstance(calculator, str):
+            from mdmlkit.systems.teacher import resolve_teacher
+
+            calculator = resolve_teacher(calculator, threads=1 if int(n_workers) > 1 else None)
         self._spec = calculator
         self._calc = calculator if _is_calculator(calculator) else None
         self.stress = bool(stress)
+        self.cache = cache if isinstance(cache, LabelCache) or cache is None else LabelCache(
+            cache, max_attempts=max_attempts)
+        self.n_workers = int(n_workers)
+        self.timeout_s = None if timeout_s is None else float(timeout_s)
+        self.max_attempts = int(max_attempts)
+        self.min_distance = float(min_distance)
+        self._oracle_id = oracle_id
+        if start_method not in ("spawn", "fork", "forkserver"):
+            raise InputError(f"start_method must be 'spawn', 'fork' or 'forkserver', got {start_method!r}")
+        self.start_method = start_method
+        self._attempts: dict[str, int] = {}     # fingerprint -> failed attempts (no cache)
         self.n_calls = 0
         self.n_failures = 0
+        self.n_cache_hits = 0
         self.time_s = 0.0
 
     @property
     def calculator(self):
         if self._calc is None:
-            if self._spec is None:
-                from mdmlkit.systems.teacher import chgnet_calculator
-
-                self._calc = chgnet_calculator()
-            elif callable(self._spec):
-                self._calc = self._spec()
-            else:
-                raise InputError(f"oracle must be an ASE calculator or a factory, got {self._spec!r}")
+            self._calc = self._factory()()
         return self._calc
+
+    def _factory(self):
+        if self._spec is None:
+            from mdmlkit.systems.teacher import resolve_teacher
+
+            return resolve_teacher("chgnet", threads=1 if self.n_workers > 1 else None)
+        if _is_calculator(self._spec):
+            return _Fixed(self._spec)
+        if callable(self._spec):
+            return self._spec
+        raise InputError(f"oracle must be an ASE calculator, a factory or a name, got {self._spec!r}")
+
+    @property
+    def oracle_id(self) -> str:
+        """Identity string of this oracle's labels (calculator, version, model, settings)."""
+        if self._oracle_id is None:
+            self._oracle_id = oracle_identity(self.calculator)
+        return self._oracle_id
 
     def __repr__(self) -> str:
         name = type(self._calc).__name__ if self._calc is not None else (
             "CHGNet (not loaded)" if self._spec is None else repr(self._spec))
-        return (f"Oracle({name}, calls={self.n_calls}, failures={self.n_failures}, "
+        cache = "" if self.cache is None else f", cache={str(self.cache.path)!r}"
+        return (f"Oracle({name}, n_workers={self.n_workers}, timeout_s={self.timeout_s}{cache}, "
+                f"calls={self.n_calls}, failures={self.n_failures}, cache_hits={self.n_cache_hits}, "
                 f"time={self.time_s:.3g} s)")
 
+    # ------------------------------------------------------------------ labelling
     def label(self, frames: Sequence[Atoms], progress: bool = False,
               desc: str = "labelling") -> LabelResult:
-        """Label ``frames``; returns the labelled copies and the failures by input index."""
-        from tqdm.auto import tqdm
+        """Label ``frames``; returns the labelled copies and the failures by input index.
 
+        Cache hits are answered without calling the calculator; a structure that already
+        failed ``max_attempts`` times is reported as failed again without a call.  Every
+        new label or failure is written to the cache as soon as it is known, so a killed
+        run loses at most the calls in flight.
+        """
         frames = list(frames)
         if not frames:
             raise EmptyTrajectoryError("oracle: no structures to label")
-        calc = self.calculator
         out = LabelResult()
-        for k, atoms in enumerate(tqdm(frames, desc=desc, disable=not progress, leave=False)):
-            t0 = time.perf_counter()
-            res, reason = _label_one(atoms, calc, self.stress)
-            out.times[k] = time.perf_counter() - t0
-            self.n_calls += 1
-            self.time_s += out.times[k]
-            if res is None:
+        todo: list[int] = []
+        for k, atoms in enumerate(frames):
+            out.times[k] = 0.0
+            reason = _geometry_problem(atoms, self.min_distance)
+            if reason is not None:
+                out.failures[k] = f"structure {k}: {reason}"
                 self.n_failures += 1
-                out.failures[k] = reason
-            else:
-                out.labelled[k] = res
+                continue
+            if self.cache is not None:
+                entry = self.cache.get(atoms, self.oracle_id)
+                if entry is not None and entry.ok:
+                    out.labelled[k] = entry.labelled(atoms)
+                    out.cached.add(k)
+                    self.n_cache_hits += 1
+                    continue
+                if not self.cache.should_retry(entry):
+                    out.failures[k] = f"{entry.error} (cached; failed {entry.attempts}x, not retried)"
+                    out.cached.add(k)
+                    self.n_cache_hits += 1
+                    self.n_failures += 1
+                    continue
+            elif self._attempts.get(structure_fingerprint(atoms), 0) >= self.max_attempts:
+                out.failures[k] = (f"failed {self._attempts[structure_fingerprint(atoms)]}x "
+                                   "before, not retried")
+                self.n_failures += 1
+                continue
+            todo.append(k)
+        if todo:
+            for k, res, reason, dt in self._compute(frames, todo, progress, desc):
+                self._record(frames[k], k, res, reason, dt, out)
         return out
+
+    def _record(self, atoms: Atoms, k: int, res: dict | None, reason: str | None, dt: float,
+                out: LabelResult) -> None:
+        out.times[k] = dt
+        self.n_calls += 1
+        self.time_s += dt
+        if res is None:
+            self.n_failures += 1
+            out.failures[k] = reason or "unknown failure"
+            if self.cache is not None:
+                self.cache.put_failure(atoms, self.oracle_id, out.failures[k], dt)
+            else:
+                fp = structure_fingerprint(atoms)
+                self._attempts[fp] = self._attempts.get(fp, 0) + 1
+            return
+        if self.cache is not None:
+            self.cache.put(atoms, self.oracle_id, res, dt)
+        lab = atoms.copy()
+        lab.calc = SinglePointCalculator(lab, **res)
+        out.labelled[k] = lab
+
+    def _compute(self, frames: list[Atoms], todo: list[int], progress: bool,
+                 desc: str) -> Iterator[tuple[int, dict | None, str | None, float]]:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=desc, disable=not progress, leave=False)
+        try:
+            if self.n_workers == 1 or len(todo) == 1:
+                calc = self.calculator
+                for k in todo:
+                    yield (k, *_timed_label(frames[k], calc, self.stress, self.timeout_s))
+                    bar.update()
+                return
+            yield from self._compute_parallel(frames, todo, bar)
+        finally:
+            bar.close()
+
+    def _compute_parallel(self, frames, todo, bar):
+        import multiprocessing as mp
+        import pickle
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        factory = self._factory()
+        try:
+            pickle.dumps(factory)
+        except Exception as exc:  # noqa: BLE001 - any pickling failure
+            raise InputError(f"n_workers={self.n_workers} needs a picklable calculator factory or a "
+                             f"name such as 'chgnet'; {factory!r} cannot be pickled ({exc})") from exc
+        _ = self.oracle_id                # fixed before the workers start
+        left = set(todo)
+        try:
+            with ProcessPoolExecutor(max_workers=min(self.n_workers, len(todo)),
+                                     mp_context=mp.get_context(self.start_method),
+                                     initializer=_worker_init, initargs=(factory,)) as pool:
+                futures = {pool.submit(_worker_label, frames[k], self.stress, self.timeout_s): k
+                           for k in todo}
+                for fut in as_completed(futures):
+                    k = futures[fut]
+                    try:
+                        res, reason, dt = fut.result()
+                    except BrokenProcessPool:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - e.g. unpicklable result
+                        res, reason, dt = None, f"worker error: {type(exc).__name__}: {exc}", 0.0
+                    left.discard(k)
+                    yield k, res, reason, dt
+                    bar.update()
+        except BrokenProcessPool as exc:   # a worker died (crash, out of memory): the rest fail
+            for k in sorted(left):
+                yield k, None, f"oracle worker process died: {exc}", 0.0
+                bar.update()
+
+
+class _Fixed:
+    """Picklable factory returning (a copy of, in another process) one calculator."""
+
+    def __init__(self, calc):
+        self.calc = calc
+
+    def __call__(self):
+        return self.calc
+
+    def __repr__(self) -> str:
+        return repr(self.calc)
+
+
+_WORKER_CALC = None
+
+
+def _worker_init(factory) -> None:
+    global _WORKER_CALC
+    _WORKER_CALC = factory()
+
+
+def _worker_label(atoms: Atoms, stress: bool, timeout_s: float | None):
+    return _timed_label(atoms, _WORKER_CALC, stress, timeout_s)
 
 
 def _is_calculator(obj) -> bool:
-    return isinstance(obj, Calculator) or (hasattr(obj, "get_potential_energy")
-                                           and hasattr(obj, "get_forces"))
+    return isinstance(obj, Calculator) or (not isinstance(obj, type) and hasattr(
+        obj, "get_potential_energy") and hasattr(obj, "get_forces"))
 
 
 def as_oracle(oracle) -> Oracle:
-    """An :class:`Oracle` from an Oracle, an ASE calculator, a factory or None (CHGNet)."""
+    """An :class:`Oracle` from an Oracle, an ASE calculator, a factory, a name or None (CHGNet)."""
     return oracle if isinstance(oracle, Oracle) else Oracle(oracle)
 
 
-def _label_one(atoms: Atoms, calc, want_stress: bool) -> tuple[Atoms | None, str | None]:
+def _geometry_problem(atoms: Atoms, min_distance: float) -> str | None:
+    """Why ``atoms`` cannot be labelled (non-finite coordinates, atoms too close), or None."""
+    from ase.neighborlist import neighbor_list
+
+    pos = np.asarray(atoms.positions, dtype=float)
+    if not np.all(np.isfinite(pos)) or not np.all(np.isfinite(atoms.cell.array)):
+        return "non-finite positions or cell"
+    if len(atoms) < 2 or min_distance <= 0:
+        return None
+    try:
+        i, j, d = neighbor_list("ijd", atoms, min_distance)
+    except Exception as exc:  # noqa: BLE001 - a degenerate cell
+        return f"cannot build a neighbour list: {type(exc).__name__}: {exc}"
+    if len(d):
+        m = int(np.argmin(d))
+        return (f"AtomsTooCloseError: atoms {int(i[m])} and {int(j[m])} are {float(d[m]):.3f} Å "
+                f"apart, less than {min_distance} Å")
+    return None
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`OracleTimeoutError` after ``seconds`` (SIGALRM; main thread only)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def handler(signum, frame):
+        raise OracleTimeoutError(f"oracle call exceeded {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _timed_label(atoms: Atoms, calc, want_stress: bool,
+                 timeout_s: float | None) -> tuple[dict | None, str | None, float]:
+    t0 = time.perf_counter()
+    try:
+        with _time_limit(timeout_s):
+            res, reason = _label_one(atoms, calc, want_stress)
+    except OracleTimeoutError as exc:
+        res, reason = None, f"OracleTimeoutError: {exc}"
+    return res, reason, time.perf_counter() - t0
+
+
+def _label_one(atoms: Atoms, calc, want_stress: bool) -> tuple[dict | None, str | None]:
     work = atoms.copy()
     work.calc = calc
     try:
         energy = float(work.get_potential_energy())
         forces = np.array(work.get_forces(), dtype=float)
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit, OracleTimeoutError):
         raise
     except Exception as exc:  # noqa: BLE001 - any calculator failure is recorded, not fatal
         return None, f"{type(exc).__name__}: {exc}"
@@ -159,13 +416,11 @@ def _label_one(atoms: Atoms, calc, want_stress: bool) -> tuple[Atoms | None, str
             stress = np.array(work.get_stress(voigt=True), dtype=float)
             if np.all(np.isfinite(stress)):
                 results["stress"] = stress
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit, OracleTimeoutError):
             raise
         except Exception:  # noqa: BLE001 - stress is optional
             pass
-    out = atoms.copy()
-    out.calc = SinglePointCalculator(out, **results)
-    return out, None
+    return results, None
 
 
 class ReplayOracle(Calculator):

@@ -9,12 +9,12 @@
 * :mod:`.teacher` — the CHGNet teacher (optional extra) and a toy fallback.
 """
 from mdmlkit.systems.cu_clusters import cu_calculator, magic_sizes, make_cluster, relax
-from mdmlkit.systems.la2zr2o7 import data_dir, load_la2zr2o7
+from mdmlkit.systems.la2zr2o7 import data_dir, load_hot_test, load_la2zr2o7, load_pool
 from mdmlkit.systems.pyrochlore import conventional_cell, primitive_cell, supercell
 from mdmlkit.systems.teacher import TeacherUnavailableError, chgnet_calculator, resolve_teacher
 
 __all__ = [
-    "cu_calculator", "magic_sizes", "make_cluster", "relax", "data_dir", "load_la2zr2o7",
+    "cu_calculator", "magic_sizes", "make_cluster", "relax", "data_dir", "load_la2zr2o7", "load_hot_test", "load_pool",
     "conventional_cell", "primitive_cell", "supercell", "TeacherUnavailableError",
     "chgnet_calculator", "resolve_teacher",
 ]

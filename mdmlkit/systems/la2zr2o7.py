@@ -10,6 +10,8 @@ teacher provenance; see ``data/la2zr2o7/README.md``).
 Main entry points
 -----------------
 * :func:`load_la2zr2o7` - read the shipped train/val/test files;
+* :func:`load_hot_test` - the teacher-MD test set at 2000-3000 K (test only);
+* :func:`load_pool` - the unlabelled MD-frame candidate pool (lazy, on disk);
 * :func:`label` - label any list of structures with any ASE calculator, with
   atomic chunked checkpoints, resume, and per-structure failure records;
 * :func:`validate_labelled` - check labels are present, fresh and finite;
@@ -46,7 +48,7 @@ from mdmlkit.utils import PathLike, atomic_path, atomic_write_json
 __all__ = [
     "SPLITS", "data_dir", "load_la2zr2o7", "read_frames", "write_frames", "label",
     "LabelledFrames", "validate_labelled", "split_labels", "summarize", "DatasetSummary",
-    "frames_fingerprint",
+    "frames_fingerprint", "load_hot_test", "load_pool",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -167,6 +169,51 @@ def load_la2zr2o7(split: str = "train", path: PathLike | None = None,
         raise InputError(f"no structures of kind(s) {sorted(wanted - seen)} in "
                          f"{', '.join(map(str, files))}; kinds present: {sorted(seen)}")
     return out
+
+
+def load_hot_test(path: PathLike | None = None, validate: bool = True) -> list[Atoms]:
+    """Load the teacher-labelled hot test set (CHGNet MD frames at 2000, 2500, 3000 K).
+
+    Snapshots of teacher NVT MD of the perfect conventional cell and of defective
+    primitive cells (O vacancy, anion Frenkel pair, antisite); see the "Hot test set"
+    section of ``data/la2zr2o7/README.md``.  For testing only: never train on it or
+    select from it.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The file (default ``data_dir()/la2zr2o7/hot_test.extxyz.gz``).
+    validate : bool
+        Check every frame has finite energy (eV), forces (eV/Å) and stress (eV/Å³).
+    """
+    f = Path(path) if path is not None else data_dir() / _LA2ZR2O7 / "hot_test.extxyz.gz"
+    if not f.is_file():
+        raise MissingFileError(f"hot test set not found: {f} (regenerate with "
+                               "data/la2zr2o7/generate_hot_test.py, or pass path=)")
+    frames = read_frames(f)
+    if validate:
+        validate_labelled(frames, need=_PROPS, source=str(f))
+    return frames
+
+
+def load_pool(path: PathLike | None = None):
+    """The unlabelled La2Zr2O7 candidate pool (HDNNP MD frames) as a lazy FramePool.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        A pool chunk file or folder (default ``data_dir()/la2zr2o7_pool``).
+
+    Returns
+    -------
+    mdmlkit.active.pool.FramePool
+        ``len(pool)`` frames, ``pool[i]`` an unlabelled ``ase.Atoms``; ``pool.info``
+        columns ``kind``, ``cell``, ``T`` (K), ``defect``, ``run``, ``step``,
+        ``time_fs``, ``T_kinetic`` (K), ``d_min`` (Å), ``source``.
+    """
+    from mdmlkit.active.pool import FramePool
+
+    return FramePool(Path(path) if path is not None else data_dir() / "la2zr2o7_pool")
 
 
 # ----------------------------------------------------------------------------- validation
