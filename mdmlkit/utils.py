@@ -11,7 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, NonFiniteError, UnknownElementError
+from mdmlkit.errors import (
+    CheckpointMismatchError,
+    EmptyTrajectoryError,
+    InconsistentFramesError,
+    NonFiniteError,
+    UnknownElementError,
+)
 
 PathLike = str | os.PathLike
 
@@ -135,6 +141,25 @@ def check_elements(frames: Sequence[Any], elements: Sequence[str] | Any | None,
             raise UnknownElementError(f"{source}: structure {k}, atom {i} is {symbols[i]!r}; "
                                       f"{owner} knows only {list(elements)}")
 
+
+
+def check_run_settings(work: PathLike, settings: dict[str, Any]) -> None:
+    """Refuse to resume a run folder made with other settings.
+
+    On first use the settings are written to ``work/settings.json`` (atomically); later
+    calls compare them (after a JSON round trip) and raise
+    :class:`~mdmlkit.errors.CheckpointMismatchError` naming the folder if they differ.
+    """
+    work = Path(work)
+    f = work / "settings.json"
+    settings = json.loads(json.dumps(settings, default=str))
+    if f.is_file():
+        old = json.loads(f.read_text())
+        if old != settings:
+            raise CheckpointMismatchError(f"{work} holds runs made with other settings ({old}); "
+                                          "use another work folder")
+    else:
+        atomic_write_json(f, settings)
 
 def machine_info(packages: Sequence[str] = ("numpy", "torch", "ase"), **extra: Any) -> dict[str, Any]:
     """Where a measurement was taken, for benchmark records.

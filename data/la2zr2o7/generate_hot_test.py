@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 import time
@@ -46,21 +45,6 @@ A0, X0, ALPHA = 10.895642340313849, 0.3328561222692458, 9.1e-6   # manifest.json
 TEMPERATURES = (2000.0, 2500.0, 3000.0)
 CELLS = (("perfect", "conv"), ("vacancy", "prim"), ("frenkel", "prim"), ("antisite", "prim"))
 
-
-def check_work_settings(work: Path, settings: dict) -> None:
-    """Refuse to resume from a work folder made with other settings (writes them on first use)."""
-    from mdmlkit.errors import CheckpointMismatchError
-    from mdmlkit.utils import atomic_write_json
-
-    f = work / "settings.json"
-    settings = json.loads(json.dumps(settings, default=str))
-    if f.is_file():
-        old = json.loads(f.read_text())
-        if old != settings:
-            raise CheckpointMismatchError(f"{work} holds runs made with other settings ({old}); "
-                                          "use another --work folder")
-    else:
-        atomic_write_json(f, settings)
 
 
 def log(msg: str) -> None:
@@ -151,7 +135,9 @@ def main(argv=None) -> int:
     from mdmlkit.utils import atomic_write_json
 
     args.work.mkdir(parents=True, exist_ok=True)
-    check_work_settings(args.work, {k: v for k, v in vars(args).items() if k not in ("work", "out")})
+    from mdmlkit.utils import check_run_settings
+
+    check_run_settings(args.work, {k: v for k, v in vars(args).items() if k not in ("work", "out")})
     teacher = chgnet_calculator(device="cpu", threads=1)
     plan = [(kind, cell, T) for kind, cell in CELLS for T in TEMPERATURES]
     # interleave cells and temperatures so that a partial set covers all of them

@@ -40,21 +40,6 @@ CELLS = [(kind, cell) for kind in ("perfect", "vacancy", "frenkel", "antisite", 
                                    "strain-1%", "shear3%") for cell in ("prim", "conv")]
 
 
-def check_work_settings(work: Path, settings: dict) -> None:
-    """Refuse to resume from a work folder made with other settings (writes them on first use)."""
-    from mdmlkit.errors import CheckpointMismatchError
-    from mdmlkit.utils import atomic_write_json
-
-    f = work / "settings.json"
-    settings = json.loads(json.dumps(settings, default=str))
-    if f.is_file():
-        old = json.loads(f.read_text())
-        if old != settings:
-            raise CheckpointMismatchError(f"{work} holds runs made with other settings ({old}); "
-                                          "use another --work folder")
-    else:
-        atomic_write_json(f, settings)
-
 
 def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
@@ -182,7 +167,9 @@ def main(argv=None) -> int:
     from mdmlkit.utils import atomic_write_json
 
     args.work.mkdir(parents=True, exist_ok=True)
-    check_work_settings(args.work, {k: v for k, v in vars(args).items() if k not in ("work", "assemble_only", "max_runs", "chunk")})
+    from mdmlkit.utils import check_run_settings
+
+    check_run_settings(args.work, {k: v for k, v in vars(args).items() if k not in ("work", "assemble_only", "max_runs", "chunk")})
     plan = [(kind, cell, T) for (kind, cell) in CELLS for T in TEMPERATURES]
     # interleave so that a partial pool still covers every cell and temperature
     nt = len(TEMPERATURES)
