@@ -52,8 +52,9 @@ except ImportError:   # running from a source checkout without installation
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from mdmlkit.io.frames import read_frames, write_frames
 from mdmlkit.systems import pyrochlore as pyro
-from mdmlkit.systems.la2zr2o7 import label, read_frames, split_labels, summarize, validate_labelled, write_frames
+from mdmlkit.systems.la2zr2o7 import label, split_labels, summarize, validate_labelled
 from mdmlkit.systems.teacher import resolve_teacher, teacher_info
 from mdmlkit.utils import atomic_write_json
 

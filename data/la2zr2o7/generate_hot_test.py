@@ -72,8 +72,8 @@ def trajectory(t: int, kind: str, cell: str, T: float, teacher, args, work: Path
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
+    from mdmlkit.io.frames import read_frames, write_frames
     from mdmlkit.potential.calculator import HDNNPCalculator
-    from mdmlkit.systems.la2zr2o7 import read_frames, write_frames
     from mdmlkit.systems.teacher import teacher_info
 
     f = work / f"hot_{t:02d}.extxyz"
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from mdmlkit.systems.la2zr2o7 import write_frames
+    from mdmlkit.io.frames import write_frames
     from mdmlkit.systems.teacher import chgnet_calculator, teacher_info
     from mdmlkit.utils import atomic_write_json
 

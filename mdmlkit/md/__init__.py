@@ -15,11 +15,11 @@ from mdmlkit.md.engine import ASEEngine, Barostat, Engine, MDResult, Protocol, R
 from mdmlkit.md.heating import THERMOSTATS, HeatingSettings, heat, heat_many
 from mdmlkit.md.lammps import find_potential, heat_lammps, lammps_available
 from mdmlkit.md.runs import ENSEMBLES, run_md
-from mdmlkit.md.trajectory import INFO_KEYS, frame_table, read_frames, read_trajectory
+from mdmlkit.md.trajectory import INFO_KEYS, frame_table, read_trajectory
 
 __all__ = [
     "ASEEngine", "Barostat", "Engine", "MDResult", "Protocol", "RunFiles", "drive", "prepare_atoms",
     "THERMOSTATS", "HeatingSettings", "heat", "heat_many", "ENSEMBLES", "run_md",
-    "INFO_KEYS", "frame_table", "read_frames", "read_trajectory", "partial_rdfs",
+    "INFO_KEYS", "frame_table", "read_trajectory", "partial_rdfs",
     "find_potential", "heat_lammps", "lammps_available",
 ]

@@ -30,7 +30,8 @@ import numpy as np
 from ase import Atoms, units
 
 from mdmlkit.errors import CheckpointMismatchError, InputError, MalformedFileError, UnstableDynamicsError
-from mdmlkit.md.trajectory import frame_table, read_frames, read_trajectory
+from mdmlkit.io.frames import read_frames
+from mdmlkit.md.trajectory import frame_table, read_trajectory
 from mdmlkit.utils import PathLike, atomic_path, check_frames
 
 __all__ = [

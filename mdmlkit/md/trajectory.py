@@ -24,18 +24,12 @@ from ase import Atoms
 from mdmlkit.errors import EmptyTrajectoryError, MalformedFileError, MissingFileError, MissingLabelError, NonFiniteError
 from mdmlkit.utils import PathLike, check_frames
 
-__all__ = ["INFO_KEYS", "read_trajectory", "read_frames", "frame_table"]
+__all__ = ["INFO_KEYS", "read_trajectory", "frame_table"]
 
 #: Per-frame ``atoms.info`` keys written by the MD drivers of :mod:`mdmlkit.md`.
 INFO_KEYS = ("step", "time_fs", "T_target", "T_kinetic", "E_pot", "E_tot", "run_id", "seed",
              "n_atoms")
 
-
-def read_frames(path: PathLike) -> list[Atoms]:
-    """All frames of an extxyz file, unchecked (the drivers' own files)."""
-    import ase.io
-
-    return ase.io.read(path, ":", format="extxyz")
 
 
 def read_trajectory(path: PathLike, min_frames: int = 1, same_size: bool = True) -> list[Atoms]:

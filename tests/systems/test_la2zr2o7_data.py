@@ -13,6 +13,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mdmlkit.errors import InconsistentFramesError, InputError, MissingLabelError, NonFiniteError, OracleError
+from mdmlkit.io.frames import read_frames, write_frames
 from mdmlkit.systems import la2zr2o7 as D
 from mdmlkit.systems import pyrochlore as P
 from mdmlkit.systems.teacher import resolve_teacher, teacher_info, toy_calculator
@@ -232,13 +233,13 @@ def test_split_labels_stratified_seeded_and_grouped():
 def test_write_read_roundtrip_gz(tmp_path):
     out = D.label(make_frames(4), toy_calculator(), progress=False)
     out[0].info.update(split="train", T=1200.0, strain=np.arange(6) * 0.01)
-    path = D.write_frames(out, tmp_path / "x.extxyz.gz")
+    path = write_frames(out, tmp_path / "x.extxyz.gz")
     with open(path, "rb") as fh:
         assert fh.read(2) == b"\x1f\x8b"   # gzip magic
     # reproducible bytes: no time stamp or temporary file name in the gzip header
-    again = D.write_frames(out, tmp_path / "y.extxyz.gz")
+    again = write_frames(out, tmp_path / "y.extxyz.gz")
     assert again.read_bytes() == path.read_bytes()
-    back = D.read_frames(path)
+    back = read_frames(path)
     assert len(back) == 4
     for a, b in zip(out, back):
         assert b.get_potential_energy() == pytest.approx(a.get_potential_energy())
@@ -248,11 +249,11 @@ def test_write_read_roundtrip_gz(tmp_path):
 
 def test_read_frames_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
-        D.read_frames(tmp_path / "nope.extxyz")
+        read_frames(tmp_path / "nope.extxyz")
     bad = tmp_path / "bad.extxyz"
     bad.write_text("3\nLattice=\"1 0 0 0 1 0 0 0 1\" Properties=species:S:1:pos:R:3\nO 0 0\n")
     with pytest.raises(D.MalformedFileError, match="bad.extxyz"):
-        D.read_frames(bad)
+        read_frames(bad)
 
 
 def test_summarize_counts_and_statistics():
@@ -275,7 +276,7 @@ def test_load_la2zr2o7_from_custom_dir_and_env(tmp_path, monkeypatch):
     out = D.label(make_frames(9), toy_calculator(), progress=False)
     d = tmp_path / "la2zr2o7"
     for name, part in (("train", out[:6]), ("val", out[6:8]), ("test", out[8:])):
-        D.write_frames(part, d / f"{name}.extxyz.gz")
+        write_frames(part, d / f"{name}.extxyz.gz")
     assert len(D.load_la2zr2o7("val", path=d)) == 2
     assert len(D.load_la2zr2o7("all", path=d)) == 9
     assert all(a.info["kind"] == "strain" for a in D.load_la2zr2o7("train", d, kinds=["strain"]))
