@@ -44,7 +44,7 @@ from mdmlkit.active.queries import (
                                     make_query,
                                     prepare_query,
 )
-from mdmlkit.active.sampling import ood_split, random_subset, temperature
+from mdmlkit.active.sampling import ood_split, random_subset, stratified_subset, temperature
 
 __all__ = [
     "ActiveLearningLoop", "AutoencoderEmbedding", "AutoencoderQuery", "CacheEntry", "CommitteeQuery",
@@ -53,5 +53,5 @@ __all__ = [
     "LoopContext", "METRICS", "OnTheFlyResult", "Oracle", "PairedComparison", "QUERIES", "Query",
     "RandomQuery", "ReplayOracle", "Selection", "SymmetryFunctionAutoencoder", "labels_to_reach",
     "make_query", "metric_label", "ood_detection", "ood_split", "paired_comparison",
-    "prepare_query", "random_subset", "run_learning_curves", "run_on_the_fly", "temperature",
+    "prepare_query", "random_subset", "stratified_subset", "run_learning_curves", "run_on_the_fly", "temperature",
 ]

@@ -16,7 +16,7 @@ from ase import Atoms
 
 from mdmlkit.errors import InputError
 
-__all__ = ["COOL_KINDS", "HOT_KINDS", "random_subset", "temperature", "ood_split"]
+__all__ = ["COOL_KINDS", "HOT_KINDS", "random_subset", "stratified_subset", "temperature", "ood_split"]
 
 #: Kinds of defect-free structures (equation of state, strain, thermal, MD).
 COOL_KINDS: tuple[str, ...] = ("eos", "strain", "thermal", "md")
@@ -31,6 +31,31 @@ def random_subset(frames: Sequence[Atoms], n: int, rng: np.random.Generator) -> 
         raise InputError(f"subset size must be >= 0, got {n!r}")
     idx = np.sort(rng.choice(len(frames), min(int(n), len(frames)), replace=False))
     return [frames[i] for i in idx]
+
+
+def stratified_subset(frames: Sequence[Atoms], n: int | None, key: str = "kind", seed: int = 0) -> list[Atoms]:
+    """``n`` structures drawn as evenly as possible from every value of ``atoms.info[key]``.
+
+    Round robin over the groups (sorted by value), each group in a seeded random order;
+    the result keeps the frames' original order.  ``n=None`` or ``n >= len(frames)``
+    returns all frames.
+    """
+    if n is None or n >= len(frames):
+        return list(frames)
+    if isinstance(n, bool) or int(n) < 0:
+        raise InputError(f"subset size must be >= 0, got {n!r}")
+    missing = [i for i, a in enumerate(frames) if key not in a.info]
+    if missing:
+        raise InputError(f"structure {missing[0]} has no atoms.info[{key!r}] to stratify by")
+    rng = np.random.default_rng(seed)
+    groups = np.array([a.info[key] for a in frames])
+    pools = [rng.permutation(np.flatnonzero(groups == g)) for g in sorted(set(groups))]
+    take: list[int] = []
+    k = 0
+    while len(take) < n:
+        take += [int(p[k]) for p in pools if k < len(p)][: n - len(take)]
+        k += 1
+    return [frames[i] for i in sorted(take)]
 
 
 def temperature(atoms: Atoms) -> float:

@@ -272,6 +272,19 @@ def reconstruction_error(X: np.ndarray, columns: Sequence[int]) -> float:
     return float(np.linalg.norm(Z - Zc @ coef) / norm)
 
 
+def pairwise_correlations(X: np.ndarray, columns: Sequence[int] | None = None) -> np.ndarray:
+    """Off-diagonal |Pearson correlation| of the columns of ``X`` ([n_atoms, n_functions];
+    only ``columns`` if given), one value per unordered pair of non-constant columns."""
+    x = np.asarray(X, dtype=float)
+    if columns is not None:
+        x = x[:, list(columns)]
+    x = x[:, x.std(0) > 0]
+    if x.shape[1] < 2:
+        return np.empty(0)
+    c = np.abs(np.corrcoef(x.T))
+    return c[np.triu_indices_from(c, k=1)]
+
+
 def select_functions(sfs: SymmetryFunctionSet, frames=None,
                      n_select: int | Mapping[str, int] | None = None,
                      method: str = "cur", threshold: float = 0.95, k: int = 1,

@@ -310,6 +310,20 @@ class SymmetryFunctionSet:
                 f"cutoff_type={self.cutoff_type} ({CUTOFF_TYPES[self.cutoff_type]}), "
                 f"alpha={self.alpha:g}, n_features={{{counts}}})")
 
+    def describe(self, element: str) -> str:
+        """One line on the functions of central ``element``: radial functions per neighbour
+        element, angular functions per neighbour pair, and the (zeta, lambda) values used."""
+        if element not in self.functions:
+            raise UnknownElementError(f"{element!r} is not a central element of this set ({self.elements})")
+        fs = self.functions[element]
+        radial = {e: sum(not f.is_angular and f.e1 == e for f in fs) for e in self.elements}
+        angular: dict[str, int] = {}
+        for f in fs:
+            if f.is_angular:
+                angular[f"{f.e1}-{f.e2}"] = angular.get(f"{f.e1}-{f.e2}", 0) + 1
+        zl = sorted({(f.zeta, f.lambda_) for f in fs if f.is_angular})
+        return f"radial per neighbour {radial}; angular per pair {angular}; (zeta, lambda) used {zl}"
+
     # ------------------------------------------------------------ selection
     def subset(self, keep: Mapping[str, Sequence[int]]) -> SymmetryFunctionSet:
         """New set with, per element, only the functions at sorted indices ``keep[el]``.

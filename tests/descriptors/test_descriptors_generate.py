@@ -145,3 +145,27 @@ def test_long_radial_functions_are_the_shipped_model_s():
     assert len(long_radial_functions(els, 6.5)) == 9 * 2          # eta 0 and rs = 5 Å
     with pytest.raises(ValueError, match="r_from < rc_long"):
         long_radial_functions(els, 4.0)
+
+
+def test_pairwise_correlations_match_numpy():
+    from mdmlkit.descriptors import pairwise_correlations
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 5))
+    X[:, 3] = 2.0                                # constant column: left out
+    got = pairwise_correlations(X)
+    keep = [0, 1, 2, 4]
+    want = [abs(np.corrcoef(X[:, i], X[:, j])[0, 1]) for a, i in enumerate(keep) for j in keep[a + 1:]]
+    assert np.allclose(got, want)
+    assert np.allclose(pairwise_correlations(X, [1, 4]), [abs(np.corrcoef(X[:, 1], X[:, 4])[0, 1])])
+
+
+def test_describe_counts_functions():
+    from mdmlkit.descriptors import generate_set
+
+    sfs = generate_set(["La", "O"], rc=6.0, n_radial=3, n_angular=1)
+    for el in sfs.elements:
+        line = sfs.describe(el)
+        fs = sfs.functions[el]
+        radial = {e: sum(not f.is_angular and f.e1 == e for f in fs) for e in sfs.elements}
+        assert str(radial) in line
