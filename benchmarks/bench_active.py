@@ -22,6 +22,27 @@ Two experiments on the CHGNet-labelled La2Zr2O7 data set (``data/la2zr2o7``):
    ``--hot-min-T``) and defect (vacancy, frenkel) cells: ROC AUC, flagged
    fractions and force RMSE per group.
 
+``--profile production`` is the learning-curve benchmark at full size: the
+whole training split (4 295 structures) is the pool, the whole test split (530)
+and the teacher-labelled hot test set (120 frames at 2000-3000 K,
+``data/la2zr2o7/hot_test.extxyz.gz``; never selected or trained on) are the test
+sets, the potential has the symmetry functions and 40-40 networks of
+``models/la2zr2o7-fast``, and the labelled set grows geometrically from 50 to
+3 000 structures (round sizes 50, 100, 200, 400, 800, 1400).  **Retraining
+rule:** round 0 trains from scratch (fitting the input scaling and reference
+energies); every later round warm-starts from the previous round's weights with
+a new optimiser, the learning rate restarted at ``--lr`` and decayed
+exponentially to ``lr/10`` over ``--steps`` optimiser steps of ``--batch``
+structures (the same number of steps every round, whatever the set size), the
+scaling and reference energies of round 0 kept.  Committee members (QBC) follow
+the same rule.  (strategy, seed) runs go to ``--workers`` processes; finished
+runs are reloaded from their checkpoints, so an interrupted benchmark resumes
+where it stopped, and the result JSON is rewritten (``"complete": false``)
+after every finished run.  Reported per strategy: the four curves (test and hot
+test, energy and force RMSE) with mean and spread over seeds, labels to reach
+random's final accuracy and the absolute targets (2 meV/atom, 100 meV/Å),
+and paired differences to random with 95 % confidence intervals.
+
 ``--dataset synthetic`` runs the same on small EMT-labelled Cu/Ni cells (no
 La2Zr2O7 data needed; for smoke tests).  Runs checkpoint under ``--workdir``
 and resume.  ``mdmlkit.utils.machine_info`` (CPU, load average) is recorded at
@@ -31,10 +52,13 @@ Usage::
 
     python benchmarks/bench_active.py --quick     # tiny settings (smoke test)
     python benchmarks/bench_active.py             # moderate size -> benchmarks/results/active.json
+    python benchmarks/bench_active.py --profile production --workers 2
+                                                  # -> benchmarks/results/active_production.json
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -57,14 +81,28 @@ PRESETS = {
     "moderate": dict(seeds=[0, 1, 2], rounds=5, k=15, n_initial=20, pool_size=1000, test_size=200,
                      steps=300, hidden=[10, 10], n_radial=5, committee=3, ae_steps=1500,
                      ood_train=100, ood_test=80),
+    # pool_size/test_size 0: the whole split; schedule: round sizes after the initial set
+    "production": dict(seeds=[0, 1, 2], rounds=6, k=0, schedule=[50, 100, 200, 400, 800, 1400],
+                       n_initial=50, pool_size=0, test_size=0, steps=1200, batch=8, lr=2e-3,
+                       hidden=[40, 40], n_radial=5, committee=3, ae_steps=3000, ood_train=0,
+                       ood_test=0, sfs_from="models/la2zr2o7-fast/input.nn"),
 }
 BATCH = 4
+#: absolute targets of the production curves (issue: the shipped model's accuracy)
+TARGETS = {"energy_rmse_meV_atom": 2.0, "force_rmse_meV_A": 100.0}
+#: the autoencoder query of the production profile: rank-scaled informativeness x
+#: representativeness, k-means++ batches in the latent space
+AE_PRODUCTION = dict(informativeness_scale="rank", batch_rule="kmeans++", beta=1.0)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
+    p.add_argument("--profile", choices=sorted(PRESETS), default=None,
+                   help="settings preset (default: moderate; --quick = --profile quick)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes for (strategy, seed) runs (production profile)")
     p.add_argument("--dataset", choices=["la2zr2o7", "synthetic"], default="la2zr2o7")
     p.add_argument("--strategies", default="random,autoencoder,fps,qbc")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=None)
@@ -72,6 +110,10 @@ def parse_args(argv=None):
                  "ae_steps", "n_radial", "ood_train", "ood_test"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=None)
     p.add_argument("--hidden", type=lambda s: [int(x) for x in s.split(",")], default=None)
+    p.add_argument("--schedule", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                   help="round sizes after the initial set, e.g. 50,100,200 (production)")
+    p.add_argument("--batch", type=int, default=None, help="structures per optimiser step")
+    p.add_argument("--lr", type=float, default=None, help="learning rate at the start of a round")
     p.add_argument("--rc", type=float, default=6.0, help="symmetry-function cutoff, Å")
     p.add_argument("--cool-max-T", type=float, default=1000.0, help="K")
     p.add_argument("--hot-min-T", type=float, default=1700.0, help="K")
@@ -86,8 +128,12 @@ def parse_args(argv=None):
     p.add_argument("--workdir", type=Path, default=None,
                    help="checkpoints (default benchmarks/.cache/active-<hash of settings>)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--replot", action="store_true",
+                   help="only redraw the figure of an existing production result JSON")
     args = p.parse_args(argv)
-    preset = PRESETS["quick" if args.quick else "moderate"]
+    args.profile = args.profile or ("quick" if args.quick else "moderate")
+    args.quick = args.profile == "quick"
+    preset = {"schedule": None, "batch": BATCH, "lr": 3e-3, "sfs_from": None, **PRESETS[args.profile]}
     for key, val in preset.items():
         if getattr(args, key, None) is None:
             setattr(args, key, val)
@@ -116,20 +162,44 @@ def load_data(args):
     from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
 
     train, test = load_la2zr2o7("train"), load_la2zr2o7("test")
-    pool = random_subset(train, args.pool_size, rng)
-    test = random_subset(test, args.test_size, rng)
+    pool = random_subset(train, args.pool_size, rng) if args.pool_size else train
+    test = random_subset(test, args.test_size, rng) if args.test_size else test
     return pool, test, ["La", "Zr", "O"]
 
 
-def trainer_settings(steps: int):
-    """``n_labelled -> Trainer kwargs`` with about ``steps`` optimiser steps per training."""
-    base = {"batch_size": BATCH, "patience": None, "lr": 3e-3, "force_weight": 0.1}
+class FixedSteps:
+    """``n_labelled -> Trainer kwargs`` with about ``steps`` optimiser steps per training.
 
-    def kwargs(n: int) -> dict:
-        return {**base, "max_epochs": int(np.clip(np.ceil(steps * BATCH / max(n, 1)), 5, 400))}
+    ``decay``: the learning rate falls exponentially from ``lr`` to ``lr · decay``
+    over the training (per-epoch factor), so every (warm-started) round restarts
+    the schedule; None keeps ``lr`` constant.  A class (not a closure) so that it
+    pickles into worker processes.
+    """
 
-    kwargs.__name__ = f"fixed_steps_{steps}_batch_{BATCH}"
-    return kwargs
+    def __init__(self, steps: int, batch: int = BATCH, lr: float = 3e-3, decay: float | None = None,
+                 min_epochs: int = 5, max_epochs: int = 400):
+        self.steps, self.batch, self.lr, self.decay = int(steps), int(batch), float(lr), decay
+        self.min_epochs, self.max_epochs = int(min_epochs), int(max_epochs)
+        self.__name__ = f"fixed_steps_{steps}_batch_{batch}" + (f"_decay_{decay}" if decay else "")
+
+    def __call__(self, n: int) -> dict:
+        epochs = int(np.clip(np.ceil(self.steps * self.batch / max(n, 1)), self.min_epochs,
+                             self.max_epochs))
+        kw = {"batch_size": self.batch, "patience": None, "lr": self.lr, "force_weight": 0.1,
+              "max_epochs": epochs}
+        if self.decay:
+            kw.update(lr_schedule="exponential", lr_gamma=float(self.decay ** (1.0 / epochs)))
+        return kw
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+
+def trainer_settings(steps: int, batch: int = BATCH, lr: float = 3e-3, decay: float | None = None):
+    """See :class:`FixedSteps`."""
+    if decay is None:
+        return FixedSteps(steps, batch, lr)
+    return FixedSteps(steps, batch, lr, decay, min_epochs=3)
 
 
 def ood_experiment(args, sfs, model_factory, trainer_kwargs, progress):
@@ -180,9 +250,205 @@ def ood_experiment(args, sfs, model_factory, trainer_kwargs, progress):
     return out
 
 
+# ----------------------------------------------------------------------------- production
+
+def _production_setup(args):
+    """(pool, test, hot, sfs, model factory, trainer kwargs, strategies) of the production profile."""
+    import torch
+
+    from mdmlkit.active import make_query
+    from mdmlkit.descriptors import SymmetryFunctionSet, generate_set
+    from mdmlkit.systems.la2zr2o7 import load_hot_test
+
+    pool, test, elements = load_data(args)
+    if args.dataset == "synthetic":
+        from mdmlkit.active.synthetic import emt_frames
+
+        hot = emt_frames(max(args.test_size // 2, 4), "thermal", (1700, 2000), seed=999)
+    else:
+        hot = load_hot_test()
+    if args.sfs_from and args.dataset != "synthetic":
+        sfs = SymmetryFunctionSet.from_input_nn(REPO / args.sfs_from)
+    else:
+        sfs = generate_set(elements, rc=args.rc, n_radial=args.n_radial, n_angular=1)
+    dtype = torch.float64 if args.float64 else torch.float32
+    factory = ModelFactory(sfs, tuple(args.hidden), dtype)
+    tk = trainer_settings(args.steps, args.batch, args.lr, decay=0.1)
+    params = {"autoencoder": dict(sfs=sfs, steps=args.ae_steps, **AE_PRODUCTION), "fps": dict(sfs=sfs),
+              "qbc": dict(n_models=args.committee, warm_start=not args.cold_start)}
+    strategies = {s: make_query(s, **params.get(s, {})) for s in args.strategies}
+    return pool, test, hot, sfs, factory, tk, strategies
+
+
+def _plain(d: dict) -> dict:
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in d.items()}
+
+
+class ModelFactory:
+    """``seed -> HDNNP`` (picklable)."""
+
+    def __init__(self, sfs, hidden, dtype):
+        self.sfs, self.hidden, self.dtype = sfs, hidden, dtype
+
+    def __call__(self, seed: int):
+        from mdmlkit.potential import HDNNP
+
+        return HDNNP(self.sfs, hidden=self.hidden, seed=seed, dtype=self.dtype)
+
+
+def _production_run(task: dict) -> list[dict]:
+    """One (strategy, seed) learning curve in a worker process; returns its records."""
+    import argparse as _ap
+
+    import torch
+
+    from mdmlkit.active import run_learning_curves
+
+    torch.set_num_threads(1)
+    args = _ap.Namespace(**task["args"])
+    pool, test, hot, _, factory, tk, strategies = _production_setup(args)
+    res = run_learning_curves({task["strategy"]: strategies[task["strategy"]]}, pool, test,
+                              seeds=[task["seed"]], k=args.schedule, n_initial=args.n_initial,
+                              model=factory, trainer_kwargs=tk, warm_start=not args.cold_start,
+                              workdir=Path(task["workdir"]), progress=False,
+                              extra_tests={"hot": hot} if hot else None)
+    for r in res.records:
+        r["run_wall_s"] = res.meta.get("run_wall_s", {}).get(f"{task['strategy']}/seed_{task['seed']}")
+    return res.records
+
+
+def plot_production(res, path: Path, complete: bool = True) -> Path:
+    """Four panels (test/hot test × energy/force RMSE vs labels, log-log) -> ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mdmlkit.utils import atomic_path
+    from mdmlkit.viz.plotting import plot_learning_curves
+
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4), constrained_layout=True)
+    for ax, m in zip(axes, ("energy_rmse_meV_atom", "force_rmse_meV_A", "hot/energy_rmse_meV_atom",
+                            "hot/force_rmse_meV_A")):
+        if not any(np.isfinite(r.get(m, np.nan)) for r in res.records):
+            ax.text(0.5, 0.5, f"no {m} in the results", ha="center", transform=ax.transAxes)
+            continue
+        plot_learning_curves(res, m, ax=ax, logx=True, logy=True, target=TARGETS[m.split("/")[-1]])
+    fig.suptitle("La2Zr2O7 HDNNP learning curves (benchmarks/bench_active.py --profile production)"
+                 + ("" if complete else f" — partial: {len(set((r['strategy'], r['seed']) for r in res.records))} runs"))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def production(args) -> int:
+    """The production learning-curve benchmark (see the module docstring)."""
+    from mdmlkit.active import LearningCurves, labels_to_reach, paired_comparison
+    from mdmlkit.nbtools import format_table
+    from mdmlkit.utils import atomic_write_json, machine_info
+
+    t_start = time.perf_counter()
+    machine_start = machine_info()
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "workdir", "no_progress",
+                                                                  "workers", "replot")}
+    settings = json.loads(json.dumps(settings, default=str))
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    workdir = args.workdir or REPO / "benchmarks" / ".cache" / f"active-{key}"
+    out_path = args.out or RESULT.with_name(f"active_{args.profile}.json")
+    # random and the AE query for every seed first (the question of the benchmark), then FPS, QBC
+    order = {"random": (0, 0), "autoencoder": (0, 1), "fps": (1, 0), "qbc": (2, 0)}
+    tasks = sorted(({"strategy": s, "seed": sd, "args": settings, "workdir": str(workdir / "curves")}
+                    for s in args.strategies for sd in args.seeds),
+                   key=lambda t: (order.get(t["strategy"], (9, 0))[0], t["seed"],
+                                  order.get(t["strategy"], (9, 0))[1]))
+    print(f"production learning curves: {len(tasks)} runs on {args.workers} worker(s); "
+          f"checkpoints in {workdir}", flush=True)
+    records: list[dict] = []
+    metrics = ("energy_rmse_meV_atom", "force_rmse_meV_A", "hot/energy_rmse_meV_atom",
+               "hot/force_rmse_meV_A")
+
+    def report(done_records, complete):
+        res = LearningCurves(list(done_records), {"settings": settings})
+        out = {"benchmark": "active learning, production learning curves (pool = training split, "
+                            "replay oracle = the CHGNet labels)",
+               "complete": complete, "settings": settings, "retraining_rule":
+                   f"round 0 from scratch; later rounds warm start, {args.steps} optimiser steps of "
+                   f"{args.batch} structures, lr {args.lr} decayed x0.1 per round, scaling kept",
+               "machine_start": machine_start, "machine_end": machine_info(),
+               "wall_s": time.perf_counter() - t_start, "targets": TARGETS,
+               "runs_done": sorted({f"{r['strategy']}/seed_{r['seed']}" for r in done_records}),
+               "curves": {}, "labels_to_reach_random_final": {}, "labels_to_reach_target": {},
+               "paired_vs_random": {}, "records": list(done_records)}
+        if done_records:
+            for s in res.strategies:
+                out["curves"][s] = {m: {k2: v.tolist() for k2, v in res.curve(s, m).items()
+                                        if k2 != "values"} for m in metrics}
+            if "random" in res.strategies:
+                for m in metrics:
+                    out["labels_to_reach_random_final"][m] = labels_to_reach(res, metric=m)
+                    if len(res.strategies) > 1 and len(res.seeds) > 1:
+                        out["paired_vs_random"][m] = {
+                            s: _plain(dataclasses.asdict(pc)) for s, pc in paired_comparison(res, metric=m).items()}
+                for m in metrics:
+                    out["labels_to_reach_target"][m] = labels_to_reach(
+                        res, metric=m, target=TARGETS[m.split("/")[-1]])
+        atomic_write_json(out_path, out)
+        if done_records:
+            plot_production(res, out_path.with_suffix(".png"), complete)
+        return res, out
+
+    def on_done(recs):
+        records.extend(recs)
+        report(records, False)
+        r = recs[-1]
+        print(f"  done {r['strategy']} seed {r['seed']}: n={r['n_labelled']} "
+              f"E={r['energy_rmse_meV_atom']:.2f} meV/atom F={r['force_rmse_meV_A']:.0f} meV/Å "
+              f"hot E={r.get('hot/energy_rmse_meV_atom', float('nan')):.2f} "
+              f"F={r.get('hot/force_rmse_meV_A', float('nan')):.0f}", flush=True)
+
+    if args.workers <= 1:
+        for t in tasks:
+            on_done(_production_run(t))
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as ex:
+            futs = [ex.submit(_production_run, t) for t in tasks]
+            for f in as_completed(futs):
+                on_done(f.result())
+    res, out = report(records, True)
+    rows = []
+    for s in res.strategies:
+        row = {"strategy": s}
+        for m in metrics:
+            c = res.curve(s, m)
+            row[m] = f"{c['mean'][-1]:.3g} ± {c['std'][-1]:.2g}"
+        r = out["labels_to_reach_random_final"].get("force_rmse_meV_A", {}).get(s, {})
+        row["reach"] = r.get("n_labelled")
+        rows.append(row)
+    print("\n" + format_table(rows, headers={
+        "energy_rmse_meV_atom": "E test (meV/atom)", "force_rmse_meV_A": "F test (meV/Å)",
+        "hot/energy_rmse_meV_atom": "E hot", "hot/force_rmse_meV_A": "F hot",
+        "reach": "labels for random's final F"}))
+    print(f"\nwrote {out_path} ({time.perf_counter() - t_start:.0f} s)")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if args.profile == "production":
+        if args.replot:
+            from mdmlkit.active import LearningCurves
+
+            path = args.out or RESULT.with_name(f"active_{args.profile}.json")
+            d = json.loads(Path(path).read_text())
+            print(plot_production(LearningCurves.from_dict(d), Path(path).with_suffix(".png"),
+                                  d.get("complete", False)))
+            return 0
+        return production(args)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -203,7 +469,7 @@ def main(argv=None) -> int:
     def model_factory(seed):
         return HDNNP(sfs, hidden=tuple(args.hidden), seed=seed, dtype=dtype)
 
-    trainer_kwargs = trainer_settings(args.steps)
+    trainer_kwargs = trainer_settings(args.steps, args.batch, args.lr)
     query_params = {"autoencoder": dict(sfs=sfs, steps=args.ae_steps), "fps": dict(sfs=sfs),
                     "qbc": dict(n_models=args.committee, warm_start=not args.cold_start)}
     unknown = set(args.strategies) - set(QUERIES)

@@ -55,6 +55,11 @@ class AtomsTooCloseError(InputError):
     """Two atoms are closer than the model's minimum distance."""
 
 
+class DegenerateCellError(InputError):
+    """A periodic cell is degenerate: a cell vector or height below the minimum, an
+    ill-conditioned cell, or more periodic images within the cutoff than the limit."""
+
+
 class ModelMismatchError(InputError):
     """Model and data (or two model files) disagree, e.g. on elements."""
 
@@ -74,6 +79,13 @@ class UnstableDynamicsError(NonFiniteError):
 
 class CheckpointMismatchError(InputError):
     """A checkpoint or finished trajectory was made with different settings."""
+
+
+class CorruptCheckpointError(MalformedFileError):
+    """A checkpoint, saved model or run-state file is truncated or unreadable.
+
+    Carries ``path``; the message says what to do (delete the file, start afresh).
+    """
 
 
 class MissingFileError(InputError, FileNotFoundError):
@@ -105,6 +117,10 @@ class TeacherUnavailableError(OptionalDependencyError):
 
 class ExtrapolationWarning(UserWarning):
     """A structure has symmetry-function values outside the model's training range."""
+
+
+class CheckpointFallbackWarning(UserWarning):
+    """The latest checkpoint was unreadable; the run resumed from the previous good one."""
 
 
 class MissingWidgetBundleWarning(UserWarning):

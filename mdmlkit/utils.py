@@ -13,8 +13,10 @@ import numpy as np
 
 from mdmlkit.errors import (
     CheckpointMismatchError,
+    CorruptCheckpointError,
     EmptyTrajectoryError,
     InconsistentFramesError,
+    MissingFileError,
     NonFiniteError,
     UnknownElementError,
 )
@@ -143,21 +145,98 @@ def check_elements(frames: Sequence[Any], elements: Sequence[str] | Any | None,
 
 
 
+def jsonable(obj: Any) -> Any:
+    """``obj`` after a JSON round trip (tuples become lists, unknown objects ``str``)."""
+    return json.loads(json.dumps(obj, default=lambda o: _json_default_str(o)))
+
+
+def _json_default_str(o: Any) -> Any:
+    try:
+        return _json_default(o)
+    except TypeError:
+        return str(o)
+
+
+def settings_diff(saved: dict[str, Any], now: dict[str, Any],
+                  ignore: Sequence[str] = ()) -> dict[str, tuple[Any, Any]]:
+    """Settings that differ: ``{name: (saved, now)}`` (compared after a JSON round trip).
+
+    Names only in ``now`` are compared against ``None`` unless missing from ``saved``
+    altogether (older files that did not record them are not refused for that);
+    names in ``ignore`` are skipped.
+    """
+    a, b = jsonable(dict(saved)), jsonable(dict(now))
+    return {k: (a.get(k), v) for k, v in b.items()
+            if k not in ignore and k in a and a[k] != v}
+
+
+def format_settings_diff(diff: dict[str, tuple[Any, Any]]) -> str:
+    """``"t_end: 1300.0 (saved) vs 1400.0 (now); friction: ..."`` for an error message."""
+    return "; ".join(f"{k}: {a!r} (saved) vs {b!r} (now)" for k, (a, b) in diff.items())
+
+
+def read_json_file(path: PathLike, what: str = "state file",
+                   remedy: str = "delete it to start afresh") -> Any:
+    """Parsed JSON of ``path``; :class:`~mdmlkit.errors.MissingFileError` when it is missing,
+    :class:`~mdmlkit.errors.CorruptCheckpointError` (naming the file and ``remedy``) when it is
+    truncated or not JSON."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise MissingFileError(f"{path}: {what} not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptCheckpointError(f"unreadable {what} ({type(exc).__name__}: {exc}); {remedy}",
+                                     path=str(path)) from exc
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CorruptCheckpointError(f"{what} is truncated or not JSON ({exc}); {remedy}",
+                                     path=str(path)) from exc
+
+
+def load_torch_file(path: PathLike, what: str = "checkpoint",
+                    remedy: str = "delete it to start afresh", map_location: Any = "cpu",
+                    weights_only: bool = True) -> Any:
+    """``torch.load`` that names the file: :class:`~mdmlkit.errors.MissingFileError` when it is
+    missing, :class:`~mdmlkit.errors.CorruptCheckpointError` (with ``remedy``) when it is
+    truncated or unreadable (``PytorchStreamReader`` errors, ``EOFError``, unpickling errors,
+    ``OSError``)."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError, KeyError,
+            AttributeError, ImportError, IndexError, TypeError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CorruptCheckpointError(f"{what} is truncated or unreadable "
+                                     f"({type(exc).__name__}: {msg}); {remedy}",
+                                     path=str(path)) from exc
+
+
 def check_run_settings(work: PathLike, settings: dict[str, Any]) -> None:
     """Refuse to resume a run folder made with other settings.
 
     On first use the settings are written to ``work/settings.json`` (atomically); later
     calls compare them (after a JSON round trip) and raise
-    :class:`~mdmlkit.errors.CheckpointMismatchError` naming the folder if they differ.
+    :class:`~mdmlkit.errors.CheckpointMismatchError` naming the folder and the differing
+    settings; an unreadable ``settings.json`` raises :class:`~mdmlkit.errors.CorruptCheckpointError`.
     """
     work = Path(work)
     f = work / "settings.json"
-    settings = json.loads(json.dumps(settings, default=str))
+    settings = jsonable(settings)
     if f.is_file():
-        old = json.loads(f.read_text())
+        old = read_json_file(f, "run settings", "restore it or use another work folder")
         if old != settings:
-            raise CheckpointMismatchError(f"{work} holds runs made with other settings ({old}); "
-                                          "use another work folder")
+            diff = {k: (old.get(k), settings.get(k)) for k in sorted(set(old) | set(settings))
+                    if old.get(k) != settings.get(k)}
+            raise CheckpointMismatchError(f"{work} holds runs made with other settings "
+                                          f"({format_settings_diff(diff)}); use another work folder")
     else:
         atomic_write_json(f, settings)
 

@@ -35,7 +35,7 @@ from sklearn.base import clone
 
 from mdmlkit.active.features import DescriptorCache
 from mdmlkit.active.loop import ActiveLearningLoop
-from mdmlkit.active.metrics import select_metrics
+from mdmlkit.active.metrics import METRICS, select_metrics
 from mdmlkit.active.oracle import ReplayOracle
 from mdmlkit.active.queries.base import Query
 from mdmlkit.errors import EmptyTrajectoryError, InputError
@@ -117,6 +117,28 @@ class LearningCurves:
                       "std": float(c["std"][-1]), "query_time_s": self.query_time(s)["mean"]}
         return out
 
+    def summary_frame(self, metrics: Sequence[str] = ("energy_rmse_meV_atom", "force_rmse_meV_A"),
+                      reference: str = "random"):
+        """One row per strategy: final labels, final mean ± std of each metric, and the labels
+        needed to reach ``reference``'s final mean (count and fraction of the reference's
+        labels; empty when not reached within the budget), as a ``pandas.DataFrame``."""
+        import pandas as pd
+
+        rows = []
+        for s in self.strategies:
+            row = {"strategy": s, "seeds": len({r["seed"] for r in self.records if r["strategy"] == s})}
+            for m in metrics:
+                c = self.curve(s, m)
+                row["labels"] = int(round(c["n_labelled"][-1]))
+                row[m] = f"{c['mean'][-1]:.3g} ± {c['std'][-1]:.2g}"
+                if reference in self.strategies:
+                    reach = labels_to_reach(self, metric=m, reference=reference)[s]
+                    row[f"labels to {reference}'s final ({m})"] = (
+                        "not reached" if reach["n_labelled"] is None else
+                        f"{reach['n_labelled']:.0f} ({reach['fraction']:.2f})")
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("strategy")
+
     def table(self):
         """All records as a ``pandas.DataFrame``."""
         import pandas as pd
@@ -157,10 +179,11 @@ def _cache_for(caches: list[DescriptorCache], sfs) -> DescriptorCache:
 
 def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]],
                         pool: Sequence[Atoms], test: Sequence[Atoms], seeds: Sequence[int] = (0, 1, 2),
-                        rounds: int = 5, k: int = 10, n_initial: int = 10, model=None,
+                        rounds: int = 5, k: int | Sequence[int] = 10, n_initial: int = 10, model=None,
                         trainer_kwargs: dict | Callable[[int], dict] | None = None, val: Sequence[Atoms] | None = None,
                         warm_start: bool = False, workdir=None, progress: bool = True,
-                        callback: Callable[[dict], None] | None = None) -> LearningCurves:
+                        callback: Callable[[dict], None] | None = None,
+                        extra_tests: Mapping[str, Sequence[Atoms]] | None = None) -> LearningCurves:
     """Learning curves of several strategies on a pre-labelled pool (see module docstring).
 
     Parameters
@@ -175,7 +198,9 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
     seeds : sequence of int
         One run per seed and strategy (initial set, weights, training order).
     rounds, k, n_initial : int
-        Query rounds, structures per round, random initial structures.
+        Query rounds, structures per round (or one batch size per round, e.g.
+        ``[50, 100, 200]`` for a geometric curve; ``rounds`` is then ``len(k)``),
+        random initial structures.
     model : HDNNP or callable(seed) -> HDNNP
         Potential template.
     trainer_kwargs : dict or callable
@@ -190,6 +215,8 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
         tqdm bar over runs.
     callback : callable, optional
         Called with each finished run's records (list of dict).
+    extra_tests : dict name -> sequence of labelled ase.Atoms, optional
+        Further fixed test sets (e.g. a hot test set); records get ``"<name>/<metric>"``.
     """
     from tqdm.auto import tqdm
 
@@ -200,12 +227,20 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
         raise EmptyTrajectoryError("benchmark pool: no structures")
     if model is None:
         raise InputError("give a potential template (HDNNP) or a factory seed -> HDNNP")
-    if n_initial + rounds * k > len(pool):
-        raise InputError(f"n_initial + rounds * k = {n_initial + rounds * k} exceeds the pool "
+    if isinstance(k, (int, np.integer)):
+        ks = [int(k)] * int(rounds)
+    else:
+        ks = [int(x) for x in k]
+        rounds = len(ks)
+    if n_initial + sum(ks) > len(pool):
+        raise InputError(f"n_initial + the round sizes = {n_initial + sum(ks)} exceeds the pool "
                          f"({len(pool)} structures)")
     oracle = ReplayOracle(pool)
-    res = LearningCurves(meta={"seeds": list(seeds), "rounds": rounds, "k": k, "n_initial": n_initial,
-                               "n_pool": len(pool), "n_test": len(test),
+    extra_tests = {str(n): list(f) for n, f in (extra_tests or {}).items()}
+    res = LearningCurves(meta={"seeds": list(seeds), "rounds": rounds,
+                               "k": k if isinstance(k, (int, np.integer)) else ks,
+                               "n_initial": n_initial, "n_pool": len(pool), "n_test": len(test),
+                               "n_extra_tests": {n: len(f) for n, f in extra_tests.items()},
                                "trainer_kwargs": repr(trainer_kwargs) if callable(trainer_kwargs) else
                                {kk: v for kk, v in (trainer_kwargs or {}).items()
                                 if isinstance(v, (int, float, str, bool, type(None)))},
@@ -218,8 +253,9 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
         m = model(seed) if callable(model) and not hasattr(model, "state_dict") else model
         query = _query_for_seed(strategies[name], seed)
         wd = None if workdir is None else Path(workdir) / name / f"seed_{seed}"
-        loop = ActiveLearningLoop(query, pool, m, oracle=oracle, initial=n_initial, k=k,
-                                  n_rounds=rounds, test=test, val=val,
+        loop = ActiveLearningLoop(query, pool, m, oracle=oracle, initial=n_initial,
+                                  k=k if isinstance(k, (int, np.integer)) else ks,
+                                  n_rounds=rounds, test=test, val=val, extra_tests=extra_tests,
                                   trainer_kwargs=trainer_kwargs, warm_start=warm_start, workdir=wd,
                                   seed=seed, progress=False, cache=_cache_for(caches, m.sfs))
         t0 = time.perf_counter()
@@ -235,6 +271,8 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
                    "train_time_s": float(h.get("train_time_s", 0.0)),
                    "n_failed_total": int(h.get("n_failed_total", 0))}
             rec.update(select_metrics(h))
+            rec.update({key: v for key, v in h.items()
+                        if "/" in key and key.rsplit("/", 1)[1] in METRICS})
             if "by_kind" in h:
                 rec["by_kind"] = h["by_kind"]
             kinds: dict[str, int] = {}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ from mdmlkit.utils import PathLike, atomic_write_text
 __all__ = ["LabelCache", "CacheEntry", "label_key", "oracle_identity"]
 
 _FORMAT = "mdmlkit-labelcache/1"
+
+log = logging.getLogger(__name__)
 
 
 def label_key(atoms: Atoms, oracle_id: str) -> str:
@@ -84,6 +87,10 @@ class CacheEntry:
         Failed attempts so far (0 for a label computed at the first try).
     time_s : float
         Wall time of the oracle call that produced the entry, s.
+    stress_requested : bool or None
+        Whether the oracle was asked for the stress when it made the label (None:
+        not recorded); a label without stress made with ``stress_requested=False``
+        is not reused by an oracle that wants the stress.
     """
 
     key: str
@@ -93,6 +100,7 @@ class CacheEntry:
     error: str | None = None
     attempts: int = 0
     time_s: float = 0.0
+    stress_requested: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -161,15 +169,21 @@ class LabelCache:
         except FileNotFoundError:
             return None
         except (OSError, ValueError):   # not written by LabelCache (writes are atomic): recompute
+            log.warning("label cache entry %s is unreadable; it is recomputed and rewritten", f)
+            return None
+        if not isinstance(d, dict):
+            log.warning("label cache entry %s is not a cache entry; it is recomputed", f)
             return None
         if d.get("format") != _FORMAT or d.get("key") != key:
             return None
         res: dict[str, Any] = {}
         for k, v in (d.get("results") or {}).items():
             res[k] = float(v) if k in ("energy", "free_energy") else np.asarray(v, dtype=float)
+        sr = d.get("stress_requested")
         return CacheEntry(key=key, oracle=d["oracle"], status=d["status"], results=res,
                           error=d.get("error"), attempts=int(d.get("attempts", 0)),
-                          time_s=float(d.get("time_s", 0.0)))
+                          time_s=float(d.get("time_s", 0.0)),
+                          stress_requested=None if sr is None else bool(sr))
 
     def should_retry(self, entry: CacheEntry | None) -> bool:
         """True when there is no entry or a failure with fewer than ``max_attempts`` attempts."""
@@ -180,14 +194,16 @@ class LabelCache:
              "error": entry.error, "attempts": entry.attempts, "time_s": entry.time_s,
              "formula": atoms.get_chemical_formula(), "n_atoms": len(atoms),
              "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "stress_requested": entry.stress_requested,
              "results": {k: (v.tolist() if isinstance(v, np.ndarray) else float(v))
                          for k, v in entry.results.items()}}
         atomic_write_text(self._file(entry.key), json.dumps(d) + "\n")
         return entry
 
     def put(self, atoms: Atoms, oracle_id: str, results: dict[str, Any],
-            time_s: float = 0.0) -> CacheEntry:
-        """Store labels (``energy`` eV, ``forces`` eV/Å, optional ``stress`` eV/Å³)."""
+            time_s: float = 0.0, stress_requested: bool | None = None) -> CacheEntry:
+        """Store labels (``energy`` eV, ``forces`` eV/Å, optional ``stress`` eV/Å³);
+        ``stress_requested`` records whether the oracle was asked for the stress."""
         if "energy" not in results or "forces" not in results:
             raise InputError("a cached label needs 'energy' and 'forces'")
         res = {k: (float(v) if k == "energy" else np.asarray(v, dtype=float))
@@ -195,7 +211,8 @@ class LabelCache:
         key = label_key(atoms, oracle_id)
         old = self.get_key(key)
         return self._write(CacheEntry(key, str(oracle_id), "ok", res, None,
-                                      old.attempts if old is not None else 0, float(time_s)), atoms)
+                                      old.attempts if old is not None else 0, float(time_s),
+                                      stress_requested), atoms)
 
     def put_failure(self, atoms: Atoms, oracle_id: str, error: str, time_s: float = 0.0) -> CacheEntry:
         """Record a failed attempt (attempts incremented; an ok entry is left as it is)."""

@@ -29,12 +29,13 @@ failed ones, count against ``budget``.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,17 +46,92 @@ from mdmlkit.active.metrics import METRICS, metric_label, select_metrics
 from mdmlkit.active.onthefly import run_on_the_fly
 from mdmlkit.active.oracle import as_oracle
 from mdmlkit.active.queries.base import LoopContext, Query, prepare_query
-from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError, OracleError
+from mdmlkit.errors import (
+    CheckpointFallbackWarning,
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    EmptyTrajectoryError,
+    InputError,
+    OracleError,
+)
 from mdmlkit.potential.committee import reinitialise
 from mdmlkit.potential.data import check_training_frames
 from mdmlkit.potential.training.trainer import Trainer
-from mdmlkit.utils import atomic_path, atomic_torch_save, atomic_write_json, check_elements
+from mdmlkit.utils import (
+    atomic_path,
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    check_elements,
+    format_settings_diff,
+    load_torch_file,
+    read_json_file,
+    settings_diff,
+)
 
 __all__ = ["ActiveLearningLoop"]
 
 log = logging.getLogger(__name__)
 
 _FORMAT = "mdmlkit.active-loop/1"
+_PREV_STATE = "state.prev.json"
+#: trainer_kwargs that say where/how to train, not what is learned (not compared on resume)
+_TRAINER_RUN_KEYS = ("device", "checkpoint_dir", "checkpoint_every", "progress", "callbacks")
+
+
+def _plain(obj):
+    """JSON-able description of a setting: numbers, strings and containers as they are,
+    other objects by their class name (never by ``repr``, which may hold addresses)."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        return f"<callable {obj.__qualname__}>"
+    return f"<{type(obj).__name__}>"
+
+
+def _readable_state(path: Path | None) -> tuple[str, dict] | None:
+    """(text, parsed) of a state file that parses, else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        text = path.read_text()
+        state = json.loads(text)
+    except (OSError, ValueError):
+        return None
+    return (text, state) if isinstance(state, dict) and state.get("format") == _FORMAT else None
+
+
+def _state_files(state: dict) -> set:
+    """Data files a state refers to."""
+    otf = state.get("otf") or {}
+    return {state.get("labelled_file"), state.get("model_file"), otf.get("atoms_file")} - {None}
+
+
+def _read_traj(path: Path, what: str, remedy: str, allow_empty: bool = False) -> list[Atoms]:
+    """Frames of an ASE ``.traj`` checkpoint file; damaged or missing ones raise
+    :class:`~mdmlkit.errors.CorruptCheckpointError` naming the file."""
+    import ase.io
+
+    if not path.is_file():
+        raise CorruptCheckpointError(f"{what} file is missing; {remedy}", path=str(path))
+    if path.stat().st_size == 0:
+        if allow_empty:
+            return []
+        raise CorruptCheckpointError(f"{what} file is empty; {remedy}", path=str(path))
+    try:
+        frames = ase.io.read(path, ":", format="traj")
+    except Exception as exc:  # noqa: BLE001 - ASE raises many types on damaged files
+        raise CorruptCheckpointError(f"{what} file is truncated or unreadable "
+                                     f"({type(exc).__name__}: {exc}); {remedy}", path=str(path)) from exc
+    if not frames and not allow_empty:
+        raise CorruptCheckpointError(f"{what} file holds no structures; {remedy}", path=str(path))
+    return list(frames)
 
 
 def _fingerprint(frames: Sequence[Atoms]) -> str:
@@ -87,8 +163,10 @@ class ActiveLearningLoop:
     initial : int or sequence of labelled ase.Atoms
         Round 0: this many random pool structures (seeded by ``seed``), or a
         labelled starting set (not from the pool).
-    k : int
-        Structures selected per round (the last round takes what is left).
+    k : int or sequence of int
+        Structures selected per round (the last round takes what is left), or
+        one batch size per round (e.g. ``[50, 100, 200, 400]`` for a geometric
+        learning curve; the loop stops after the last entry).
     budget : int, optional
         Maximum oracle calls after the initial set.  A budget larger than the
         pool is capped at the pool size (with a warning).
@@ -96,12 +174,18 @@ class ActiveLearningLoop:
         Rounds after round 0 (default: until the budget or the pool runs out).
     test, val : sequence of labelled ase.Atoms, optional
         Fixed test set for the learning curve; validation set for early stopping.
+    extra_tests : dict name -> sequence of labelled ase.Atoms, optional
+        Further fixed test sets (e.g. ``{"hot": load_hot_test()}``), evaluated
+        every round; their errors go into the round record as ``"<name>/<metric>"``.
     trainer_kwargs : dict or callable
         For :class:`~mdmlkit.potential.Trainer` (``progress`` defaults to False), or
         ``n_labelled -> dict`` to adapt training to the set size (e.g. a fixed number
         of optimiser steps per round: ``max_epochs ≈ steps · batch_size / n_labelled``).
     warm_start : bool
-        Continue training from the previous round's weights.
+        Continue training from the previous round's weights (a new
+        :class:`~mdmlkit.potential.Trainer` each round, so the learning-rate schedule
+        restarts).  Warm-started rounds keep the input scaling and reference energies
+        fitted in round 0 (``fit_normalisation=False`` unless ``trainer_kwargs`` sets it).
     workdir : path, optional
         Checkpoint directory (resumed automatically when it holds a checkpoint).
     seed : int
@@ -140,6 +224,7 @@ class ActiveLearningLoop:
                  initial: int | Sequence[Atoms] = 10, k: int = 10, budget: int | None = None,
                  n_rounds: int | None = None, test: Sequence[Atoms] | None = None,
                  val: Sequence[Atoms] | None = None,
+                 extra_tests: Mapping[str, Sequence[Atoms]] | None = None,
                  trainer_kwargs: dict | Callable[[int], dict] | None = None,
                  warm_start: bool = False, workdir=None, seed: int = 0, progress: bool = True,
                  callbacks: Iterable[Callable] = (), cache: DescriptorCache | None = None):
@@ -147,8 +232,11 @@ class ActiveLearningLoop:
             raise InputError(f"query must be a mdmlkit.active Query, got {type(query).__name__}")
         self.pool = [unlabelled_copy(a) for a in as_frames(pool, "pool")]
         check_elements(self.pool, model.elements, "pool", owner="the potential and its descriptor")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k (structures per round) must be a positive integer, got {k!r}")
+        ks = [k] if isinstance(k, (int, np.integer, bool)) or not isinstance(k, Iterable) else list(k)
+        if not ks or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1
+                         for x in ks):
+            raise InputError(f"k (structures per round) must be a positive integer or a non-empty "
+                             f"sequence of them, got {k!r}")
         if n_rounds is not None and n_rounds < 0:
             raise InputError(f"n_rounds must be >= 0, got {n_rounds}")
         if isinstance(initial, (int, np.integer)) and not isinstance(initial, bool):
@@ -163,7 +251,9 @@ class ActiveLearningLoop:
         self.model = model
         self.oracle = as_oracle(oracle)
         self.initial = initial
-        self.k = int(k)
+        self.k = int(ks[0]) if len(ks) == 1 and not isinstance(k, Iterable) else [int(x) for x in ks]
+        if isinstance(self.k, list) and (n_rounds is None or n_rounds > len(self.k)):
+            n_rounds = len(self.k)
         n_avail = len(self.pool) - (initial if isinstance(initial, (int, np.integer)) else 0)
         if budget is not None:
             if budget < 0:
@@ -176,6 +266,7 @@ class ActiveLearningLoop:
         self.budget = budget
         self.n_rounds = n_rounds
         self.test = None if test is None else list(test)
+        self.extra_tests = {str(name): list(frames) for name, frames in (extra_tests or {}).items()}
         self.val = None if val is None else list(val)
         self.trainer_kwargs = trainer_kwargs if callable(trainer_kwargs) else dict(trainer_kwargs or {})
         self.warm_start = bool(warm_start)
@@ -226,21 +317,50 @@ class ActiveLearningLoop:
             {"frames": _fingerprint(self.initial)}
         if not hasattr(self, "_pool_fp"):
             self._pool_fp = _fingerprint(self.pool)
+        if not hasattr(self, "_sets_fp"):
+            extra = getattr(self, "extra_tests", None) or {}
+            self._sets_fp = {
+                "test": None if self.test is None else _fingerprint(self.test),
+                "val": None if self.val is None else _fingerprint(self.val),
+                "extra_tests": {name: _fingerprint(fr) for name, fr in extra.items()}}
+            sfs = getattr(self.model, "sfs", None)
+            arch = {"class": type(self.model).__name__,
+                    "config": _plain(self.model.config()) if hasattr(self.model, "config") else None,
+                    "sfs": None if sfs is None or not hasattr(sfs, "to_input_nn_lines") else
+                    hashlib.sha1("\n".join(sfs.to_input_nn_lines()).encode()).hexdigest()}
+            self._arch = arch
+        tk = self.trainer_kwargs
+        trainer = _plain(tk) if callable(tk) else _plain(
+            {k: v for k, v in tk.items() if k not in _TRAINER_RUN_KEYS})
+        query_params = _plain(self.query.get_params(deep=False)) if hasattr(self.query, "get_params") \
+            else None
         return {"pool": self._pool_fp, "n_pool": len(self.pool), "k": self.k,
                 "seed": self.seed, "initial": init, "query": type(self.query).__name__,
-                "warm_start": self.warm_start}
+                "warm_start": self.warm_start, "query_params": query_params,
+                "trainer_kwargs": trainer, "model": self._arch, "oracle": self.oracle.oracle_id,
+                **self._sets_fp}
 
     def _state_path(self) -> Path | None:
         return None if self.workdir is None else self.workdir / "state.json"
 
+    def _prev_state_path(self) -> Path | None:
+        return None if self.workdir is None else self.workdir / _PREV_STATE
+
     def save_checkpoint(self) -> None:
-        """Write the current state atomically to ``workdir`` (no-op without one)."""
+        """Write the current state atomically to ``workdir`` (no-op without one).
+
+        The data files of every save get new names and ``state.json`` (the commit
+        point) is written last; the previous commit is kept as ``state.prev.json``
+        with its files until the next save completes, so :meth:`load_checkpoint` can
+        fall back to it when the latest state is damaged.
+        """
         if self.workdir is None:
             return
         import ase.io
 
         self.workdir.mkdir(parents=True, exist_ok=True)
-        tag = f"r{self.round_:04d}_{self.phase_}"
+        self._save_seq = getattr(self, "_save_seq", 0) + 1
+        tag = f"r{self.round_:04d}_{self.phase_}_{self._save_seq:05d}"
         lab_name = f"labelled_{tag}.traj"
         with atomic_path(self.workdir / lab_name) as tmp:
             ase.io.write(tmp, self.labelled_, format="traj") if self.labelled_ else tmp.write_bytes(b"")
@@ -258,57 +378,126 @@ class ActiveLearningLoop:
                  "phase": self.phase_, "pool_status": self.pool_status_.tolist(),
                  "failures": {str(k): v for k, v in self.failures_.items()},
                  "history": self.history_, "selections": self.selections_,
-                 "n_oracle_calls": self.n_oracle_calls_, "labelled_file": lab_name,
+                 "n_oracle_calls": self.n_oracle_calls_, "n_labelled": len(self.labelled_),
+                 "labelled_file": lab_name, "save_seq": self._save_seq,
                  "model_file": model_name, "pending": self._pending,
                  "otf": None if self.otf_state_ is None else
                  {k: v for k, v in self.otf_state_.items() if k != "atoms"} | {"atoms_file": otf_name}}
-        atomic_write_json(self.workdir / "state.json", state)
-        keep = {lab_name, model_name, otf_name, "state.json"}
+        path, prev = self._state_path(), self._prev_state_path()
+        keep = {lab_name, model_name, otf_name}
+        old = _readable_state(path)
+        if old is not None:                       # the last good commit becomes the fallback
+            atomic_write_text(prev, old[0])
+            keep |= _state_files(old[1])
+        atomic_write_json(path, state)
         for f in self.workdir.iterdir():
             if f.is_file() and f.name not in keep and f.suffix in (".traj", ".pt") and \
                     f.name.startswith(("labelled_r", "model_r", "otf_r")):
                 f.unlink()
 
-    def load_checkpoint(self) -> bool:
-        """Restore the state from ``workdir``; False when there is no checkpoint."""
-        path = self._state_path()
-        if path is None or not path.is_file():
-            return False
-        import ase.io
-        import torch
+    def _clear_checkpoint(self) -> None:
+        """Remove the state files of ``workdir`` (``run(resume=False)``)."""
+        if self.workdir is None or not self.workdir.is_dir():
+            return
+        for f in self.workdir.iterdir():
+            if f.is_file() and (f.name in ("state.json", _PREV_STATE) or (
+                    f.suffix in (".traj", ".pt") and
+                    f.name.startswith(("labelled_r", "model_r", "otf_r")))):
+                f.unlink()
 
-        state = json.loads(path.read_text())
-        if state.get("format") != _FORMAT:
-            raise InconsistentFramesError(f"{path}: not an active-learning checkpoint ({_FORMAT})")
-        old, new = state["config"], self._config()
-        diff = {k: (old.get(k), new[k]) for k in new if old.get(k) != new[k]}
+    def load_checkpoint(self) -> bool:
+        """Restore the state from ``workdir``; False when there is no checkpoint.
+
+        A damaged latest state (truncated ``state.json``, labelled ``.traj`` or model
+        file) falls back to the previous commit ``state.prev.json`` with a
+        :class:`~mdmlkit.errors.CheckpointFallbackWarning`; the labelled set and the
+        state always come from the same commit (nothing lost or duplicated: the
+        rounds after it are redone).  Raises
+        :class:`~mdmlkit.errors.CheckpointMismatchError` naming the settings when the
+        checkpoint was written for another set-up, and
+        :class:`~mdmlkit.errors.CorruptCheckpointError` when no commit is readable.
+        """
+        path, prev = self._state_path(), self._prev_state_path()
+        if path is None or not (path.is_file() or prev.is_file()):
+            return False
+        problems = []
+        for p in (path, prev):
+            if not p.is_file():
+                problems.append(f"{p}: missing")
+                continue
+            try:
+                restored = self._read_state(p)
+            except CorruptCheckpointError as exc:
+                problems.append(str(exc))
+                continue
+            for name, value in restored.items():
+                setattr(self, name, value)
+            if p == prev:
+                warnings.warn(CheckpointFallbackWarning(
+                    f"{path} (or a file it names) is damaged ({problems[0]}); resumed from the "
+                    f"previous checkpoint {prev} (round {self.round_}, {self.phase_}); the rounds "
+                    "after it are redone"), stacklevel=2)
+            return True
+        raise CorruptCheckpointError(
+            "no readable active-learning checkpoint: " + " | ".join(problems)
+            + "; delete the workdir (or run(resume=False)) to start afresh", path=str(self.workdir))
+
+    def _read_state(self, path: Path) -> dict:
+        """The attributes stored by the commit ``path`` (nothing is changed here)."""
+        remedy = "delete it to fall back to the previous checkpoint, or run(resume=False)"
+        state = read_json_file(path, "active-learning state", remedy)
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise CorruptCheckpointError(f"not an active-learning checkpoint ({_FORMAT}); {remedy}",
+                                         path=str(path))
+        if not isinstance(state.get("config"), dict):
+            raise CorruptCheckpointError(f"state lacks its 'config'; {remedy}", path=str(path))
+        diff = settings_diff(state["config"], self._config())
         if diff:
-            raise InconsistentFramesError(
-                f"{path} was written for a different set-up (checkpoint vs now: {diff}); use a "
-                "fresh workdir or the original pool/parameters")
-        lab = self.workdir / state["labelled_file"]
-        self.labelled_ = ase.io.read(lab, ":", format="traj") if lab.stat().st_size else []
-        self.pool_status_ = np.asarray(state["pool_status"], dtype="<U10")
-        self.failures_ = {int(k): v for k, v in state["failures"].items()}
-        self.history_ = list(state["history"])
-        self.selections_ = list(state["selections"])
-        self.n_oracle_calls_ = int(state["n_oracle_calls"])
-        self.round_ = int(state["round"])
-        self.phase_ = state["phase"]
-        self._pending = dict(state.get("pending") or {})
-        self.model_ = None
-        if state.get("model_file"):
+            raise CheckpointMismatchError(
+                f"{path} was written for a different set-up ({format_settings_diff(diff)}); use a "
+                "fresh workdir, the original pool/parameters, or run(resume=False)")
+        try:
+            out = {"pool_status_": np.asarray(state["pool_status"], dtype="<U10"),
+                   "failures_": {int(k): v for k, v in state["failures"].items()},
+                   "history_": list(state["history"]), "selections_": list(state["selections"]),
+                   "n_oracle_calls_": int(state["n_oracle_calls"]), "round_": int(state["round"]),
+                   "phase_": str(state["phase"]), "_pending": dict(state.get("pending") or {}),
+                   "_save_seq": int(state.get("save_seq", 0))}
+            lab_name, model_name, otf = state["labelled_file"], state.get("model_file"), state.get("otf")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CorruptCheckpointError(f"state is incomplete ({type(exc).__name__}: {exc}); "
+                                         f"{remedy}", path=str(path)) from exc
+        if out["pool_status_"].shape != (len(self.pool),):
+            raise CorruptCheckpointError(f"pool_status has {out['pool_status_'].size} entries for "
+                                         f"a pool of {len(self.pool)}; {remedy}", path=str(path))
+        lab = self.workdir / lab_name
+        labelled = _read_traj(lab, "labelled structures", remedy, allow_empty=True)
+        n_rec = state.get("n_labelled")
+        n_pool = int((out["pool_status_"] == "labelled").sum())
+        n_from_pool = sum(1 for a in labelled if int(a.info.get("al_pool_index", 0)) >= 0)
+        if (n_rec is not None and len(labelled) != int(n_rec)) or (
+                all("al_pool_index" in a.info for a in labelled) and n_from_pool != n_pool):
+            raise CorruptCheckpointError(
+                f"holds {len(labelled)} labelled structures ({n_from_pool} from the pool) but the "
+                f"state {path.name} records {n_rec} ({n_pool} from the pool); {remedy}", path=str(lab))
+        out["labelled_"] = labelled
+        out["model_"] = None
+        if model_name:
+            weights = load_torch_file(self.workdir / model_name, "active-learning model", remedy)
             model = copy.deepcopy(self.model)
-            model.load_state_dict(torch.load(self.workdir / state["model_file"], map_location="cpu",
-                                             weights_only=True))
-            self.model_ = model
-        otf = state.get("otf")
+            try:
+                model.load_state_dict(weights)
+            except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
+                raise CorruptCheckpointError(f"weights do not fit the model ({exc}); {remedy}",
+                                             path=str(self.workdir / model_name)) from exc
+            out["model_"] = model
         if otf is not None:
             otf = dict(otf)
             name = otf.pop("atoms_file", None)
-            otf["atoms"] = ase.io.read(self.workdir / name, format="traj") if name else None
-        self.otf_state_ = otf
-        return True
+            otf["atoms"] = _read_traj(self.workdir / name, "on-the-fly MD state", remedy)[-1] \
+                if name else None
+        out["otf_state_"] = otf
+        return out
 
     # ------------------------------------------------------------------ steps
     def label_structures(self, pool_indices: Sequence[int], round_: int, reasons: Sequence[dict] | None = None,
@@ -414,8 +603,18 @@ class ActiveLearningLoop:
             rec["retrained"] = False
         else:
             model = self._new_model()
+            if model is self.model_:          # warm start: keep round 0's scaling and offsets
+                kw.setdefault("fit_normalisation", False)
             trainer = Trainer(model, seed=self.seed, **kw)
-            trainer.fit(self.labelled_, self.val, resume=ckpt is not None)
+            try:
+                trainer.fit(self.labelled_, self.val, resume=ckpt is not None)
+            except CorruptCheckpointError as exc:      # a damaged round checkpoint: train afresh
+                warnings.warn(CheckpointFallbackWarning(
+                    f"round {r}: {exc}; training this round afresh"), stacklevel=2)
+                import shutil
+
+                shutil.rmtree(ckpt, ignore_errors=True)
+                trainer.fit(self.labelled_, self.val, resume=False)
             rec["retrained"] = True
             rec["epochs"] = len(trainer.history_)
         rec["train_time_s"] = time.perf_counter() - t0
@@ -431,6 +630,12 @@ class ActiveLearningLoop:
             if "by_kind" in ev:
                 rec["by_kind"] = {kd: select_metrics(v) for kd, v in ev["by_kind"].items()}
             rec["eval_time_s"] = time.perf_counter() - t1
+        if self.extra_tests:
+            if trainer is None:
+                trainer = Trainer(model, progress=False)
+            for name, frames in self.extra_tests.items():
+                ev = trainer.evaluate(frames, source=f"test set {name!r}")
+                rec.update({f"{name}/{key}": v for key, v in select_metrics(ev).items()})
         self.model_, self.trainer_ = model, trainer
         self.history_.append(rec)
         self.phase_ = "trained"
@@ -451,7 +656,8 @@ class ActiveLearningLoop:
         """Structures to select in the next round (0: stop)."""
         if n_rounds is not None and self._rounds_done() >= n_rounds:
             return 0
-        n = min(self.k, self.unlabelled_indices.size)
+        k = self.k if isinstance(self.k, int) else self.k[min(self._rounds_done(), len(self.k) - 1)]
+        n = min(k, self.unlabelled_indices.size)
         if self.budget is not None:
             n = min(n, self.budget - self.n_oracle_calls_)
         return max(n, 0)
@@ -468,13 +674,15 @@ class ActiveLearningLoop:
 
         n_rounds = self.n_rounds if n_rounds is None else n_rounds
         if self.round_ < 0:
+            if not resume:
+                self._clear_checkpoint()
             if not (resume and self.load_checkpoint()):
                 self._reset_state()
         total = None
         if n_rounds is not None:
             total = n_rounds + 1
         elif self.budget is not None:
-            total = math.ceil(self.budget / self.k) + 1
+            total = (math.ceil(self.budget / self.k) if isinstance(self.k, int) else len(self.k)) + 1
         bar = tqdm(total=total, initial=len(self.history_), desc=f"active learning ({self.query.name})",
                    unit="round", disable=not self.progress)
         try:

@@ -28,7 +28,15 @@ METRIC_LABELS: dict[str, str] = {
 
 
 def metric_label(metric: str) -> str:
-    """Axis label of ``metric`` (the key itself when it is not a known metric)."""
+    """Axis label of ``metric`` (the key itself when it is not a known metric).
+
+    A metric of an extra test set, ``"<set>/<metric>"`` (e.g. ``"hot/force_rmse_meV_A"``),
+    gets the set's name in front: ``"hot test: force RMSE (meV/Å)"``.
+    """
+    if "/" in metric:
+        prefix, base = metric.rsplit("/", 1)
+        if base in METRIC_LABELS:
+            return f"{prefix} test: {METRIC_LABELS[base]}"
     return METRIC_LABELS.get(metric, metric)
 
 

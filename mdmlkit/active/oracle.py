@@ -213,6 +213,8 @@ class Oracle:
                 continue
             if self.cache is not None:
                 entry = self.cache.get(atoms, self.oracle_id)
+                if entry is not None and entry.ok and self._lacks_stress(atoms, entry):
+                    entry = None            # made without the stress this oracle wants: relabel
                 if entry is not None and entry.ok:
                     out.labelled[k] = entry.labelled(atoms)
                     out.cached.add(k)
@@ -235,6 +237,15 @@ class Oracle:
                 self._record(frames[k], k, res, reason, dt, out)
         return out
 
+    def _lacks_stress(self, atoms: Atoms, entry) -> bool:
+        """True when a cached label has no stress, this oracle wants one for ``atoms`` and the
+        label was made without asking for it (a label whose oracle was asked but gave none
+        is kept)."""
+        if not self.stress or not atoms.pbc.all() or "stress" in entry.results \
+                or entry.stress_requested:
+            return False
+        return "stress" in getattr(self.calculator, "implemented_properties", ())
+
     def _record(self, atoms: Atoms, k: int, res: dict | None, reason: str | None, dt: float,
                 out: LabelResult) -> None:
         out.times[k] = dt
@@ -250,7 +261,8 @@ class Oracle:
                 self._attempts[fp] = self._attempts.get(fp, 0) + 1
             return
         if self.cache is not None:
-            self.cache.put(atoms, self.oracle_id, res, dt)
+            self.cache.put(atoms, self.oracle_id, res, dt,
+                           stress_requested=self.stress and bool(atoms.pbc.all()))
         lab = atoms.copy()
         lab.calc = SinglePointCalculator(lab, **res)
         out.labelled[k] = lab

@@ -342,7 +342,7 @@ def run_size_scan(sizes: Iterable[int], seeds: Iterable[int] = (0, 1), outdir: s
                   heating: HeatingSettings | None = None, landscape: LandscapeMap | None = None,
                   analysis: AnalysisSettings | None = None, calculator: Any = "asap3",
                   progress: bool = True, executor: Any = None,
-                  n_jobs: int | None = None) -> SizeScan:
+                  n_jobs: int | None = None, overwrite: bool = False) -> SizeScan:
     """Heat every size with every seed (resuming finished/interrupted runs), then analyse.
 
     Parameters
@@ -362,6 +362,10 @@ def run_size_scan(sizes: Iterable[int], seeds: Iterable[int] = (0, 1), outdir: s
         ``None`` with ``n_jobs`` None or 1 is serial; ``"process"`` / ``n_jobs > 1``
         local processes; a ``concurrent.futures.Executor`` or a dask ``Client`` as given.
         Every run and size is independent and seeded, so the scan equals the serial one.
+    overwrite : rerun existing runs in ``outdir`` that were made with other heating settings
+        or another calculator (default: refuse them with
+        :class:`~mdmlkit.errors.CheckpointMismatchError` naming the file and the settings;
+        see :func:`mdmlkit.md.heating.heat_many`)
     """
     from functools import partial
 
@@ -371,12 +375,16 @@ def run_size_scan(sizes: Iterable[int], seeds: Iterable[int] = (0, 1), outdir: s
                                                                   rate_K_per_ps=10.0)
     template = landscape if landscape is not None else LandscapeMap()
     analysis = analysis if analysis is not None else AnalysisSettings()
+    sizes = list(sizes)
+    bad = [n for n in sizes if isinstance(n, bool) or not isinstance(n, (int, np.integer))]
+    if bad:
+        raise InputError(f"run_size_scan: cluster sizes must be integers, got {bad!r}")
     sizes = sorted({int(n) for n in sizes})
     seeds = list(seeds)
     if not sizes:
         raise InputError("run_size_scan needs at least one size")
     results = heat_many(sizes, seeds, outdir=outdir, settings=heating, calculator=calculator,
-                        progress=progress, executor=executor, n_jobs=n_jobs)
+                        progress=progress, executor=executor, n_jobs=n_jobs, overwrite=overwrite)
     by_size: dict[int, list[Atoms]] = {}
     for r in results:
         by_size.setdefault(len(r.frames[0]), []).extend(r.frames)

@@ -49,10 +49,17 @@ import torch
 from torch import nn
 
 from mdmlkit.descriptors import ACSF, AtomsBatch, SymmetryFunctionSet
-from mdmlkit.errors import EmptyTrajectoryError, InputError, MissingLabelError, ModelMismatchError, UnknownElementError
+from mdmlkit.errors import (
+    CorruptCheckpointError,
+    EmptyTrajectoryError,
+    InputError,
+    MissingLabelError,
+    ModelMismatchError,
+    UnknownElementError,
+)
 from mdmlkit.potential.activations import Activation, canonical_activation
 from mdmlkit.potential.scaling import SCALING_MODE_NAMES, SymmetryFunctionScaling
-from mdmlkit.utils import atomic_torch_save, resolve_device
+from mdmlkit.utils import atomic_torch_save, load_torch_file, resolve_device
 
 __all__ = ["HDNNP", "AtomicNetwork"]
 
@@ -704,15 +711,29 @@ class HDNNP(nn.Module):
 
     @classmethod
     def load(cls, path, device=None, dtype: torch.dtype | None = None) -> HDNNP:
-        """Load a model written by :meth:`save` (``device`` default CPU, ``dtype`` as saved)."""
+        """Load a model written by :meth:`save` (``device`` default CPU, ``dtype`` as saved).
+
+        Raises :class:`~mdmlkit.errors.MissingFileError` for a missing file,
+        :class:`~mdmlkit.errors.CorruptCheckpointError` (naming the file) for a truncated or
+        unreadable one and :class:`~mdmlkit.errors.ModelMismatchError` for another format.
+        """
         path = Path(path)
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        remedy = "the file is damaged: save the model again or restore a copy"
+        payload = load_torch_file(path, "HDNNP model file", remedy, map_location="cpu",
+                                  weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
             raise ModelMismatchError(f"{path}: not an mdmlkit HDNNP file (format {_FORMAT})")
+        missing = [k for k in ("sfs", "dtype", "config", "state_dict") if k not in payload]
+        if missing:
+            raise CorruptCheckpointError(f"HDNNP model file lacks {missing}; {remedy}", path=str(path))
         sfs = SymmetryFunctionSet.from_text(payload["sfs"], path=f"{path} [symmetry functions]")
         saved_dtype = getattr(torch, payload["dtype"])
         model = cls(sfs, dtype=saved_dtype, seed=0, **payload["config"])   # weights overwritten below
-        model.load_state_dict(payload["state_dict"])
+        try:
+            model.load_state_dict(payload["state_dict"])
+        except RuntimeError as exc:
+            raise CorruptCheckpointError(f"HDNNP model file: weights do not fit its architecture "
+                                         f"({str(exc).splitlines()[0]}); {remedy}", path=str(path)) from exc
         return model.to(device=resolve_device(device or "cpu"), dtype=dtype or saved_dtype)
 
 

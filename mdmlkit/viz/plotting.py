@@ -173,12 +173,14 @@ def plot_parity(reference: np.ndarray, predicted: np.ndarray, ax=None, label: st
 # ----------------------------------------------------------------------------- active learning
 
 def plot_learning_curves(results, metric: str = "force_rmse_meV_A", ax=None, strategies=None,
-                         seeds: bool = True, logy: bool = False, title: str | None = None):
+                         seeds: bool = True, logy: bool = False, title: str | None = None,
+                         logx: bool = False, target: float | None = None):
     """Test error vs labelled structures, one colour per strategy.
 
     ``results`` is a :class:`mdmlkit.active.LearningCurves`. Thick line: mean over
     seeds; band: ± one standard deviation over seeds; thin lines (``seeds=True``):
-    the individual seeds.
+    the individual seeds.  ``target``: a dashed horizontal line at that error
+    (same unit as ``metric``).
     """
     from mdmlkit.active.metrics import metric_label
 
@@ -194,10 +196,14 @@ def plot_learning_curves(results, metric: str = "force_rmse_meV_A", ax=None, str
         if seeds and n_seeds > 1:
             for v in c["values"]:
                 ax.plot(c["n_labelled"], v, color=colour, lw=0.6, alpha=0.4)
+    if target is not None:
+        ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:g}")
     ax.set_xlabel("labelled structures (count)")
     ax.set_ylabel(metric_label(metric))
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title)

@@ -155,3 +155,24 @@ def test_paired_comparison_pairs_by_seed_and_handles_one_seed():
     assert np.isnan(c.p_value[0]) and c.verdict() == "one seed only: no spread to judge it by"
     with pytest.raises(InputError, match="baseline"):
         paired_comparison(LearningCurves(recs), baseline="qbc")
+
+
+def test_summary_frame_on_known_curves():
+    n = [10, 20, 30, 40]
+    res = _curves({"random": [[100, 80, 64, 50], [100, 82, 60, 54]],     # final 52 ± 2
+                   "ae": [[100, 60, 50, 45], [100, 58, 54, 43]],         # reaches 52 at n=30
+                   "bad": [[100, 90, 80, 70], [100, 90, 80, 70]]}, n)
+    df = res.summary_frame(metrics=("force_rmse_meV_A",))
+    key = "labels to random's final (force_rmse_meV_A)"
+    assert df.loc["random", "force_rmse_meV_A"] == "52 ± 2"
+    assert df.loc["ae", key] == "30 (0.75)"
+    assert df.loc["bad", key] == "not reached"
+    assert df.loc["ae", "labels"] == 40 and df.loc["ae", "seeds"] == 2
+
+
+def test_extra_test_set_metrics_are_labelled():
+    from mdmlkit.active.metrics import metric_label
+
+    assert metric_label("hot/force_rmse_meV_A") == "hot test: force RMSE (meV/Å)"
+    assert metric_label("force_rmse_meV_A") == "force RMSE (meV/Å)"
+    assert metric_label("whatever/x") == "whatever/x"

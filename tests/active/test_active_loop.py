@@ -10,7 +10,13 @@ from mdmlkit.active import ActiveLearningLoop, AutoencoderQuery, FarthestPointQu
 from mdmlkit.active.features import structure_fingerprint
 from mdmlkit.active.synthetic import emt_frames
 from mdmlkit.descriptors import generate_set
-from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError, OracleError, UnknownElementError
+from mdmlkit.errors import (
+    CheckpointMismatchError,
+    EmptyTrajectoryError,
+    InputError,
+    OracleError,
+    UnknownElementError,
+)
 from mdmlkit.potential import HDNNP
 
 TRAIN = {"max_epochs": 4, "batch_size": 4, "patience": None, "lr": 5e-3}
@@ -87,8 +93,10 @@ def test_resume_after_interrupted_labelling_gives_same_selections(reference, poo
                 raise KeyboardInterrupt
             super().calculate(*a, **kw)
 
+    # the same labels as EMT: the oracle identity recorded in the checkpoint is EMT's
+    flaky = Oracle(Interrupting(), oracle_id=Oracle(EMT()).oracle_id)
     with pytest.raises(KeyboardInterrupt):
-        _loop(pool, model, test_set, tmp_path, oracle=Interrupting()).run()
+        _loop(pool, model, test_set, tmp_path, oracle=flaky).run()
     resumed = _loop(pool, model, test_set, tmp_path)
     resumed.run()
     assert _chosen(resumed) == _chosen(reference)
@@ -117,8 +125,12 @@ def test_resume_after_interrupted_training(reference, pool, model, test_set, tmp
     np.testing.assert_allclose(resumed.learning_curve()["force_rmse_meV_A"],
                                reference.learning_curve()["force_rmse_meV_A"], rtol=1e-9)
     # a changed set-up is refused instead of silently mixed
-    with pytest.raises(InconsistentFramesError, match="different set-up"):
+    with pytest.raises(CheckpointMismatchError, match="different set-up.*k: 2 \\(saved\\) vs 3"):
         _loop(pool, model, test_set, tmp_path, k=3).run()
+    with pytest.raises(CheckpointMismatchError, match="trainer_kwargs"):
+        _loop(pool, model, test_set, tmp_path, trainer_kwargs={**TRAIN, "lr": 1e-2}).run()
+    with pytest.raises(CheckpointMismatchError, match="oracle"):
+        _loop(pool, model, test_set, tmp_path, oracle=Oracle(EMT(), oracle_id="other")).run()
 
 
 class FlakyOracle(EMT):
@@ -154,7 +166,8 @@ def test_failing_oracle_structures_are_recorded_and_skipped(pool, model, test_se
     later = [s["pool_index"] for s in loop.selections_ if s["round"] == 2]
     assert not failed & set(later)
     assert loop.history_[1]["n_failed"] == 2 and loop.n_oracle_calls_ == 6
-    reloaded = _loop(pool, model, test_set, tmp_path, query=RandomQuery(seed=0), k=3, n_rounds=2)
+    reloaded = _loop(pool, model, test_set, tmp_path, oracle=FlakyOracle(4), query=RandomQuery(seed=0),
+                     k=3, n_rounds=2)
     reloaded.load_checkpoint()
     assert len(reloaded.labelled_) == 8 and set(reloaded.failures_) == failed
 
@@ -334,3 +347,34 @@ def test_sampling_helpers():
     assert all(a.info["kind"] == "vacancy" for a in groups["defect"])
     with pytest.raises(InputError, match="overlap"):
         ood_split(cold, cold, 1, 1, np.random.default_rng(0), cool_max_T=1000, hot_min_T=900)
+
+
+def test_round_size_schedule_and_extra_test_sets(pool, model, test_set):
+    """k as one batch size per round (geometric curves) and extra test sets in every record."""
+    hot = emt_frames(4, "thermal", (1800, 2000), reps=(2, 1, 1), seed=14)
+    loop = _loop(pool, model, test_set, query=RandomQuery(seed=0), k=[1, 2, 4], n_rounds=None,
+                 extra_tests={"hot": hot})
+    loop.run()
+    lc = loop.learning_curve()
+    assert lc["n_labelled"].tolist() == [4, 5, 7, 11]          # initial 4, then 1, 2, 4
+    for h in loop.history_:
+        assert h["hot/force_rmse_meV_A"] > 0 and h["hot/energy_rmse_meV_atom"] >= 0
+    # the hot set's numbers are the trained model's errors on it (independent evaluation)
+    from mdmlkit.potential.evaluate import evaluate
+
+    ev = evaluate(loop.model_, hot)
+    assert loop.history_[-1]["hot/force_rmse_meV_A"] == pytest.approx(ev["force_rmse_meV_A"], rel=1e-6)
+    with pytest.raises(InputError, match="positive integer"):
+        _loop(pool, model, test_set, k=[2, 0])
+
+
+def test_warm_start_keeps_round_zero_scaling(pool, model, test_set):
+    loop = _loop(pool, model, test_set, query=RandomQuery(seed=0), warm_start=True, n_rounds=2)
+    loop.run(n_rounds=0)
+    state = {k: v.clone() for k, v in loop.model_.state_dict().items() if "scal" in k or "offset" in k
+             or "ref" in k}
+    assert state, "expected scaling/offset buffers in the model's state"
+    loop.run()
+    after = loop.model_.state_dict()
+    for key, v in state.items():
+        assert np.allclose(after[key].numpy(), v.numpy()), key

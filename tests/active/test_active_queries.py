@@ -1,6 +1,8 @@
 """Tests of the active-learning queries (autoencoder, FPS, QBC, random) on small EMT data."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from ase.build import bulk
@@ -358,3 +360,37 @@ def test_embed_matches_selection_space_and_atom_errors(ae, data):
     np.testing.assert_allclose(emb.informativeness,
                                ae.w_max * np.array([e.max() for e in errs])
                                + (1 - ae.w_max) * np.array([e.mean() for e in errs]), rtol=1e-10)
+
+
+@pytest.mark.parametrize("scale", ["rank", "log"])
+def test_ae_informativeness_scale_keeps_order_and_bounds(ae, data, scale):
+    pool = data["id"] + data["hot"] + data["strain"]
+    q = copy.deepcopy(ae).set_params(informativeness_scale=scale, beta=0.0)     # fitted, rescored
+    sc = q.score(pool)
+    info = sc["informativeness"]
+    # a monotone transform of I: same order (beta=0: the score is T(I) alone)
+    assert np.array_equal(np.argsort(sc["score"], kind="stable"), np.argsort(info, kind="stable"))
+    if scale == "rank":                                        # ranks / n, in (0, 1]
+        assert sc["score"].max() == pytest.approx(1.0)
+        assert np.allclose(np.sort(sc["score"]), np.arange(1, len(pool) + 1) / len(pool))
+    else:
+        assert np.allclose(sc["score"], np.log1p(info))
+    with pytest.raises(InputError, match="informativeness_scale"):
+        AutoencoderQuery(informativeness_scale="sqrt")._check_params()
+
+
+def test_ae_kmeanspp_batches_spread_over_latent_space(ae, data):
+    """Copies of one hot structure dominate the score; k-means++ still covers the other kinds."""
+    hot = data["hot"][0]
+    pool = [hot.copy() for _ in range(20)] + data["id"][:6] + data["strain"][:6]
+    q = copy.deepcopy(ae).set_params(batch_rule="kmeans++", seed=3)
+    sel = q.select(pool, 6)
+    assert len(set(sel.indices.tolist())) == 6
+    assert sel.indices[0] == int(np.argmax(q.score(pool)["score"]))       # the best first
+    # at most one copy of the hot structure: a copy has D = 0 and is never drawn again
+    assert sum(int(i) < 20 for i in sel.indices) == 1
+    # same seed, same batch; another seed may differ but is as valid
+    again = q.select(pool, 6)
+    assert np.array_equal(again.indices, sel.indices)
+    with pytest.raises(InputError, match="batch_rule"):
+        AutoencoderQuery(batch_rule="greedy")._check_params()

@@ -194,3 +194,31 @@ def test_bad_arguments():
     assert isinstance(as_oracle(EMT()), Oracle) and "n_workers=1" in repr(Oracle(EMT()))
     with pytest.raises(InputError, match="picklable"):
         Oracle(lambda: EMT(), n_workers=2).label(emt_frames(2, reps=(1, 1, 1), seed=0))
+
+
+def test_cached_labels_without_stress_are_not_reused_when_stress_is_wanted(frames, tmp_path):
+    """A label cached by an oracle asked for no stress is relabelled by one that wants it."""
+    cache = LabelCache(tmp_path / "c")
+    no_stress = Oracle(EMT(), stress=False, cache=cache).label(frames[:2])
+    assert all("stress" not in a.calc.results for a in no_stress.labelled.values())
+    again = Oracle(EMT(), stress=True, cache=cache)
+    res = again.label(frames[:2])
+    assert again.n_calls == 2 and all("stress" in a.calc.results for a in res.labelled.values())
+    third = Oracle(EMT(), stress=True, cache=cache)
+    third.label(frames[:2])
+    assert third.n_calls == 0 and third.n_cache_hits == 2
+    # a label without stress is reused by an oracle that does not want one
+    assert Oracle(EMT(), stress=False, cache=cache).label(frames[:2]).cached == {0, 1}
+
+
+def test_damaged_cache_entry_is_recomputed(frames, tmp_path):
+    cache = LabelCache(tmp_path / "c")
+    oracle = Oracle(EMT(), cache=cache)
+    ref = oracle.label(frames[:1]).labelled[0]
+    (f,) = cache.files()
+    f.write_text(f.read_text()[:40])                    # truncated by hand
+    fresh = Oracle(EMT(), cache=cache)
+    res = fresh.label(frames[:1]).labelled[0]
+    assert fresh.n_calls == 1
+    np.testing.assert_array_equal(res.get_forces(), ref.get_forces())
+    assert Oracle(EMT(), cache=cache).label(frames[:1]).cached == {0}

@@ -52,8 +52,8 @@ def test_frames_follow_the_protocol(cu13, tmp_path):
                                1.5 * 13 * units.kB * t["T_kinetic"], rtol=1e-6)
     assert (t["run_id"] == "Cu13_s3").all() and (t["seed"] == 3).all() and (t["n_atoms"] == 13).all()
     assert res.complete and res.path.exists() and "Cu13_s3" in repr(res)
-    # nothing but the finished trajectory is left behind
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.extxyz"]
+    # nothing but the finished trajectory and its settings sidecar is left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.extxyz", "run.extxyz.settings.json"]
     again = read_trajectory(res.path)
     assert len(again) == len(res.frames) == 51
 
@@ -109,6 +109,21 @@ def test_resume_with_other_settings_is_refused(cu13, tmp_path):
     assert res.complete and res.frames[-1].info["T_target"] == pytest.approx(600)
 
 
+def test_finished_run_with_other_settings_is_refused_or_overwritten(cu13, tmp_path):
+    path = tmp_path / "run.extxyz"
+    _short(cu13, path)
+    for change, name in ((dict(t_start=400, t_end=600), "t_start"), (dict(friction=0.05), "friction"),
+                         (dict(thermostat="bussi"), "thermostat"), (dict(timestep_fs=1.0), "timestep_fs"),
+                         (dict(sample_every=10), "sample_every")):
+        with pytest.raises(CheckpointMismatchError, match=name):
+            _short(cu13, path, **change)
+    assert _short(cu13, path).skipped                       # same settings: returned unchanged
+    res = _short(cu13, path, t_start=400, t_end=600, overwrite=True)
+    assert res.complete and not res.skipped
+    assert res.frames[0].info["T_target"] == pytest.approx(400)
+    assert _short(cu13, path, t_start=400, t_end=600).skipped
+
+
 def test_ase_emt_engine_runs(cu13):
     res = heat(cu13, "ase", 300, 320, rate_K_per_ps=100, sample_every=20, progress=False)
     assert len(res.frames) == 6 and res.frames[-1].info["E_pot"] > 0
@@ -141,7 +156,7 @@ def test_nan_positions_are_refused(cu13):
 
 def test_blown_up_dynamics_names_the_step(cu13):
     bad = cu13.copy()
-    bad.positions[1] = bad.positions[0] + [0.3, 0.0, 0.0]   # two atoms on top of each other
+    bad.positions[1] = bad.positions[0] + [0.8, 0.0, 0.0]   # two atoms far too close
     with pytest.raises(UnstableDynamicsError, match="at step \\d+"):
         heat(bad, "asap3", 300, 400, sample_every=20, progress=False)
 
@@ -153,6 +168,24 @@ def test_bad_protocols(cu13):
         heat(cu13, t_start=500, t_end=500, progress=False)
     with pytest.raises(InputError, match="positive"):
         heat(cu13, t_start=-5, progress=False)
+    for bad, match in ((dict(sample_every=2.5), "sample_every must be an integer"),
+                       (dict(t_start="300"), "t_start must be a number"),
+                       (dict(seed="abc"), "seed must be an integer"),
+                       (dict(max_steps=-5), "max_steps must be an integer >= 1"),
+                       (dict(friction=float("nan")), "friction must be finite")):
+        with pytest.raises(InputError, match=match):
+            heat(cu13, progress=False, **bad)
+    with pytest.raises(InputError, match="sample_every"):
+        HeatingSettings(sample_every=2.5)
+
+
+def test_overlapping_atoms_name_the_pair(cu13):
+    from mdmlkit.errors import AtomsTooCloseError
+
+    bad = cu13.copy()
+    bad.positions[5] = bad.positions[2] + [0.1, 0.0, 0.0]
+    with pytest.raises(AtomsTooCloseError, match="atoms 2 and 5 are 0.100 Å apart"):
+        heat(bad, "asap3", progress=False)
 
 
 def test_read_trajectory_errors(cu13, tmp_path):

@@ -107,7 +107,12 @@ class AutoencoderQuery(DescriptorQuery):
       z_i: more faithful, since an autoencoder may map unfamiliar environments
       onto familiar codes, but costlier for many symmetry functions.)
 
-    * **combined score** (information density): ``S(s) = I(s) · R(s)^beta``.
+    * **combined score** (information density): ``S(s) = T(I(s)) · R(s)^beta``, where
+      ``T`` is set by ``informativeness_scale``: ``"linear"`` (T(I) = I), ``"log"``
+      (T(I) = log(1 + I)) or ``"rank"`` (T(I) = rank of I(s) in the pool / pool size,
+      in (0, 1]).  I spans orders of magnitude on real pools (a few very hot
+      structures dominate); rank or log scaling keeps representativeness and
+      diversity in play instead of filling a batch with one kind.
 
     * **diversity rule** (greedy, maximal-marginal-relevance style): with the
       structure embedding f_s = per-element mean latent vector (concatenated)
@@ -119,6 +124,12 @@ class AutoencoderQuery(DescriptorQuery):
       Structures whose embedding equals that of a chosen one (|f_s − f_t| ≤
       1e-6 h_f, e.g. exact copies) are skipped while any other candidate is left,
       also with ``diversity=0`` (which otherwise reduces the rule to top-k of S).
+
+      ``batch_rule="kmeans++"`` instead seeds the batch like k-means++ (as in
+      BADGE): the first pick is argmax S, each further one is drawn with
+      probability ∝ S(s) · D(s)², D(s) = min_{t ∈ B} |f_s − f_t| (seeded by
+      ``seed``), so a batch spreads over the latent space in proportion to where
+      the informative structures are; ``diversity`` is not used.
 
     The on-the-fly statistic :meth:`uncertainty` is I(s); ``threshold_`` is
     ``threshold`` or ``flag_factor`` × the largest I(s) over the training set.
@@ -142,6 +153,10 @@ class AutoencoderQuery(DescriptorQuery):
         Kernel width relative to the RMS spread of the latent cloud.
     density_space : {"latent", "input"}
         Where the representativeness density is computed (see above).
+    informativeness_scale : {"linear", "log", "rank"}
+        Transform T of I(s) in the combined score (see above).
+    batch_rule : {"mmr", "kmeans++"}
+        Diversity rule of a batch (see above).
     diversity : float in [0, 1]
         Strength of the diversity penalty (0: plain top-k of S).
     n_density_ref : int
@@ -181,7 +196,8 @@ class AutoencoderQuery(DescriptorQuery):
                  activation: str = "tanh", steps: int = 1500, lr: float = 3e-3,
                  batch_size: int = 128, weight_decay: float = 0.0, max_rows: int | None = 50_000,
                  w_max: float = 0.5, beta: float = 1.0, bandwidth: float = 0.25,
-                 density_space: str = "latent", diversity: float = 1.0, n_density_ref: int = 2000, flag_factor: float = 1.2,
+                 density_space: str = "latent", diversity: float = 1.0, n_density_ref: int = 2000,
+                 informativeness_scale: str = "linear", batch_rule: str = "mmr", flag_factor: float = 1.2,
                  threshold: float | None = None, seed: int = 0, device=None,
                  cache: DescriptorCache | None = None, progress: bool = False):
         self.sfs = sfs
@@ -199,6 +215,8 @@ class AutoencoderQuery(DescriptorQuery):
         self.density_space = density_space
         self.diversity = diversity
         self.n_density_ref = n_density_ref
+        self.informativeness_scale = informativeness_scale
+        self.batch_rule = batch_rule
         self.flag_factor = flag_factor
         self.threshold = threshold
         self.seed = seed
@@ -217,6 +235,11 @@ class AutoencoderQuery(DescriptorQuery):
             raise InputError(f"density_space must be 'latent' or 'input', got {self.density_space!r}")
         if not 0.0 <= self.diversity <= 1.0:
             raise InputError(f"diversity must be in [0, 1], got {self.diversity}")
+        if self.informativeness_scale not in ("linear", "log", "rank"):
+            raise InputError("informativeness_scale must be 'linear', 'log' or 'rank', got "
+                             f"{self.informativeness_scale!r}")
+        if self.batch_rule not in ("mmr", "kmeans++"):
+            raise InputError(f"batch_rule must be 'mmr' or 'kmeans++', got {self.batch_rule!r}")
 
     # -- fitting ----------------------------------------------------------------
     def fit(self, train) -> AutoencoderQuery:
@@ -315,8 +338,18 @@ class AutoencoderQuery(DescriptorQuery):
             space = lat
         R = self._density(table, space)
         out["representativeness"] = R
-        out["score"] = out["informativeness"] * R ** self.beta
+        out["score"] = self._scaled_informativeness(out["informativeness"]) * R ** self.beta
         return out, table, lat
+
+    def _scaled_informativeness(self, info: np.ndarray) -> np.ndarray:
+        """T(I): the informativeness transform of the combined score."""
+        if self.informativeness_scale == "log":
+            return np.log1p(np.maximum(info, 0.0))
+        if self.informativeness_scale == "rank":
+            from scipy.stats import rankdata
+
+            return rankdata(info, method="average") / max(info.size, 1)
+        return info
 
     def score(self, pool) -> dict[str, np.ndarray]:
         """Per pool structure: ``score`` S, ``informativeness`` I, ``informativeness_max``,
@@ -357,6 +390,8 @@ class AutoencoderQuery(DescriptorQuery):
         sc, table, lat = self._score_all(pool)
         S = sc["score"]
         f = structure_embedding(table, lat, self.latent_dim)
+        if self.batch_rule == "kmeans++":
+            return self._select_kmeanspp(sc, f, k, t0)
         spread = np.sqrt(np.mean(np.sum((f - f.mean(axis=0)) ** 2, axis=1)))
         h = max(self.bandwidth * spread, 1e-12)
         n = S.size
@@ -392,3 +427,30 @@ class AutoencoderQuery(DescriptorQuery):
         return Selection(np.asarray(chosen, dtype=np.int64), reasons, self.name,
                          time.perf_counter() - t0, sc)
 
+    def _select_kmeanspp(self, sc: dict, f: np.ndarray, k: int, t0: float) -> Selection:
+        """k-means++-style batch: argmax S first, then draws ∝ S · D² (D: distance to the batch)."""
+        S = np.maximum(np.asarray(sc["score"], dtype=float), 0.0)
+        n = S.size
+        rng = np.random.default_rng([int(self.seed), 2, n])
+        d2 = np.full(n, np.inf)
+        taken = np.zeros(n, dtype=bool)
+        chosen, reasons = [], []
+        for r in range(k):
+            if r == 0:
+                i = int(top_k(S, 1)[0])
+            else:
+                w = np.where(taken, 0.0, S * d2)
+                if not np.isfinite(w).all() or w.sum() <= 0:      # all left are copies or score 0
+                    w = np.where(taken, 0.0, np.where(np.isfinite(d2), d2, 0.0) + 1e-300)
+                i = int(rng.choice(n, p=w / w.sum()))
+            reasons.append({"rank": r, "score": float(S[i]),
+                            "informativeness": float(sc["informativeness"][i]),
+                            "representativeness": float(sc["representativeness"][i]),
+                            "distance_to_batch": float(np.sqrt(d2[i])) if r else float("inf"),
+                            "worst_atom": int(sc["worst_atom"][i]),
+                            "worst_element": str(sc["worst_element"][i])})
+            chosen.append(i)
+            taken[i] = True
+            d2 = np.minimum(d2, np.sum((f - f[i]) ** 2, axis=1))
+        return Selection(np.asarray(chosen, dtype=np.int64), reasons, self.name,
+                         time.perf_counter() - t0, sc)

@@ -33,12 +33,19 @@ import torch
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from mdmlkit.errors import InputError, ModelMismatchError
+from mdmlkit.errors import CheckpointMismatchError, CorruptCheckpointError, InputError, ModelMismatchError
 from mdmlkit.potential.data import LabelledStructures, check_training_frames, model_cutoff, model_elements
 from mdmlkit.potential.evaluate import evaluate, predict
 from mdmlkit.potential.training.distributed import all_reduce_, broadcast_, rank_and_world
 from mdmlkit.potential.training.loss import ErrorSums, energy_force_loss
-from mdmlkit.utils import atomic_torch_save, resolve_device
+from mdmlkit.utils import (
+    atomic_torch_save,
+    format_settings_diff,
+    jsonable,
+    load_torch_file,
+    resolve_device,
+    settings_diff,
+)
 
 __all__ = ["Trainer", "CHECKPOINT_NAME"]
 
@@ -48,6 +55,28 @@ CHECKPOINT_NAME = "checkpoint.pt"
 _CHECKPOINT_FORMAT = "mdmlkit.trainer/1"
 #: constructor arguments that say where/how to run, not what is learned
 _RUN_SETTINGS = ("model", "device", "checkpoint_dir", "checkpoint_every", "progress", "callbacks")
+#: hyper-parameters that may change when a run is resumed (a longer run continues a shorter one)
+_RESUMABLE = ("max_epochs",)
+_CHECKPOINT_KEYS = ("epoch", "finished", "model", "optimizer", "scheduler", "best_state",
+                    "best_loss", "best_epoch", "bad_epochs", "stopped_early", "history", "params",
+                    "rng")
+
+
+def _data_fingerprint(train_frames: Sequence[Any], val_frames: Sequence[Any] | None) -> str:
+    """SHA-1 of the training and validation structures and their energy labels."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for name, frames in (("train", train_frames), ("val", val_frames or [])):
+        h.update(f"{name}:{len(frames)}|".encode())
+        for a in frames:
+            h.update(np.asarray(a.numbers, dtype=np.int64).tobytes())
+            h.update(np.round(np.asarray(a.positions, dtype=float), 8).tobytes())
+            h.update(np.round(np.asarray(a.cell.array, dtype=float), 8).tobytes())
+            res = getattr(getattr(a, "calc", None), "results", None) or {}
+            e = res.get("energy", a.info.get("energy"))
+            h.update(repr(None if e is None else round(float(e), 10)).encode())
+    return h.hexdigest()
 
 
 def _call_callback(cb, trainer: Trainer, record: dict) -> None:
@@ -278,6 +307,8 @@ class Trainer(BaseEstimator):
                 "best_state": best_state, "best_loss": self.best_loss_, "best_epoch": self.best_epoch_,
                 "bad_epochs": bad_epochs, "stopped_early": self.stopped_early_,
                 "history": self.history_, "params": self.hyperparameters(),
+                "data": getattr(self, "_data_fp", None),
+                "model_config": jsonable(self.model.config()) if hasattr(self.model, "config") else None,
                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                         "python": random.getstate(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}}
@@ -287,21 +318,51 @@ class Trainer(BaseEstimator):
             atomic_torch_save(self._checkpoint_state(*args), self.checkpoint_path)
 
     def load_checkpoint(self, path=None, device=None) -> dict:
-        """Read a checkpoint written by :meth:`fit` (default: ``checkpoint_dir/checkpoint.pt``)."""
+        """Read a checkpoint written by :meth:`fit` (default: ``checkpoint_dir/checkpoint.pt``).
+
+        Raises :class:`~mdmlkit.errors.CorruptCheckpointError` (naming the file) for a
+        truncated or unreadable file, :class:`~mdmlkit.errors.ModelMismatchError` for a
+        file that is not a Trainer checkpoint.
+        """
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise InputError("no checkpoint path: give one or set checkpoint_dir")
-        state = torch.load(path, map_location=device or "cpu", weights_only=False)
-        if state.get("format") != _CHECKPOINT_FORMAT:
+        remedy = "delete it, or call fit(resume=False) to train afresh"
+        state = load_torch_file(path, "Trainer checkpoint", remedy, map_location=device or "cpu",
+                                weights_only=False)
+        if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+            fmt = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise ModelMismatchError(f"{path}: not an mdmlkit Trainer checkpoint "
-                                     f"(format {state.get('format')!r})")
+                                     f"(format {fmt!r})")
+        missing = [k for k in _CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise CorruptCheckpointError(f"Trainer checkpoint lacks {missing}; {remedy}",
+                                         path=str(path))
         return state
+
+    def _check_resume_settings(self, state: dict, path, data_fp: str) -> None:
+        """Refuse to resume a checkpoint made with other hyper-parameters, model or data."""
+        saved = dict(state["params"])
+        now = self.hyperparameters()
+        if "model_config" in state and hasattr(self.model, "config"):
+            saved["model"], now["model"] = state["model_config"], jsonable(self.model.config())
+        if "data" in state:
+            saved["training data"], now["training data"] = state["data"], data_fp
+        diff = settings_diff(saved, now, ignore=_RESUMABLE)
+        if diff:
+            raise CheckpointMismatchError(
+                f"{path}: checkpoint was written with other settings ({format_settings_diff(diff)}); "
+                "use the original settings, call fit(resume=False) to train afresh, or another "
+                "checkpoint_dir")
 
     def _restore(self, state, opt, sched, path) -> None:
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as exc:
             raise ModelMismatchError(f"{path}: checkpoint does not fit this model: {exc}") from exc
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise CorruptCheckpointError(f"Trainer checkpoint holds no usable weights ({exc}); "
+                                         "delete it, or call fit(resume=False)", path=str(path)) from exc
         opt.load_state_dict(state["optimizer"])
         if sched is not None and state["scheduler"] is not None:
             sched.load_state_dict(state["scheduler"])
@@ -315,11 +376,6 @@ class Trainer(BaseEstimator):
         random.setstate(rng["python"])
         if rng.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
-        now = self.hyperparameters()
-        changed = {k: (v, now[k]) for k, v in state["params"].items()
-                   if k in now and k != "max_epochs" and now[k] != v}
-        if changed:
-            log.warning("resuming %s with changed hyper-parameters (checkpoint, now): %s", path, changed)
 
     # -- public API ------------------------------------------------------------
     def fit(self, train_frames: Sequence[Any], val_frames: Sequence[Any] | None = None,
@@ -338,7 +394,11 @@ class Trainer(BaseEstimator):
             optimiser, scheduler, RNG states, history, best weights); a finished
             run (stopped early or at ``max_epochs``) only has its best weights
             loaded, a run finished at a smaller ``max_epochs`` continues.
-            Without a checkpoint training starts afresh.
+            Without a checkpoint training starts afresh.  A checkpoint made with
+            other hyper-parameters (all but ``max_epochs``), another architecture
+            or other training/validation data raises
+            :class:`~mdmlkit.errors.CheckpointMismatchError` naming the settings; a
+            truncated one :class:`~mdmlkit.errors.CorruptCheckpointError`.
 
         Returns
         -------
@@ -350,11 +410,13 @@ class Trainer(BaseEstimator):
         dtype = self._dtype()
         show = self.progress and rank == 0
         state = None
+        self._data_fp = _data_fingerprint(train_frames, val_frames)
         if resume:
             if self.checkpoint_path is None:
                 raise InputError("resume=True needs checkpoint_dir")
             if self.checkpoint_path.exists():
                 state = self.load_checkpoint(device=device)
+                self._check_resume_settings(state, self.checkpoint_path, self._data_fp)
             else:
                 log.info("no checkpoint at %s; starting a new run", self.checkpoint_path)
         self.history_: list[dict] = []
