@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from mdmlkit.errors import EmptyTrajectoryError, InconsistentFramesError, InputError, OptionalDependencyError
+from mdmlkit.landscape.minima import deduplicate_minima
 
 __all__ = ["connections_from_paths", "TreeNode", "DisconnectivityGraph"]
 
@@ -198,10 +199,28 @@ class DisconnectivityGraph:
         Frames are split into runs by ``run_id`` (consecutive frames of one run); minima
         visited by fewer than ``min_count`` frames are path points, not nodes.
         """
-        mins = ism.minima_
-        ids = np.asarray(ism.minimum_ids_)
-        e = np.asarray(ism.quench_result_.energies, dtype=np.float64)
-        run_ids = list(ism.quench_result_.run_ids)
+        return cls.from_quench(ism.quench_result_, ism.minima_, min_count)
+
+    @classmethod
+    def from_quench(cls, result: Any, minima: Any = None, min_count: int = 1
+                    ) -> DisconnectivityGraph:
+        """Graph of a :class:`~mdmlkit.landscape.minima.QuenchResult` of frames in time
+        order (no map needed).
+
+        ``minima``: its :func:`~mdmlkit.landscape.minima.deduplicate_minima` (computed with
+        the default tolerances when None).  Frames are split into runs by ``run_id``;
+        minima visited by fewer than ``min_count`` frames are path points, not nodes.
+        """
+        if minima is None:
+            minima = deduplicate_minima(result)
+        mins = minima
+        ids = np.asarray(mins.frame_minimum)
+        e = np.asarray(result.energies, dtype=np.float64)
+        if len(ids) != len(e):
+            raise InconsistentFramesError(
+                f"DisconnectivityGraph.from_quench: {len(e)} quenched frames but the minima "
+                f"cover {len(ids)}")
+        run_ids = list(result.run_ids)
         cuts = [0] + [k for k in range(1, len(ids)) if run_ids[k] != run_ids[k - 1]] + [len(ids)]
         nodes = np.flatnonzero(np.asarray(mins.counts) >= min_count)
         return cls.from_paths(mins.energies, [ids[a:b] for a, b in zip(cuts[:-1], cuts[1:])],

@@ -142,6 +142,13 @@ def test_cu13_icosahedron_is_global_minimum_with_positive_gap():
     assert math.isclose(g.gap(), mins.energies[1] - mins.energies[0])
     assert len(g.connections) >= 1
     _check_tree(g)
+    # straight from the quench (one run): the same graph as from the paths by hand
+    q = DisconnectivityGraph.from_quench(res)
+    by_hand = DisconnectivityGraph.from_paths(mins.energies, ids, e, morphologies=mins.morphologies)
+    assert q.connections == by_hand.connections and q.gap() == g.gap()
+    assert q.morphologies == mins.morphologies
+    assert DisconnectivityGraph.from_quench(res, mins, min_count=2).nodes.tolist() == \
+        np.flatnonzero(mins.counts >= 2).tolist()
 
 
 def test_plot_disconnectivity_and_occupancy():
