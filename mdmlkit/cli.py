@@ -19,7 +19,8 @@ def _cmd_run_notebooks(args: argparse.Namespace) -> int:
 
     runs = run_notebooks(args.output, profile="quick" if args.quick else args.profile,
                          only=args.only or None, html=not args.no_html,
-                         cell_timeout=args.cell_timeout or None)
+                         cell_timeout=args.cell_timeout or None, progress=not args.quiet,
+                         heartbeat_s=args.heartbeat)
     failed = [r for r in runs if not r.ok]
     for r in failed:
         print(f"[mdmlkit] FAILED {r.notebook}: {r.error}", file=sys.stderr)
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--cell-timeout", type=int, default=900,
                     help="seconds per cell before the notebook is run again once (0: no limit; "
                          "use 0 for the long 'full' profile)")
+    rn.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
+    rn.add_argument("--heartbeat", type=float, default=30.0,
+                    help="seconds between 'still running' lines of a long cell (0: none; default 30)")
     rn.set_defaults(func=_cmd_run_notebooks)
 
     fx = sub.add_parser("fix-nglview", help="make nglview's JupyterLab extension register the "

@@ -20,7 +20,9 @@ side by side in a Box) and every numbered notebook:
 * the executed notebook is exported with :func:`mdmlkit.nbtools.runner.export_html` and
   opened from ``file://`` with all network requests refused: the widgets, figures and
   3D view must render from the embedded state alone, a slider must move and a drag
-  must rotate the 3D view. The fixture goes through ``run_notebook`` (papermill, the
+  must rotate the 3D view; no raw ``$...$`` may remain (MathJax is inlined), no widget
+  may say "model not found", the icon font must be loaded, and a trajectory player must
+  either change the drawn frame or be disabled under a "needs a running kernel" note. The fixture goes through ``run_notebook`` (papermill, the
   ``make demo`` path); the numbered notebooks reuse the state JupyterLab saved.
 """
 from __future__ import annotations
@@ -151,8 +153,9 @@ def test_html_report_is_self_contained():
     bundle = find_widget_bundle("nglview-js-widgets")
     assert bundle is not None and bundle.name == "index.js", "nglview's nbextension bundle not installed"
     html = render_html(nb)
-    srcs = [t for t in re.findall(r"<script\b[^>]{0,400}>", html) if re.search(r"\ssrc=", t)]
-    assert not srcs, srcs  # MathJax is the only remote script, and it is fetched after load
+    srcs = [t for t in re.findall(r"<script\b[^>]{0,400}>", html)
+            if re.search(r"\ssrc=", t) and 'type="text/plain"' not in t]   # text/plain: never fetched
+    assert not srcs, srcs
     assert 'define("@jupyter-widgets/html-manager"' in html
     assert "RequireJS" in html and 'args.unshift("nglview-js-widgets")' in html
     assert bundle.read_text()[:2000] in html
@@ -181,6 +184,72 @@ def test_export_html_writes_atomically(tmp_path):
     text = out.read_text()
     assert text.startswith("<!DOCTYPE html>") and "<title>nb</title>" in text
     assert [p.name for p in out.parent.iterdir()] == ["nb.html"]  # no temp file left
+
+
+def test_html_report_marks_kernel_controls_static():
+    """An unlinked slider needs the kernel: disabled, with a visible note; jslinked
+    controls stay live; an nglview trajectory without embedded frames is marked static
+    with its player disabled; a widget whose model is gone shows its text fallback."""
+    import nbformat
+
+    from mdmlkit.nbtools.html_report import STATIC_NOTE_CLASS, prepare_offline, render_html
+
+    nb = _widget_notebook({})
+    st = nb.metadata["widgets"][STATE]["state"]
+    ctl = {"model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0"}
+    st.update({
+        "play": {"model_name": "PlayModel", **ctl, "state": {"value": 0, "max": 9}},
+        "ps": {"model_name": "IntSliderModel", **ctl, "state": {"value": 0, "max": 9}},
+        "box": {"model_name": "HBoxModel", **ctl, "state": {"children": ["IPY_MODEL_play", "IPY_MODEL_ps"]}},
+        "ngl": {"model_name": "NGLModel", "model_module": "nglview-js-widgets", "model_module_version": "3.1.0",
+                "state": {"max_frame": 9, "_iplayer": "IPY_MODEL_box", "_ngl_coordinate_resource": {}}},
+        "l1": {"model_name": "LinkModel", **ctl, "state": {"source": ["IPY_MODEL_play", "value"],
+                                                            "target": ["IPY_MODEL_ps", "value"]}},
+    })
+    view = nb.cells[0]
+    traj = nbformat.v4.new_code_cell("view")
+    traj.outputs = [nbformat.v4.new_output("display_data", data={
+        WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": "ngl"}})]
+    gone = nbformat.v4.new_code_cell("bar")
+    gone.outputs = [nbformat.v4.new_output("display_data", data={
+        WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": "gone-model-4711"}, "text/plain": "100% 10/10"})]
+    nb.cells = [view, traj, gone]
+    out = prepare_offline(nb)
+    ost = out.metadata["widgets"][STATE]["state"]
+    assert ost["s1"]["state"]["disabled"] and ost["s1"]["state"]["description_tooltip"] == "needs a running kernel"
+    assert ost["play"]["state"]["disabled"] and ost["ps"]["state"]["disabled"]
+    notes = [o["data"]["text/html"] for c in out.cells for o in c.outputs if STATIC_NOTE_CLASS in
+             o.get("data", {}).get("text/html", "")]
+    assert len(notes) == 2 and "need a running kernel" in notes[0]
+    assert "frame 0 of 10" in notes[1] and "trajectory player needs a running kernel" in notes[1]
+    assert out.cells[2].outputs[0]["data"] == {"text/plain": "100% 10/10"}
+    assert "disabled" not in st["s1"]["state"]            # the input notebook is not modified
+    # embedded frames: the player works client-side, no note
+    st["ngl"]["state"]["_ngl_coordinate_resource"] = {"0": ["AAAA"], "n_frames": 10}
+    out = prepare_offline(nb)
+    assert "disabled" not in out.metadata["widgets"][STATE]["state"]["play"]["state"]
+    html = render_html(nb)
+    assert "gone-model-4711" not in html and "100% 10/10" in html and STATIC_NOTE_CLASS in html
+
+
+def test_html_report_bundles_mathjax_and_icon_font():
+    """Formulas render offline (MathJax 3 inlined when the markdown has TeX) and the widget
+    buttons' icon font is embedded as a data URI; no remote script or font is left."""
+    import re
+
+    import nbformat
+
+    from mdmlkit.nbtools.html_report import render_html
+
+    nb = _widget_notebook({})
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("Energy $E = \\tfrac32 k_B T$ per atom"))
+    html = render_html(nb)
+    assert "window.MathJax = {" in html and "MathJax" in html and len(html) > 2_000_000
+    assert not [t for t in re.findall(r"<script\b[^>]{0,400}>", html)
+                if re.search(r"\ssrc=", t) and 'type="text/plain"' not in t]
+    assert "url(data:font/woff2;base64," in html and "mdmlkit FA Solid" in html
+    plain = _widget_notebook({})
+    assert "window.MathJax = {" not in render_html(plain)      # no TeX: no 2 MB of MathJax
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -303,10 +372,39 @@ def _check_html_report(page, html: Path, stem: str, n_ngl: int = 1) -> None:
                       f"console: {page.console_errors[:5]}"
     assert len(canvases) >= n_ngl, (len(canvases), n_ngl, canvases)
 
+    # formulas were typeset offline: no raw $...$ left in the rendered markdown
+    page.wait_for_function("() => !window.MathJax || (window.MathJax.startup && window.MathJax.startup.promise)",
+                           timeout=30_000)
+    page.evaluate("() => window.MathJax && window.MathJax.startup ? window.MathJax.startup.promise : null")
+    raw_tex = page.evaluate(r"""() => Array.from(document.querySelectorAll('.jp-RenderedMarkdown'))
+        .map(e => e.innerText).join('\n').match(/\$[^$\n]{1,80}\$/g) || []""")
+    assert not raw_tex, f"raw TeX in the report (MathJax not applied offline): {raw_tex[:5]}"
+    body_text = page.evaluate("() => document.body.innerText")
+    assert "model not found" not in body_text, "a widget output refers to a closed model"
+    # the icon font of the widget buttons is embedded (player icons are not empty boxes)
+    assert page.evaluate("""async () => (await document.fonts.load('900 16px "mdmlkit FA Solid"', '\\uf04b'))
+                            .length > 0"""), "icon font of the widget buttons missing"
+    # a trajectory player either changes the drawn frame or is visibly marked static
+    players = page.evaluate("""() => Array.from(document.querySelectorAll('.widget-play')).map((p, i) => {
+        const h = p.parentElement.querySelector('.noUi-handle');
+        return (p.offsetParent !== null && h && Number(h.getAttribute('aria-valuemax')) > 0) ? i : -1;
+        }).filter(i => i >= 0)""")
+    static_notes = page.locator(".mdmlkit-static-note", has_text="trajectory player needs a running kernel")
+    for i in players:
+        play = page.locator(".widget-play").nth(i)
+        if play.locator("button").first.is_disabled():
+            assert static_notes.count() >= 1, "a disabled trajectory player without a static note"
+            continue
+        box = play.locator("xpath=ancestor::*[.//canvas][1]")
+        canvas = box.locator("canvas").first
+        before = canvas.screenshot()
+        play.locator("button").first.click()          # play
+        page.wait_for_timeout(1500)
+        assert canvas.screenshot() != before, "trajectory player is live but the drawn frame did not change"
     # the widgets work: a slider that can move does (its readout follows) ...
     movable = page.evaluate("""() => Array.from(document.querySelectorAll('.widget-slider')).findIndex(s => {
         const h = s.querySelector('.noUi-handle');
-        return h && s.offsetParent !== null && s.querySelector('.widget-readout') &&
+        return h && s.offsetParent !== null && s.querySelector('.widget-readout') && !s.querySelector('[disabled]') &&
                Number(h.getAttribute('aria-valuenow')) < Number(h.getAttribute('aria-valuemax')); })""")
     if movable >= 0:
         slider = page.locator(".widget-slider").nth(movable)

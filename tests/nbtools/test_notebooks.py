@@ -77,3 +77,45 @@ def test_hung_cell_times_out_and_notebook_is_retried(tmp_path, capsys):
                            cell_timeout=20)
     assert run.ok and (tmp_path / "out" / "01_sleepy.ipynb").exists()
     assert not (tmp_path / "out" / "01_sleepy.failed.ipynb").exists()
+
+
+def test_run_notebooks_reports_cell_progress(tmp_path, capsys):
+    """`run-notebooks` prints a line per code cell with its time and the elapsed total, and
+    "still running" heartbeats while a cell is slow (no 30 min of silence)."""
+    import re
+
+    import nbformat
+
+    from mdmlkit.cli import build_parser
+
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('output_dir = "out"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# tiny"), params,
+                nbformat.v4.new_code_cell("import time\ntime.sleep(1.3)"), nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(nb, nbdir / "07_tiny.ipynb")
+    from mdmlkit.nbtools import runner
+
+    runs = runner.run_notebooks(tmp_path / "out", profile="quick", html=False, notebook_dir=nbdir,
+                                cell_timeout=60, heartbeat_s=0.5)
+    assert runs[0].ok, runs[0].error
+    out = capsys.readouterr().out
+    # 4 code cells: parameters, papermill's injected parameters, sleep, x = 1
+    done = re.findall(r"^\[07\] cell (\d+)/4 done ([\d.:]+(?: s)?) \(total ([\d.:]+(?: s)?)\)$", out, re.M)
+    assert [int(d[0]) for d in done] == [1, 2, 3, 4], out
+    assert float(done[2][1].split()[0]) >= 1.2, out
+    assert re.search(r"^\[07\] cell 3/4 still running \d", out, re.M), out
+    # the CLI passes --quiet / --heartbeat through
+    args = build_parser().parse_args(["run-notebooks", "--quiet", "--heartbeat", "5"])
+    assert args.quiet and args.heartbeat == 5.0
+
+
+def test_cell_progress_clock():
+    from mdmlkit.nbtools.runner import CellProgress
+
+    assert CellProgress.clock(12.34) == "12.3 s"
+    assert CellProgress.clock(65) == "1:05"
+    assert CellProgress.clock(3725) == "1:02:05"
