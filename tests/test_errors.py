@@ -278,3 +278,120 @@ def test_every_input_error_is_a_value_error():
         obj = getattr(E, name)
         if isinstance(obj, type) and issubclass(obj, E.InputError):
             assert issubclass(obj, ValueError), name
+
+
+# ----------------------------------------------------------------------------- issue 20: cells, small cases
+
+
+@pytest.mark.parametrize("length", [0.01, 1e-6])
+def test_tiny_cell_vector_is_refused_at_once(model, length):
+    """A periodic cell vector of 0.01 Å (or 1e-6 Å) used to pass the rank check and hang in the
+    neighbour list; it is refused before any neighbour search, through every entry point."""
+    import time
+
+    from mdmlkit.descriptors import AtomsBatch, neighbor_list
+    from mdmlkit.potential import HDNNPCalculator
+
+    atoms = Atoms("La2", positions=[[0, 0, 0], [2.0, 2.0, 0.0]],
+                  cell=[[5, 0, 0], [0, 5, 0], [0, 0, length]], pbc=True)
+    t0 = time.perf_counter()
+    with pytest.raises(E.DegenerateCellError, match=r"structure 0: periodic cell vector 2 .* less than"):
+        AtomsBatch.from_atoms([atoms], elements=["La", "Zr", "O"], cutoff=6.0)
+    with pytest.raises(E.DegenerateCellError, match="vector 2"):
+        neighbor_list(atoms.positions, atoms.cell.array, True, 6.0)
+    for compile in (False, "numba"):
+        atoms.calc = HDNNPCalculator(model, device="cpu", compile=compile)
+        with pytest.raises(E.DegenerateCellError):
+            atoms.get_forces()
+    assert time.perf_counter() - t0 < 30
+
+
+def test_flat_and_ill_conditioned_cells_are_refused():
+    from mdmlkit.descriptors.neighbors import MAX_PERIODIC_IMAGES, check_cell
+
+    # long vectors, but the third almost in the plane of the first two: 0.01 Å high
+    flat = np.array([[5.0, 0, 0], [0, 5.0, 0], [3.0, 4.0, 0.01]])
+    with pytest.raises(E.DegenerateCellError, match="0.01 Å high along vector 2"):
+        check_cell(flat, True, 6.0, where="structure 4")
+    with pytest.raises(E.DegenerateCellError, match="structure 4"):
+        check_cell(flat, True, where="structure 4")
+    # non-periodic directions are not checked (zero rows are fine there)
+    slab = np.array([[3.0, 0, 0], [0, 3.0, 0], [0, 0, 0]])
+    assert np.isinf(check_cell(slab, [True, True, False], 6.0)[2])
+    # a valid but tiny cell with a long cutoff: too many images -> refused, not a long hang
+    with pytest.raises(E.DegenerateCellError, match=f"limit {MAX_PERIODIC_IMAGES}"):
+        check_cell(np.eye(3) * 0.6, True, 30.0)
+    # an ordinary primitive cell passes and gives its heights
+    h = check_cell(_la_cell().cell.array, True, 6.0)
+    assert np.all(h > 5.0)
+
+
+def test_empty_input_data_names_the_file(tmp_path):
+    from mdmlkit.io import read_input_data, write_input_data
+
+    path = tmp_path / "input.data"
+    path.write_text("")
+    with pytest.raises(E.EmptyTrajectoryError, match="input.data: no structures"):
+        read_input_data(path)
+    path.write_text("# only a comment\n\n")
+    with pytest.raises(E.EmptyTrajectoryError, match="input.data"):
+        read_input_data(path)
+    with pytest.raises(E.EmptyTrajectoryError, match="x.data"):
+        write_input_data([], tmp_path / "x.data")
+    with pytest.raises(E.MissingFileError, match="nothing.data"):
+        read_input_data(tmp_path / "nothing.data")
+
+
+def _model_copy(tmp_path):
+    import shutil
+
+    out = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, out)
+    return out
+
+
+def test_scaling_data_with_swapped_gmin_gmax_names_file_and_line(tmp_path):
+    from mdmlkit.potential import load_n2p2_model
+
+    d = _model_copy(tmp_path)
+    lines = (d / "scaling.data").read_text().splitlines()
+    k = next(i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#"))
+    t = lines[k].split()
+    t[2], t[3] = t[3], t[2]
+    lines[k] = " ".join(t)
+    (d / "scaling.data").write_text("\n".join(lines) + "\n")
+    with pytest.raises(E.MalformedFileError, match=rf"scaling.data, line {k + 1}: .*Gmin .* > Gmax") as info:
+        load_n2p2_model(d)
+    assert info.value.line == k + 1
+
+
+@pytest.mark.parametrize("extra, match", [
+    ("element_nodes_short Au 10 10", r"input.nn, line {n}: element_nodes_short for Au, which is not in 'elements'"),
+    ("element_hidden_layers_short O", r"input.nn, line {n}: 'element_hidden_layers_short' needs an element"),
+    ("element_nodes_short O", r"input.nn, line {n}: 'element_nodes_short' needs an element"),
+])
+def test_bad_per_element_topology_names_keyword_element_and_line(tmp_path, extra, match):
+    from mdmlkit.potential import load_n2p2_model
+
+    d = _model_copy(tmp_path)
+    text = (d / "input.nn").read_text().rstrip("\n") + "\n"
+    n = text.count("\n") + 1
+    (d / "input.nn").write_text(text + extra + "\n")
+    with pytest.raises(E.MalformedFileError, match=match.format(n=n)):
+        load_n2p2_model(d)
+
+
+def test_structure_without_atoms_is_refused(model):
+    from mdmlkit.descriptors import AtomsBatch
+    from mdmlkit.potential import HDNNPCalculator, evaluate
+
+    for atoms in (Atoms(), Atoms(cell=np.eye(3) * 10, pbc=True)):
+        atoms.calc = HDNNPCalculator(model, device="cpu")
+        with pytest.raises(E.EmptyTrajectoryError, match="no atoms"):
+            atoms.get_forces()
+    with pytest.raises(E.EmptyTrajectoryError, match="structure 1 has no atoms"):
+        AtomsBatch.from_atoms([_la_cell(), Atoms()], elements=["La", "Zr", "O"], cutoff=6.0)
+    empty = Atoms()
+    empty.info["energy"] = 0.0
+    with pytest.raises(E.EmptyTrajectoryError, match="no atoms"):
+        evaluate(model, [empty])

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from mdmlkit.descriptors.neighbors import neighbor_list
+from mdmlkit.descriptors.neighbors import check_cell, neighbor_list
 from mdmlkit.errors import AtomsTooCloseError, EmptyTrajectoryError, InputError, NonFiniteError, UnknownElementError
 from mdmlkit.utils import resolve_device
 
@@ -114,15 +114,17 @@ class AtomsBatch:
         Raises
         ------
         EmptyTrajectoryError
-            No structures.
+            No structures, or a structure without atoms.
         UnknownElementError
             An element not in ``elements`` (names element and structure).
         NonFiniteError
             NaN/inf positions or cell (names structure and atoms).
         AtomsTooCloseError
             Two atoms closer than ``min_distance`` (names structure and atoms).
-        InputError
-            A periodic direction with a degenerate cell.
+        DegenerateCellError
+            A degenerate periodic cell (vector or height below 0.5 Å, ill-conditioned,
+            or too many periodic images within ``cutoff``:
+            :func:`~mdmlkit.descriptors.neighbors.check_cell`).
         """
         if isinstance(frames, Atoms):
             frames = [frames]
@@ -135,6 +137,8 @@ class AtomsBatch:
         I, J, S = [], [], []
         offset = 0
         for s, atoms in enumerate(frames):
+            if len(atoms) == 0:
+                raise EmptyTrajectoryError(f"structure {s} has no atoms")
             symbols = atoms.get_chemical_symbols()
             bad = sorted({x for x in symbols if x not in sp_of})
             if bad:
@@ -151,11 +155,7 @@ class AtomsBatch:
             cell = np.asarray(atoms.cell.array, dtype=float)
             if not np.all(np.isfinite(cell)):
                 raise NonFiniteError(f"structure {s}: non-finite cell {cell.tolist()}")
-            if pbc.any():
-                per = cell[pbc]
-                if np.linalg.matrix_rank(per, tol=1e-8) < len(per):
-                    raise InputError(f"structure {s}: periodic along {pbc.tolist()} but the "
-                                     f"cell {cell.tolist()} is degenerate there")
+            check_cell(cell, pbc, cutoff, where=f"structure {s}")
             i, j, sh = neighbor_list(pos, cell, pbc, cutoff, method=neighbor_method)
             if len(i):
                 d = np.linalg.norm(pos[j] - pos[i] + sh @ cell, axis=1)

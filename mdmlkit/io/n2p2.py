@@ -54,7 +54,15 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
 
-from mdmlkit.errors import InputError, MalformedFileError, ModelMismatchError, NonFiniteError, UnknownElementError
+from mdmlkit.errors import (
+    EmptyTrajectoryError,
+    InputError,
+    MalformedFileError,
+    MissingFileError,
+    ModelMismatchError,
+    NonFiniteError,
+    UnknownElementError,
+)
 from mdmlkit.utils import PathLike, atomic_write_text
 
 __all__ = [
@@ -164,8 +172,15 @@ def read_input_data(path: PathLike, length_unit: float = 1.0, energy_unit: float
     ------
     MalformedFileError
         With the path and line number, for any line that does not parse.
+    EmptyTrajectoryError
+        The file holds no structure (empty, or only blank and comment lines): an
+        n2p2 data set needs at least one, so an empty file is refused, not read as ``[]``.
+    MissingFileError
+        No such file.
     """
     path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path}: no such n2p2 input.data file")
     frames: list[Atoms] = []
     block: dict[str, Any] | None = None
     f_unit = energy_unit / length_unit
@@ -220,6 +235,9 @@ def read_input_data(path: PathLike, length_unit: float = 1.0, energy_unit: float
                 raise MalformedFileError(f"unknown keyword {key!r}", str(path), lineno)
     if block is not None:
         raise MalformedFileError(f"structure opened on line {block['line']} has no 'end'", str(path), None)
+    if not frames:
+        raise EmptyTrajectoryError(f"{path}: no structures (no begin/end block); an n2p2 input.data "
+                                   "needs at least one")
     return frames
 
 
@@ -280,8 +298,13 @@ def write_input_data(frames: Sequence[Atoms] | Atoms, path: PathLike) -> None:
     """
     if isinstance(frames, Atoms):
         frames = [frames]
+    frames = list(frames)
+    if not frames:
+        raise EmptyTrajectoryError(f"{path}: no structures to write (an empty input.data cannot be read back)")
     lines: list[str] = []
     for k, atoms in enumerate(frames):
+        if len(atoms) == 0:
+            raise EmptyTrajectoryError(f"{path}: structure {k} has no atoms")
         pbc = np.asarray(atoms.get_pbc(), dtype=bool)
         if pbc.any() and not pbc.all():
             raise InputError(f"structure {k}: pbc={pbc.tolist()}; n2p2 needs fully periodic or isolated")
@@ -595,6 +618,14 @@ def read_scaling_data(path: PathLike, elements: Sequence[str] | None = None,
         element (or index) -> ``{"Gmin", "Gmax", "Gmean", "Gsigma"}`` arrays in
         the file's (n2p2-sorted) function order; ``Gsigma`` is NaN where the file
         lacks the column (old n2p2 versions).
+
+    Raises
+    ------
+    MalformedFileError
+        With the path and line: a line that does not parse, an index out of
+        sequence, ``Gmin > Gmax`` or a negative ``Gsigma``.
+    ModelMismatchError
+        Element or function counts that disagree with ``elements``/``n_features``.
     """
     path = Path(path)
     rows: dict[int, list[tuple[int, list[float], int]]] = {}
@@ -609,6 +640,12 @@ def read_scaling_data(path: PathLike, elements: Sequence[str] | None = None,
             e = _int(toks[0], path, lineno, "element index")
             s = _int(toks[1], path, lineno, "function index")
             vals = [_float(t, path, lineno, "statistic") for t in toks[2:]]
+            if vals[0] > vals[1]:
+                raise MalformedFileError(f"element {e}, function {s}: Gmin {toks[2]} > Gmax {toks[3]} "
+                                         "(columns swapped?)", str(path), lineno)
+            if len(vals) == 4 and vals[3] < 0:
+                raise MalformedFileError(f"element {e}, function {s}: negative Gsigma {toks[5]}",
+                                         str(path), lineno)
             if len(vals) == 3:
                 vals.append(float("nan"))
             group = rows.setdefault(e, [])

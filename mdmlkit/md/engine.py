@@ -60,6 +60,10 @@ class MDResult:
         True when the finished trajectory already existed and nothing was run.
     wall_s : float
         Wall time of this call (s); ``steps_per_s`` the MD speed of this call.
+    extrapolation : dict or None
+        With an HDNNP calculator (:func:`~mdmlkit.md.runs.run_md`): the extrapolation
+        counts of this call's steps (``calls``, ``calls_extrapolated``, ``fraction``,
+        ``max_fraction``, ``exceeded``, ``stopped_at_step``); None otherwise.
     """
 
     frames: list
@@ -73,6 +77,7 @@ class MDResult:
     wall_s: float = 0.0
     steps_run: int = 0
     engine: str = "ase"
+    extrapolation: dict | None = None
 
     @property
     def steps_per_s(self) -> float:
@@ -295,8 +300,13 @@ def _frame(engine, proto: Protocol, step: int, numbers, cell, pbc) -> Atoms:
 
 def drive(engine: Engine, proto: Protocol, params: dict, atoms: Atoms,
           trajectory: PathLike | None, resume: bool, progress: bool,
-          max_steps: int | None, callback: Callable[[Atoms], Any] | None) -> MDResult:
+          max_steps: int | None, callback: Callable[[Atoms], Any] | None,
+          should_stop: Callable[[], bool] | None = None) -> MDResult:
     """Run ``proto`` on ``engine`` with checkpoints and resume (see the module doc).
+
+    ``should_stop()`` is asked after every sampled frame (after ``callback``); True
+    stops the run there, like ``max_steps`` (incomplete result, resumable from the
+    last checkpoint).
 
     ``params`` (JSON-able) is stored in each checkpoint; a checkpoint written with
     other ``params`` raises :class:`~mdmlkit.errors.CheckpointMismatchError`.
@@ -360,6 +370,9 @@ def drive(engine: Engine, proto: Protocol, params: dict, atoms: Atoms,
                 files.append([fr])
             if callback is not None:
                 callback(fr)
+            if should_stop is not None and step < proto.n_steps and should_stop():
+                stopped = True
+                break
             if (n_frames - 1) % proto.checkpoint_every == 0 and step < proto.n_steps:
                 if files is not None:
                     st = engine.state()   # collective under MPI: every rank takes part

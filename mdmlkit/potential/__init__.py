@@ -10,7 +10,7 @@
   (:mod:`mdmlkit.descriptors.kernels.fused`), one ``torch.compile``d kernel on a GPU
   (:mod:`.compiled`).
 * :mod:`.extrapolation`: :func:`check_extrapolation`, :class:`ExtrapolationReport`,
-  :class:`ExtrapolationWarning`.
+  :class:`ExtrapolationTally`, :class:`ExtrapolationWarning`.
 * :func:`evaluate` (:mod:`.evaluate`): error metrics of a model on labelled frames.
 * :class:`Trainer` (:mod:`.training`), :class:`Committee` (:mod:`.committee`).
 """
@@ -20,6 +20,7 @@ from mdmlkit.potential.evaluate import evaluate
 from mdmlkit.potential.extrapolation import (
                                              ExtrapolationError,
                                              ExtrapolationReport,
+                                             ExtrapolationTally,
                                              ExtrapolationWarning,
                                              check_extrapolation,
 )
@@ -29,7 +30,7 @@ from mdmlkit.potential.training import LiveLossPlot, Trainer
 
 __all__ = [
     "HDNNP", "AtomicNetwork", "HDNNPCalculator",
-    "ExtrapolationError", "ExtrapolationReport", "ExtrapolationWarning", "check_extrapolation",
+    "ExtrapolationError", "ExtrapolationReport", "ExtrapolationTally", "ExtrapolationWarning", "check_extrapolation",
     "hdnnp_settings", "load_n2p2_model", "save_n2p2_model", "evaluate",
     "Trainer", "LiveLossPlot", "Committee", "CommitteeCalculator",
 ]

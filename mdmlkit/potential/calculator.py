@@ -34,7 +34,8 @@ Compiled kernels, for long MD runs of one system (``compile=``):
   functions and for dE/d(pair vector); only the atomic networks run in torch.
   Radial factors come from quintic tables (error < 1e-8), so energies and forces
   equal the eager ones to ~1e-9 relative.  Compiled once per dtype and cached on
-  disk; uses ``torch.get_num_threads()`` threads.
+  disk; uses ``torch.get_num_threads()`` threads at call time (or ``n_threads``) and
+  never changes torch's own thread setting.
 * ``"torch"`` (what ``compile=True`` picks on a GPU): the whole path from positions
   to energies as one ``torch.compile``d kernel on the padded Verlet-list layout
   (:mod:`mdmlkit.potential.compiled`), after a one-off compilation (again whenever
@@ -44,6 +45,15 @@ Compiled kernels, for long MD runs of one system (``compile=``):
   models, far below their errors.
 
 Both need models whose functions are all types 2 and 9 with integer zeta <= 8.
+
+Extrapolation over many calls (MD): every check is added to a running
+:class:`~mdmlkit.potential.extrapolation.ExtrapolationTally` (calls that
+extrapolated; per element and function the out-of-range values and the worst
+excursion).  With ``extrapolation="warn"`` the first extrapolating call warns at
+once and later ones at most once per ``warn_every`` calls, with the running
+summary, so that a hot run prints a few warnings instead of one per step;
+``calc.extrapolation_report()`` gives the full table, ``calc.last_report`` the
+records of the last call.
 """
 from __future__ import annotations
 
@@ -58,11 +68,18 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from mdmlkit.errors import InputError, MissingForceFieldError, NonFiniteError, UnknownElementError
+from mdmlkit.errors import (
+    EmptyTrajectoryError,
+    InputError,
+    MissingForceFieldError,
+    NonFiniteError,
+    UnknownElementError,
+)
 from mdmlkit.potential.extrapolation import (
     DEFAULT_TOLERANCE,
     ExtrapolationError,
     ExtrapolationReport,
+    ExtrapolationTally,
     ExtrapolationWarning,
     find_extrapolation,
 )
@@ -107,10 +124,15 @@ class HDNNPCalculator(Calculator):
         caller's model is left as it is.
     extrapolation : {"warn", "raise", "ignore"}
         What to do when a symmetry function leaves the training range: emit an
-        :class:`ExtrapolationWarning`, raise :class:`ExtrapolationError`, or skip
-        the check.  The last check is kept in :attr:`last_report`.
+        :class:`ExtrapolationWarning` (aggregated, see ``warn_every``), raise
+        :class:`ExtrapolationError`, or skip the check.  The last check is kept in
+        :attr:`last_report`, the running totals in :meth:`extrapolation_report`.
     tolerance : float
         Relative tolerance of the range check.
+    warn_every : int
+        With ``extrapolation="warn"``: the first extrapolating call warns, later ones
+        at most once per ``warn_every`` calls (a summary of all calls so far); 1
+        warns on every extrapolating call.
     skin : float
         Verlet-list skin, Å (see the module docstring); 0 rebuilds the
         neighbour list on every call.
@@ -124,23 +146,32 @@ class HDNNPCalculator(Calculator):
         from a perfect crystal) it compiles once more, which can take
         minutes, after which torch's dynamic shapes avoid further recompiles.  Start long hot runs from a
         thermalised structure to avoid that stall.
+    n_threads : int, optional
+        Threads of the numba kernels (``compile="numba"``); default
+        ``torch.get_num_threads()`` at each call.  Torch's setting is never changed.
 
     Raises (on calculation)
     -----------------------
     UnknownElementError
         The structure contains an element the model does not know (named).
+    EmptyTrajectoryError
+        The structure has no atoms.
+    DegenerateCellError
+        A degenerate periodic cell (:func:`~mdmlkit.descriptors.neighbors.check_cell`).
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model, device=None, dtype: torch.dtype | None = None, extrapolation: str = "warn",
                  tolerance: float = DEFAULT_TOLERANCE, skin: float = 0.5, compile: bool | str = False,
-                 **kwargs):
+                 warn_every: int = 1000, n_threads: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if extrapolation not in _MODES:
             raise InputError(f"extrapolation={extrapolation!r}, choose from {_MODES}")
         if not (skin >= 0.0 and np.isfinite(skin)):
             raise InputError(f"skin={skin!r} Å must be finite and >= 0")
+        if isinstance(warn_every, bool) or not isinstance(warn_every, (int, np.integer)) or warn_every < 1:
+            raise InputError(f"warn_every={warn_every!r}: need a positive integer (calls)")
         device = resolve_device(device)
         model = load_model(model, device=device, dtype=dtype)
         dtype = dtype or model.dtype
@@ -150,6 +181,9 @@ class HDNNPCalculator(Calculator):
         self.extrapolation = extrapolation
         self.tolerance = float(tolerance)
         self.last_report: ExtrapolationReport | None = None
+        self.warn_every = int(warn_every)
+        self._tally = ExtrapolationTally()
+        self._warned_at: int | None = None      # call number of the last ExtrapolationWarning
         self.skin = float(skin)
         self.neighbor_list_builds = 0
         #: Set to a dict to accumulate the wall time (s) of each phase of the calculations
@@ -170,7 +204,7 @@ class HDNNPCalculator(Calculator):
         if compile == "numba":
             from mdmlkit.descriptors.kernels.fused import FusedEnergy
 
-            self._fused = FusedEnergy(self.model)
+            self._fused = FusedEnergy(self.model, n_threads=n_threads)
         elif compile == "torch":
             from mdmlkit.potential.compiled import PaddedEnergy
 
@@ -242,6 +276,9 @@ class HDNNPCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
+        if len(atoms) == 0:
+            raise EmptyTrajectoryError("HDNNPCalculator: the structure has no atoms (an HDNNP energy "
+                                       "is a sum over atoms; give at least one)")
         want_stress = "stress" in properties
         periodic = bool(np.all(atoms.pbc))
         if want_stress and not periodic:
@@ -325,13 +362,41 @@ class HDNNPCalculator(Calculator):
             t[0] = now
         return tick
 
+    def extrapolation_report(self, reset: bool = False) -> ExtrapolationTally:
+        """The extrapolation totals of all calls since construction (or the last reset):
+        calls checked and extrapolated, per element and function the out-of-range values
+        and the worst excursion (a copy; ``.table(None)`` prints every row).
+        ``reset=True`` starts new totals afterwards."""
+        out = self._tally.copy()
+        if reset:
+            self.reset_extrapolation()
+        return out
+
+    def reset_extrapolation(self) -> None:
+        """Start new extrapolation totals (and warn again on the next extrapolating call)."""
+        self._tally.reset()
+        self._warned_at = None
+
     def _extrapolation_check(self, G, batch) -> None:
         if self.extrapolation == "ignore" or not self.model.is_scaling_fitted:
             return
         report = find_extrapolation(self.model, G, batch, self.tolerance)
         self.last_report = report
-        if report:
-            msg = report.summary() + "\n" + report.table(max_rows=5)
-            if self.extrapolation == "raise":
-                raise ExtrapolationError(msg)
-            warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
+        tally = self._tally
+        tally.add(report)
+        if not report:
+            return
+        if self.extrapolation == "raise":
+            raise ExtrapolationError(report.summary() + "\n" + report.table(max_rows=5))
+        if self._warned_at is not None and tally.calls - self._warned_at < self.warn_every:
+            return                        # counted; summarised with the next warning
+        first = self._warned_at is None
+        self._warned_at = tally.calls
+        if first:
+            msg = (f"call {tally.calls}: {report.summary()}\n{report.table(max_rows=5)}\n"
+                   f"(later extrapolation is counted and summarised at most once per {self.warn_every} "
+                   "calls; calc.extrapolation_report() gives the full table)")
+        else:
+            msg = (f"extrapolation so far: {tally.summary()}\n{tally.table(max_rows=5)}\n"
+                   "(calc.extrapolation_report() gives the full table)")
+        warnings.warn(msg, ExtrapolationWarning, stacklevel=2)

@@ -11,6 +11,12 @@ reported.
 >>> report                                              # a table in a notebook
 >>> report.structures                                   # which frames extrapolate
 >>> report.to_dataframe()                               # pandas, if installed
+
+Over many calls (an MD run) an :class:`ExtrapolationTally` keeps running totals
+instead of every record: calls checked and calls that extrapolated, and per element
+and function the number of out-of-range values, the calls they occurred in and the
+worst excursion (what :meth:`HDNNPCalculator.extrapolation_report
+<mdmlkit.potential.HDNNPCalculator.extrapolation_report>` returns).
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import torch
 from mdmlkit.errors import EmptyTrajectoryError, ExtrapolationError, ExtrapolationWarning, InputError
 
 __all__ = ["ExtrapolationWarning", "ExtrapolationError", "ExtrapolationRecord", "ExtrapolationReport",
-           "check_extrapolation", "find_extrapolation"]
+           "ExtrapolationTally", "check_extrapolation", "find_extrapolation"]
 
 DEFAULT_TOLERANCE = 1e-6
 
@@ -149,6 +155,149 @@ class ExtrapolationReport:
         hdr = "".join(f"<th>{c}</th>" for c in self._COLUMNS)
         return (f"<p>ExtrapolationReport: {html.escape(self.summary())}</p>"
                 f"<table><thead><tr>{hdr}</tr></thead><tbody>{cells}</tbody></table>{more}")
+
+
+class ExtrapolationTally:
+    """Running totals of the extrapolation checks of many calls (e.g. the steps of an MD run).
+
+    :meth:`add` one :class:`ExtrapolationReport` per call; nothing per record is kept
+    beyond one row per (element, function) that ever left its range.
+
+    Attributes
+    ----------
+    calls : int
+        Checks (calculator calls) added.
+    calls_extrapolated : int
+        Calls with at least one value outside the range.
+    values : int
+        Out-of-range values over all calls (atoms x functions).
+    atoms : dict[str, int]
+        Per element: atoms found extrapolating, summed over calls.
+    rows : dict[(str, int), dict]
+        Per (element, function index): ``count`` (values), ``calls``, ``worst_excess``
+        (distance outside the range in units of its width), ``worst_value``, ``worst_call``
+        (1-based call number), ``worst_atom``, ``G_min``, ``G_max``, ``line``.
+    """
+
+    _COLUMNS = ("element", "function", "count", "calls", "worst_excess", "worst_value", "G_min", "G_max",
+                "worst_call", "worst_atom", "line")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything."""
+        self.calls = 0
+        self.calls_extrapolated = 0
+        self.values = 0
+        self.atoms: dict[str, int] = {}
+        self.rows: dict[tuple[str, int], dict] = {}
+
+    def copy(self) -> ExtrapolationTally:
+        out = ExtrapolationTally()
+        out.calls, out.calls_extrapolated, out.values = self.calls, self.calls_extrapolated, self.values
+        out.atoms = dict(self.atoms)
+        out.rows = {k: dict(v) for k, v in self.rows.items()}
+        return out
+
+    def add(self, report: ExtrapolationReport) -> None:
+        """Count one call's check."""
+        self.calls += 1
+        if not report:
+            return
+        self.calls_extrapolated += 1
+        self.values += len(report)
+        seen_atoms: set[tuple[int, int, str]] = set()
+        seen_rows: set[tuple[str, int]] = set()
+        for r in report:
+            seen_atoms.add((r.structure, r.atom, r.element))
+            key = (r.element, r.function)
+            row = self.rows.get(key)
+            if row is None:
+                row = self.rows[key] = {"count": 0, "calls": 0, "worst_excess": -1.0, "worst_value": r.value,
+                                        "worst_call": self.calls, "worst_atom": r.atom, "G_min": r.G_min,
+                                        "G_max": r.G_max, "line": r.line}
+            row["count"] += 1
+            if key not in seen_rows:
+                row["calls"] += 1
+                seen_rows.add(key)
+            if r.excess > row["worst_excess"]:
+                row.update(worst_excess=r.excess, worst_value=r.value, worst_call=self.calls, worst_atom=r.atom)
+        for _, _, el in seen_atoms:
+            self.atoms[el] = self.atoms.get(el, 0) + 1
+
+    @property
+    def fraction(self) -> float:
+        """Fraction of calls that extrapolated (0 before any call)."""
+        return self.calls_extrapolated / self.calls if self.calls else 0.0
+
+    @property
+    def worst(self) -> dict | None:
+        """The row (with ``element`` and ``function``) of the largest excursion, or None."""
+        if not self.rows:
+            return None
+        (el, fn), row = max(self.rows.items(), key=lambda kv: kv[1]["worst_excess"])
+        return dict(row, element=el, function=fn)
+
+    def __bool__(self) -> bool:
+        return self.calls_extrapolated > 0
+
+    def summary(self) -> str:
+        if not self.calls_extrapolated:
+            return f"no extrapolation in {self.calls} call(s)"
+        w = self.worst
+        return (f"{self.calls_extrapolated} of {self.calls} call(s) ({100 * self.fraction:.1f} %) "
+                f"extrapolated: {self.values} value(s) outside the training range, "
+                f"{len(self.rows)} (element, function) pair(s), atoms per element {self.atoms}; "
+                f"worst: {w['element']} function {w['function']} = {w['worst_value']:.6g} outside "
+                f"[{w['G_min']:.6g}, {w['G_max']:.6g}] by {w['worst_excess']:.3g} of the range "
+                f"(call {w['worst_call']}, atom {w['worst_atom']})")
+
+    def _sorted_rows(self) -> list[dict]:
+        rows = [dict(v, element=k[0], function=k[1]) for k, v in self.rows.items()]
+        return sorted(rows, key=lambda r: (-r["worst_excess"], r["element"], r["function"]))
+
+    def to_dict(self) -> dict[str, list]:
+        """Column name -> list of values, rows sorted by decreasing worst excursion."""
+        rows = self._sorted_rows()
+        return {c: [r[c] for r in rows] for c in self._COLUMNS}
+
+    def to_dataframe(self):
+        """The rows as a :class:`pandas.DataFrame` (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.to_dict(), columns=list(self._COLUMNS))
+
+    def table(self, max_rows: int | None = 20) -> str:
+        """Plain-text table, worst excursion first (all rows with ``max_rows=None``)."""
+        rows = self._sorted_rows()
+        shown = rows if max_rows is None else rows[:max_rows]
+        out = [f"{'el':>3} {'fn':>4} {'values':>8} {'calls':>7} {'worst/range':>11} {'worst value':>13} "
+               f"{'range':>29}  function"]
+        for r in shown:
+            out.append(f"{r['element']:>3} {r['function']:4d} {r['count']:8d} {r['calls']:7d} "
+                       f"{r['worst_excess']:11.3g} {r['worst_value']:13.6g} "
+                       f"[{r['G_min']:12.6g}, {r['G_max']:12.6g}]  {r['line']}")
+        if len(shown) < len(rows):
+            out.append(f"... {len(rows) - len(shown)} more")
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        s = f"ExtrapolationTally: {self.summary()}"
+        return s + ("\n" + self.table() if self.rows else "")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        if not self.rows:
+            return f"<p>ExtrapolationTally: {html.escape(self.summary())}</p>"
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(f'{x:.4g}' if isinstance(x, float) else str(x))}</td>"
+                             for x in (r[c] for c in self._COLUMNS)) + "</tr>"
+            for r in self._sorted_rows()[:50])
+        hdr = "".join(f"<th>{c}</th>" for c in self._COLUMNS)
+        return (f"<p>ExtrapolationTally: {html.escape(self.summary())}</p>"
+                f"<table><thead><tr>{hdr}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def find_extrapolation(model, G: dict[str, torch.Tensor], batch, tolerance: float = DEFAULT_TOLERANCE,

@@ -409,7 +409,7 @@ def test_neighbor_backends_agree(pbc):
     cell = np.array([[3.0, 0, 0], [0.7, 2.8, 0], [-0.4, 0.3, 3.1]])
     pos = (rng.random((8, 3)) * 1.6 - 0.3) @ cell       # some atoms outside the cell
     ref_list = _canon(*neighbor_list(pos, cell, pbc, 5.5, method="brute"))
-    for method in ["ase"] + (["matscipy"] if have_matscipy() else []):
+    for method in ["ase", "kdtree"] + (["matscipy"] if have_matscipy() else []):
         assert _canon(*neighbor_list(pos, cell, pbc, 5.5, method=method)) == ref_list, method
     i, j, s = neighbor_list(pos, cell, pbc, 5.5)
     d = np.linalg.norm(pos[j] - pos[i] + s @ cell, axis=1)
@@ -417,6 +417,28 @@ def test_neighbor_backends_agree(pbc):
     assert not np.any((i == j) & ~s.any(axis=1))
     if pbc == (1, 1, 1):     # cell << 2 rc: atoms see their own images
         assert np.any((i == j) & s.any(axis=1))
+
+
+@pytest.mark.parametrize("pbc", [(0, 0, 0), (1, 1, 0), (1, 1, 1)])
+def test_far_flung_atoms_use_the_kdtree_not_billions_of_bins(pbc):
+    """A cluster with atoms 1e9 Å apart (or a periodic box of mostly vacuum) would need
+    astronomically many bins in matscipy/ase; beyond MAX_BINS the k-d tree gives the same
+    pairs as brute force, at once."""
+    import time
+
+    rng = np.random.default_rng(1)
+    pos = np.concatenate([rng.random((6, 3)) * 3.0, [[1e9, 0, 0], [1e9 + 1.5, 0, 0], [0, 0, 4e4]]])
+    cell = np.diag([3.0, 3.0, 1e5]) if pbc[2] else np.diag([3.0, 3.0, 0.0]) if pbc[0] else None
+    if pbc[0]:
+        pos = pos[:6]
+        pos = np.concatenate([pos, [[1.0, 1.0, 5e4]]])
+    t0 = time.perf_counter()
+    got = _canon(*neighbor_list(pos, cell, pbc, 4.0))
+    assert time.perf_counter() - t0 < 10
+    assert got == _canon(*neighbor_list(pos, cell, pbc, 4.0, method="brute"))
+    assert got == _canon(*neighbor_list(pos, cell, pbc, 4.0, method="kdtree"))
+    if not pbc[0]:
+        assert (6, 7, (0, 0, 0)) in got and not any(7 in (a, b) and 8 in (a, b) for a, b, _ in got)
 
 
 def test_triplets_enumerate_all_pairs_of_neighbours():

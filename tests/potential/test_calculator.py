@@ -149,6 +149,107 @@ def test_extrapolation_modes(model, frames):
         HDNNPCalculator(model, extrapolation="maybe")
 
 
+def _count_extrapolation_warnings(atoms, calc, n_calls: int, scale: float = 1e-3) -> list:
+    """Warnings of ``n_calls`` calls on ``atoms`` moved by ``scale`` Å each time."""
+    atoms = atoms.copy()
+    atoms.calc = calc
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        for _ in range(n_calls):
+            atoms.positions += rng.normal(scale=scale, size=atoms.positions.shape)
+            calc.reset()
+            atoms.get_forces()
+    return [x for x in w if issubclass(x.category, ExtrapolationWarning)]
+
+
+def test_extrapolation_warnings_are_aggregated(model, frames):
+    """Every call extrapolates; the calculator warns at the first call and then at most once
+    per ``warn_every`` calls, and keeps the totals for extrapolation_report()."""
+    outside = compressed(frames[0])
+    per_call = HDNNPCalculator(model, device="cpu", skin=0.0, warn_every=1)
+    report = check_extrapolation(model, [outside])
+    assert report                                          # the reference: it extrapolates
+    calc = HDNNPCalculator(model, device="cpu", warn_every=1000)
+    w = _count_extrapolation_warnings(outside, calc, 25)
+    assert len(w) == 1 and "call 1:" in str(w[0].message)
+    assert "extrapolation_report()" in str(w[0].message)
+    tally = calc.extrapolation_report()
+    assert tally.calls == 25 and tally.calls_extrapolated == 25 and tally.fraction == 1.0
+    assert "25 of 25 call(s)" in tally.summary()
+    # the per-(element, function) rows agree with an independent check of the last structure
+    last = calc.last_report
+    assert {(r.element, r.function) for r in last} <= set(tally.rows)
+    assert sum(r["count"] for r in tally.rows.values()) == tally.values >= len(last)
+    worst = max(last, key=lambda r: r.excess)
+    assert tally.worst["worst_excess"] >= worst.excess
+    table = tally.table(max_rows=None)
+    assert len(table.splitlines()) == 1 + len(tally.rows)
+    df_cols = tally.to_dict()
+    assert len(df_cols["element"]) == len(tally.rows)
+    assert "<table>" in tally._repr_html_()
+    # warn_every=10: calls 1, 11, 21 warn, with the running summary after the first
+    calc10 = HDNNPCalculator(model, device="cpu", warn_every=10)
+    w = _count_extrapolation_warnings(outside, calc10, 25)
+    assert len(w) == 3 and "extrapolation so far: 11 of 11 call(s)" in str(w[1].message)
+    # warn_every=1 is the old behaviour: one warning per extrapolating call
+    assert len(_count_extrapolation_warnings(outside, per_call, 5)) == 5
+    # reset: new totals, and the next extrapolating call warns again
+    snapshot = calc.extrapolation_report(reset=True)
+    assert snapshot.calls == 25 and calc.extrapolation_report().calls == 0
+    assert len(_count_extrapolation_warnings(outside, calc, 3)) == 1
+    # training structures: counted, nothing reported
+    inside = HDNNPCalculator(model, device="cpu")
+    assert not _count_extrapolation_warnings(frames[0], inside, 3, scale=0.0)
+    assert inside.extrapolation_report().calls == 3 and not inside.extrapolation_report()
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(InputError, match="warn_every"):
+            HDNNPCalculator(model, warn_every=bad)
+
+
+@pytest.mark.filterwarnings("ignore::mdmlkit.errors.ExtrapolationWarning")
+def test_run_md_stops_or_flags_when_too_many_steps_extrapolate(model, frames, tmp_path):
+    from mdmlkit.md.runs import MIN_STEPS_FOR_FRACTION, run_md
+
+    outside = compressed(frames[0])
+    kw = dict(temperature_K=10.0, steps=60, timestep_fs=0.5, sample_every=5, progress=False)
+    calc = HDNNPCalculator(model, device="cpu")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        res = run_md(outside, calc, max_extrapolated_fraction=0.5, **kw)
+    ex = res.extrapolation
+    assert not res.complete and ex["exceeded"] and ex["fraction"] == 1.0
+    assert ex["stopped_at_step"] == 50 and res.frames[-1].info["step"] == 50   # first frame past 50 calls
+    assert ex["calls"] >= MIN_STEPS_FOR_FRACTION
+    msgs = [str(x.message) for x in w if issubclass(x.category, ExtrapolationWarning)]
+    assert len(msgs) == 2 and "stopped at step 50" in msgs[1]               # not one per step
+
+    # flag: the run completes and is marked; a trajectory is written as usual
+    res = run_md(outside, lambda: HDNNPCalculator(model, device="cpu", extrapolation="warn"),
+                 max_extrapolated_fraction=0.5, extrapolation_action="flag", checkpoint_every=4,
+                 trajectory=tmp_path / "flag.extxyz", **kw)
+    ex = res.extrapolation
+    assert res.complete and ex["exceeded"] and ex["stopped_at_step"] is None
+    assert ex["calls"] >= 61 and ex["calls_extrapolated"] == ex["calls"]     # summed over segments
+    assert len(res.frames) == 13
+
+    # at or below the threshold: counted, not exceeded (and no run_md warning)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        res = run_md(frames[0], HDNNPCalculator(model, device="cpu"), max_extrapolated_fraction=1.0, **kw)
+    assert res.complete and not res.extrapolation["exceeded"] and res.extrapolation["calls"] >= 61
+    assert not any("max_extrapolated_fraction" in str(x.message) for x in w)
+    res = run_md(frames[0], HDNNPCalculator(model, device="cpu", extrapolation="ignore"), **kw)
+    assert res.extrapolation is None                   # nothing counted without the check
+
+    with pytest.raises(InputError, match="max_extrapolated_fraction"):
+        run_md(outside, HDNNPCalculator(model, extrapolation="ignore"), max_extrapolated_fraction=0.1, **kw)
+    with pytest.raises(InputError, match="max_extrapolated_fraction"):
+        run_md(outside, calc, max_extrapolated_fraction=1.5, **kw)
+    with pytest.raises(InputError, match="extrapolation_action"):
+        run_md(outside, calc, max_extrapolated_fraction=0.1, extrapolation_action="pause", **kw)
+
+
 def test_check_extrapolation_report(model, frames):
     test = [frames[0], compressed(frames[1], 0.8), frames[2], compressed(frames[2], 1.3)]
     report = check_extrapolation(model, test, batch_size=3)      # two chunks

@@ -12,6 +12,7 @@ from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_s
 from mdmlkit.descriptors import SymmetryFunctionSet
 from mdmlkit.descriptors.kernels.fused import FusedPlan, tabulate_radial
 from mdmlkit.descriptors.terms import radial_factors
+from mdmlkit.errors import InputError
 from mdmlkit.potential import HDNNP, ExtrapolationWarning, HDNNPCalculator
 
 pytest.importorskip("numba")
@@ -134,3 +135,58 @@ def test_atoms_too_close_on_a_reused_list(model, frames, compile):  # noqa: F811
     with pytest.raises(AtomsTooCloseError, match=rf"atoms (0 .* and {k}|{k} .* and 0) .* 0\.45"):
         atoms.get_potential_energy()
     assert atoms.calc.neighbor_list_builds == 1
+
+
+_THREADS_SCRIPT = r"""
+import json, sys, torch, numba
+from mdmlkit.potential import HDNNPCalculator
+from mdmlkit.systems import primitive_cell
+torch.set_num_threads(1)
+out = {"pool": numba.config.NUMBA_NUM_THREADS}
+calc = HDNNPCalculator(sys.argv[1], device="cpu", compile=True, extrapolation="ignore")
+out["after_build"] = torch.get_num_threads()
+atoms = primitive_cell()
+atoms.calc = calc
+atoms.get_forces()
+out["after_call"] = torch.get_num_threads()
+out["numba_after_call"] = numba.get_num_threads()
+torch.set_num_threads(2)
+atoms.rattle(0.01, seed=1)
+atoms.get_forces()
+out["torch_2"] = torch.get_num_threads()
+out["numba_2"] = numba.get_num_threads()
+fixed = HDNNPCalculator(sys.argv[1], device="cpu", compile="numba", extrapolation="ignore", n_threads=1)
+atoms.calc = fixed
+atoms.get_forces()
+out["torch_fixed"] = torch.get_num_threads()
+out["numba_fixed"] = numba.get_num_threads()
+print(json.dumps(out))
+"""
+
+
+def test_compiled_calculator_keeps_the_torch_thread_setting():
+    """Starting numba's OpenMP pool sets libgomp's thread count, which torch reads too; the
+    fused kernels must leave ``torch.set_num_threads`` as the user set it, and follow it
+    (or ``n_threads``).  A fresh interpreter, so that no earlier test has started the pool."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model_path = Path(__file__).resolve().parents[2] / "models" / "la2zr2o7" / "model.pt"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["NUMBA_NUM_THREADS"] = "2"               # a pool larger than the user's setting
+    proc = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, str(model_path)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["pool"] == 2
+    assert out["after_build"] == 1 and out["after_call"] == 1 and out["numba_after_call"] == 1
+    assert out["torch_2"] == 2 and out["numba_2"] == 2           # follows torch at call time
+    assert out["torch_fixed"] == 2 and out["numba_fixed"] == 1   # explicit n_threads
+
+
+def test_n_threads_must_be_positive(model):  # noqa: F811
+    with pytest.raises(InputError, match="n_threads"):
+        HDNNPCalculator(model, device="cpu", compile="numba", n_threads=0)

@@ -24,7 +24,8 @@ storing per-pair derivative tables.
 
 The kernels are compiled by numba (a dependency of umap-learn) on first use
 (once per dtype; cached on disk afterwards), run in parallel
-over atoms with ``torch.get_num_threads()`` numba threads, and take float32 or
+over atoms with ``torch.get_num_threads()`` numba threads (or ``n_threads``; the
+torch setting is never changed, :func:`numba_threads`), and take float32 or
 float64 arrays.  Pairs are those of a full, sorted list (``AtomsBatch``:
 ``pair_i`` sorted, vectors ``positions[j] - positions[i] + shift``); pairs beyond
 a function's cutoff contribute exactly zero, so a Verlet list with a skin is used
@@ -41,7 +42,7 @@ import torch
 from mdmlkit.descriptors.batch import MIN_DISTANCE
 from mdmlkit.errors import InputError
 
-__all__ = ["FusedPlan", "FusedEnergy", "tabulate_radial"]
+__all__ = ["FusedPlan", "FusedEnergy", "numba_threads", "tabulate_radial"]
 
 try:                                     # numba comes with umap-learn, a core dependency
     import numba
@@ -54,6 +55,28 @@ def _numba_required():
     if numba is None:
         raise ImportError("the fused CPU kernels need numba (installed with umap-learn); "
                           "use HDNNPCalculator(compile='torch') instead")
+
+
+def numba_threads(n_threads: int | None = None) -> int:
+    """Set and return the numba threads of the next kernel call, leaving torch's setting alone.
+
+    ``n_threads`` (default ``torch.get_num_threads()`` now) is capped by numba's pool
+    size (``NUMBA_NUM_THREADS``).  Starting numba's pool (on its first use in the
+    process) calls ``omp_set_num_threads(pool size)`` when numba's threading layer is
+    OpenMP, and torch's OpenMP backend reads the same libgomp setting, so
+    ``torch.get_num_threads()`` would silently grow to the pool size; the torch
+    setting seen on entry is restored here.
+    """
+    _numba_required()
+    before = torch.get_num_threads()
+    want = before if n_threads is None else int(n_threads)
+    if want < 1:
+        raise InputError(f"n_threads={n_threads!r}: need at least 1 thread")
+    threads = max(1, min(want, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)       # launches the pool on first use
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+    return threads
 
 
 if numba is not None:
@@ -725,12 +748,20 @@ class FusedEnergy:
     dE/dpositions [N, 3] eV/Å, dE/dstrain [1, 3, 3] eV)`` as torch tensors in the model's
     dtype, the contract of :meth:`PaddedEnergy.energy_and_gradients` (CPU only).  The
     atomic networks and dE/dG run in torch; everything per pair in the numba kernels.
+
+    ``n_threads``: numba threads of every call (default: ``torch.get_num_threads()`` at
+    call time, capped by numba's pool size); torch's own setting is never changed
+    (:func:`numba_threads`).
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, n_threads: int | None = None) -> None:
         _numba_required()
         if model.device.type != "cpu":
             raise InputError(f"the fused kernels run on the CPU, the model is on {model.device}")
+        if n_threads is not None and not (isinstance(n_threads, (int, np.integer)) and n_threads >= 1):
+            raise InputError(f"n_threads={n_threads!r}: need a positive integer or None")
+        self.n_threads = None if n_threads is None else int(n_threads)
+        numba_threads(self.n_threads)        # start numba's pool now, torch's setting kept
         self.model = model
         self.np_dtype = np.float32 if model.dtype == torch.float32 else np.float64
         self.plan = FusedPlan(model.acsf, self.np_dtype)
@@ -757,8 +788,7 @@ class FusedEnergy:
         start, pair_i, pair_j, shifts, species = self._pair_arrays(batch)
         pos = np.ascontiguousarray(batch.positions.detach().cpu().numpy(), dtype=self.np_dtype)
         n, dt = pos.shape[0], self.np_dtype
-        threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-        numba.set_num_threads(threads)
+        threads = numba_threads(self.n_threads)
         chunks = 4 * threads                 # atoms per chunk: load balance of the moment loops
         acc = np.empty((threads, n, plan.n_el, plan.D), dt)
         closest = np.empty((threads, 2), np.float64)
