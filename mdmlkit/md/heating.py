@@ -47,7 +47,7 @@ from mdmlkit.utils import (
     settings_diff,
 )
 
-__all__ = ["THERMOSTATS", "MIN_DISTANCE", "HeatingSettings", "heat", "heat_many",
+__all__ = ["THERMOSTATS", "MIN_DISTANCE", "HeatingSettings", "heat", "heat_many", "prepare_run_files",
            "settings_path", "saved_settings"]
 
 #: Thermostats of :func:`heat`.
@@ -227,9 +227,17 @@ def _mismatch_error(path: Path, diff: dict[str, tuple]) -> CheckpointMismatchErr
         "or give another trajectory path")
 
 
-def _prepare_run_files(path: Path, params: dict[str, Any], proto: Protocol, n_atoms: int,
-                       resume: bool, overwrite: bool) -> None:
-    """Check (or discard) what is at ``path`` and record this run's settings beside it."""
+def prepare_run_files(path: Path, params: dict[str, Any], proto: Protocol, n_atoms: int,
+                      resume: bool, overwrite: bool) -> None:
+    """Check (or discard) what is at ``path`` and record this run's settings beside it.
+
+    Shared by :func:`heat` and :func:`mdmlkit.md.runs.run_md`: with ``resume`` a finished
+    or checkpointed run at ``path`` whose settings (sidecar, checkpoint or, for old files,
+    its frames) differ from ``params`` raises :class:`~mdmlkit.errors.CheckpointMismatchError`
+    naming every differing setting, unless ``overwrite`` (then it is discarded); without
+    ``resume`` everything at ``path`` is discarded.  The settings go (atomically) to the
+    sidecar :func:`settings_path` before a run writes ``path``.
+    """
     if not resume:
         _discard(path)
     else:
@@ -372,7 +380,7 @@ def heat(atoms: Atoms, calculator: Any = "asap3", t_start: float = 300.0, t_end:
                            int(sample_every), int(checkpoint_every), seed, rid, friction, thermostat)
     params = _run_params(proto, instance, structure_hash(a))
     if trajectory is not None:
-        _prepare_run_files(Path(trajectory), params, proto, len(a), resume, overwrite)
+        prepare_run_files(Path(trajectory), params, proto, len(a), resume, overwrite)
     engine = ASEEngine(a, factory, instance, proto)
     return drive(engine, proto, params, a, trajectory, resume, progress,
                  None if max_steps is None else int(max_steps), callback)

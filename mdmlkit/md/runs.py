@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ase import Atoms
@@ -37,6 +38,7 @@ from mdmlkit.md.engine import (
     prepare_atoms,
     structure_hash,
 )
+from mdmlkit.md.heating import prepare_run_files
 from mdmlkit.utils import PathLike, check_elements
 
 __all__ = ["ENSEMBLES", "EXTRAPOLATION_ACTIONS", "MIN_STEPS_FOR_FRACTION", "run_md"]
@@ -114,7 +116,8 @@ def run_md(atoms: Atoms, calculator: Any, ensemble: str = "nvt", temperature_K: 
            seed: int = 0, trajectory: PathLike | None = None, checkpoint_every: int = 50,
            resume: bool = True, progress: bool = True, run_id: str | None = None,
            callback: Callable[[Atoms], Any] | None = None,
-           max_extrapolated_fraction: float | None = None, extrapolation_action: str = "stop") -> MDResult:
+           max_extrapolated_fraction: float | None = None, extrapolation_action: str = "stop",
+           overwrite: bool = False) -> MDResult:
     """Run ``steps`` MD steps of ``atoms`` in one ensemble and sample frames.
 
     Parameters
@@ -139,8 +142,11 @@ def run_md(atoms: Atoms, calculator: Any, ensemble: str = "nvt", temperature_K: 
     initial_temperature_K : float, optional
         Temperature of the initial velocities, K (e.g. ``2 * temperature_K`` from a
         0 K crystal, since about half the kinetic energy flows into E_pot).
-    seed, trajectory, checkpoint_every, resume, progress, run_id, callback
-        As in :func:`mdmlkit.md.heating.heat`.
+    seed, trajectory, checkpoint_every, resume, progress, run_id, callback, overwrite
+        As in :func:`mdmlkit.md.heating.heat`: a finished or checkpointed run at
+        ``trajectory`` is resumed only when all its settings match (else
+        :class:`~mdmlkit.errors.CheckpointMismatchError` naming them; ``overwrite=True``
+        reruns into the file).
     max_extrapolated_fraction : float in [0, 1], optional
         Needs an :class:`~mdmlkit.potential.HDNNPCalculator` (instance or factory)
         whose ``extrapolation`` is not ``"ignore"``.  When more than this fraction of
@@ -205,6 +211,8 @@ def run_md(atoms: Atoms, calculator: Any, ensemble: str = "nvt", temperature_K: 
     if baro is not None:
         params.update(pressure_GPa=baro.pressure_GPa, taup_fs=baro.taup_fs,
                       compressibility_per_GPa=baro.compressibility_per_GPa)
+    if trajectory is not None:
+        prepare_run_files(Path(trajectory), params, proto, len(a), resume, overwrite)
     engine = ASEEngine(a, factory, instance, proto, initial_T=initial_temperature_K, barostat=baro)
     if not counts:
         return drive(engine, proto, params, a, trajectory, resume, progress, None, callback)

@@ -126,3 +126,23 @@ def test_bad_runs(cu55, cu_crystal):
         run_md(cu55, "asap3", "nvt", steps=0, progress=False)
     with pytest.raises(InputError, match="taup_fs"):
         Barostat(taup_fs=-1.0)
+
+
+def test_finished_run_is_resumed_only_with_the_same_settings(tmp_path):
+    """A finished run_md trajectory is reused only when every setting matches (issue: no silent
+    resume with other physics); overwrite=True reruns into the file."""
+    from mdmlkit.errors import CheckpointMismatchError
+
+    cu13 = make_cluster(13)
+    path = tmp_path / "nvt.extxyz"
+    kw = dict(steps=20, timestep_fs=2.0, sample_every=10, seed=3, trajectory=path, progress=False)
+    first = run_md(cu13, "asap3", temperature_K=300.0, **kw)
+    again = run_md(cu13, "asap3", temperature_K=300.0, **kw)
+    assert again.skipped and len(again.frames) == len(first.frames)
+    with pytest.raises(CheckpointMismatchError, match="t_start|t_end"):
+        run_md(cu13, "asap3", temperature_K=500.0, **kw)
+    with pytest.raises(CheckpointMismatchError, match="friction"):
+        run_md(cu13, "asap3", temperature_K=300.0, friction=0.05, **kw)
+    hot = run_md(cu13, "asap3", temperature_K=500.0, overwrite=True, **kw)
+    assert not hot.skipped
+    assert np.allclose(frame_table(hot.frames)["T_target"], 500.0)
