@@ -43,8 +43,23 @@ from mdmlkit.utils import check_frames
 
 __all__ = [
     "MAGIC_SIZES", "AnalysisSettings", "SizeLandscape", "SizeScan", "is_magic",
-    "stability_second_difference", "analyse_size", "run_size_scan",
+    "stability_second_difference", "analyse_size", "run_size_scan", "low_energy_morphology",
+    "LOW_ENERGY_FRACTION", "SUMMARY_HEADERS", "SUMMARY_FORMATS",
 ]
+#: fraction of a basin's frames, lowest potential energy first, that name its morphology
+LOW_ENERGY_FRACTION = 0.1
+#: readable column headers (with units) and number formats of :meth:`SizeScan.summary` rows
+SUMMARY_HEADERS = {
+    "n_atoms": "size n (atoms)", "magic": "magic", "n_frames": "frames", "n_runs": "runs",
+    "T_melt_Cv_K": "T_melt, C peak (K)", "T_melt_Lindemann_K": "T_melt, Lindemann δ = 0.1 (K)",
+    "T_leave_start_basin_K": "leaves start basin (K)", "T_amorphous_K": "amorphous from (K)",
+    "n_basins": "basins", "n_local_minima": "PES local minima", "roughness": "PES roughness (eV/atom)",
+    "C_peak_kB_per_atom": "C peak (k_B/atom)", "E_min_per_atom_eV": "lowest E_pot (eV/atom)",
+    "stability_d2E_eV": "stability Δ2E (eV)", "start_motif": "start morphology",
+}
+SUMMARY_FORMATS = {"T_melt_Cv_K": ".0f", "T_melt_Lindemann_K": ".0f", "T_leave_start_basin_K": ".0f",
+                   "T_amorphous_K": ".0f", "C_peak_kB_per_atom": ".1f", "E_min_per_atom_eV": ".3f",
+                   "stability_d2E_eV": "+.3f", "roughness": ".3g"}
 #: Icosahedral (Mackay) magic numbers: 13, 55, 147, 309, ...
 MAGIC_SIZES = (13, 55, 147, 309, 561)
 
@@ -95,7 +110,8 @@ class SizeLandscape:
     map : the fitted :class:`~mdmlkit.landscape.LandscapeMap`
     frame_motifs : morphology label of every frame (icosahedral/decahedral/fcc-like/amorphous)
     basin_table : one dict per basin: size, energies, temperatures, representative frame,
-        representative's motif, majority motif of members, mean coordination
+        representative's motif, majority motif of members, ``morphology`` (majority motif of
+        its lowest-energy frames, :func:`low_energy_morphology`), mean coordination
     caloric : :class:`~mdmlkit.landscape.thermo.CaloricCurve` over the runs
     melting_cv : heat-capacity-peak melting point; ``melting_lindemann``: Lindemann (δ = 0.1)
     lindemann : list of per-run :class:`~mdmlkit.landscape.thermo.LindemannResult`
@@ -123,6 +139,14 @@ class SizeLandscape:
     amorphous: Any = field(default=None, repr=False)
     complexity: dict[str, Any] = field(default_factory=dict, repr=False)
     issues: list[str] = field(default_factory=list, repr=False)
+
+    def basin_note(self) -> str:
+        """Why the basins say nothing about morphology ("" when they may): one basin only."""
+        if len(self.basin_table) == 1:
+            b = self.basin_table[0]
+            return (f"single basin: the map does not resolve morphologies at these settings "
+                    f"(its lowest-energy frames are {b['morphology']})")
+        return ""
 
     def run_slices(self) -> dict[str, np.ndarray]:
         """Frame indices of each run (by ``run_id``), in time order."""
@@ -154,7 +178,8 @@ class SizeLandscape:
         s = self.summary()
         return (f"SizeLandscape(Cu{self.n_atoms}{' magic' if self.magic else ''}: "
                 f"{s['n_frames']} frames / {s['n_runs']} runs, {s['n_basins']} basins, "
-                f"T_melt(Cv)={s['T_melt_Cv_K']:.0f} K)")
+                + (f"T_melt(Cv)={s['T_melt_Cv_K']:.0f} K)" if np.isfinite(s["T_melt_Cv_K"])
+                   else "T_melt(Cv)=n/a)"))
 
 
 @dataclass
@@ -192,9 +217,12 @@ class SizeScan:
     def magic_contrast(self, key: str) -> list[dict[str, Any]]:
         """For each magic size, ``key`` against the mean of its scanned non-magic neighbours.
 
-        Returns rows ``{n_atoms, value, neighbours, neighbour_mean, difference}``;
-        ``difference = value - neighbour_mean`` (same unit as ``key``).  Neighbours are
-        the non-magic sizes of the scan closest below and above.
+        Returns rows ``{n_atoms, value, neighbours, neighbour_values, neighbour_mean,
+        difference, note}``; ``difference = value - neighbour_mean`` (same unit as ``key``;
+        the mean is over the neighbours whose value is defined).  Neighbours are
+        the non-magic sizes of the scan closest below and above.  ``note`` is "" when
+        the difference is defined, else says why not (``"n/a: ..."``, e.g. the
+        stability of a neighbour needs the sizes on both sides of it).
         """
         rows, summary = [], {r["n_atoms"]: r for r in self.summary()}
         sizes = sorted(self.sizes)
@@ -210,9 +238,30 @@ class SizeScan:
             vals = [float(summary[m][key]) for m in neigh]
             finite = [v for v in vals if np.isfinite(v)]
             mean = float(np.mean(finite)) if finite else float("nan")
-            rows.append(dict(n_atoms=n, value=value, neighbours=neigh, neighbour_mean=mean,
-                             difference=value - mean))
+            rows.append(dict(n_atoms=n, value=value, neighbours=neigh, neighbour_values=vals, neighbour_mean=mean,
+                             difference=value - mean,
+                             note=self._contrast_note(key, n, value, neigh, vals)))
         return rows
+
+    def _contrast_note(self, key: str, n: int, value: float, neigh: list[int],
+                       vals: list[float]) -> str:
+        """Why a magic contrast is undefined ("" when it is defined)."""
+        have = ", ".join(str(m) for m in sorted(self.sizes))
+        stability = key == "stability_d2E_eV"
+        if not neigh:
+            return f"n/a: needs ≥ 2 sizes around {n} (have {have})"
+        if not np.isfinite(value):
+            if stability:
+                return f"n/a: needs ≥ 2 sizes around {n} (have {have})"
+            return f"n/a: {key} not measured for Cu{n} (see scan.issues())"
+        missing = [m for m, v in zip(neigh, vals) if not np.isfinite(v)]
+        if len(missing) == len(neigh):
+            if stability:
+                return (f"n/a: needs ≥ 2 sizes around {', '.join(map(str, missing))} "
+                        f"(have {have})")
+            return (f"n/a: {key} not measured for {', '.join(f'Cu{m}' for m in missing)} "
+                    "(see scan.issues())")
+        return ""
 
     def format_summary(self) -> str:
         """The summary as a fixed-width text table."""
@@ -248,6 +297,28 @@ def stability_second_difference(sizes: Sequence[int], energies: Sequence[float])
     E = dict(zip(sizes, (float(e) for e in energies)))
     return np.array([E[n + 1] + E[n - 1] - 2.0 * E[n] if (n - 1 in E and n + 1 in E) else np.nan
                      for n in sizes])
+
+
+def low_energy_morphology(motifs: Sequence[str], energies: Sequence[float],
+                          fraction: float = LOW_ENERGY_FRACTION) -> tuple[str, float]:
+    """Morphology of a set of frames read from its lowest-energy frames.
+
+    Hot frames are labelled "amorphous" by CNA whatever isomer they vibrate about,
+    so a basin's majority label says more about its temperatures than its
+    structure.  Returns the majority motif of the ``fraction`` of frames (at least
+    one) with the lowest potential energy, and the share of those frames it holds.
+    """
+    motifs = np.asarray(motifs, dtype=object)
+    energies = np.asarray(energies, float)
+    if motifs.size == 0 or motifs.shape != energies.shape:
+        raise InputError(f"low_energy_morphology: {motifs.size} motifs for {energies.size} energies "
+                         "(need the same number, at least one)")
+    if not 0.0 < float(fraction) <= 1.0:
+        raise InputError(f"fraction must be in (0, 1], got {fraction}")
+    k = max(1, int(np.ceil(float(fraction) * motifs.size)))
+    low = motifs[np.argsort(energies, kind="stable")[:k]].astype(str)
+    kinds, counts = np.unique(low, return_counts=True)
+    return str(kinds[np.argmax(counts)]), float(counts.max() / k)
 
 
 def analyse_size(frames: Sequence[Atoms], landscape: LandscapeMap | None = None,
@@ -288,12 +359,14 @@ def analyse_size(frames: Sequence[Atoms], landscape: LandscapeMap | None = None,
     for b, rep in enumerate(lm.representatives_):
         members = np.flatnonzero(lm.labels_ == b)
         kinds, counts = np.unique(motifs[members], return_counts=True)
+        low, low_frac = low_energy_morphology(motifs[members], table["E_pot"][members])
         cs = coordination_stats(frames[int(rep)])
         basin_table.append(dict(
             basin=b, size=int(members.size), fraction=float(members.size / len(frames)),
             representative=int(rep), representative_motif=str(motifs[int(rep)]),
             majority_motif=str(kinds[np.argmax(counts)]),
             majority_fraction=float(counts.max() / members.size),
+            morphology=low, morphology_fraction=low_frac,
             E_mean_eV=float(np.mean(table["E_pot"][members])),
             E_min_eV=float(np.min(table["E_pot"][members])),
             T_mean_K=float(T[members].mean()), T_min_K=float(T[members].min()),
@@ -307,6 +380,8 @@ def analyse_size(frames: Sequence[Atoms], landscape: LandscapeMap | None = None,
     except EmptyTrajectoryError as exc:      # too few bins for a heat-capacity peak
         m_cv = None
         issues.append(f"{label} (runs {', '.join(runs)}): no heat-capacity melting point: {exc}")
+    if m_cv is not None and m_cv.flag:       # peak at the end of the ramp, or C < 0
+        issues.append(f"{label} (runs {', '.join(runs)}): no heat-capacity melting point: {m_cv.flag}")
     window = int(analysis.lindemann_window)
     lind = []
     for rid, idx in runs.items():

@@ -387,7 +387,7 @@ class MotifClassifier(TransformerMixin, BaseEstimator):
     def _iter(self, frames: Sequence[Atoms], what: str):
         from tqdm.auto import tqdm
 
-        return tqdm(frames, desc=what, disable=not self.progress, leave=False)
+        return tqdm(frames, desc=what, disable=not self.progress, leave=True)
 
     def transform(self, frames: Sequence[Atoms] | Atoms) -> np.ndarray:
         frames = check_atoms_list(frames, "MotifClassifier.transform")

@@ -12,7 +12,14 @@ harmonic solid has C = 3 k_B, Dulong–Petit).
 Melting criteria
 ----------------
 * caloric curve: the peak of the heat capacity ``C = dE_tot/dT / (N k_B)``,
-  the slope of a Gaussian-weighted local linear fit of E_tot(T) (no edge bias);
+  the slope of a Gaussian-weighted local linear fit of E_tot(T) (no edge bias).
+  The energy of a small cluster fluctuates by ``sqrt(3N) k_B T`` from frame to
+  frame (≈ 0.5 eV for Cu13 at 1000 K), far more than it rises over a few tens of
+  K, so a narrow fit window turns noise into C < 0 and spurious peaks; by default
+  the window is widened until the standard error of C is below
+  ``C_TOLERANCE`` k_B/atom (:func:`auto_smoothing`).  A peak at either end of the
+  ramp, or C < 0 beyond its error, is flagged (:attr:`MeltingPoint.flag`) and
+  not reported as a melting temperature;
 * Lindemann index: ``δ = <sqrt(<r_ij²> - <r_ij>²) / <r_ij>>`` over atom pairs,
   averaged over sliding windows of frames.  Solid clusters have δ ≈ 0.02–0.06;
   δ jumps above ≈ 0.1–0.15 on melting (Berry's criterion; the liquid value keeps
@@ -34,8 +41,12 @@ from mdmlkit.landscape._binning import bin_mean, digitize, temperature_edges
 
 __all__ = [
     "CaloricCurve", "MeltingPoint", "LindemannResult", "caloric_curve", "heat_capacity",
-    "melting_temperature", "lindemann_index",
+    "melting_temperature", "lindemann_index", "auto_smoothing", "C_TOLERANCE", "EDGE_FRACTION",
 ]
+#: target standard error of C (k_B/atom) for the automatic fit window
+C_TOLERANCE = 0.5
+#: a C maximum within this fraction of the ramp's span from either end is no peak
+EDGE_FRACTION = 0.05
 
 
 # =========================================================================== inputs
@@ -64,15 +75,31 @@ def _as_tables(runs: Any) -> list[dict[str, np.ndarray]]:
 # =========================================================================== caloric curve
 @dataclass
 class MeltingPoint:
-    """A melting temperature and the curve it was read from."""
+    """A melting temperature and the curve it was read from.
+
+    ``flag`` is empty for a valid melting point; otherwise it says why there is none
+    (e.g. the C maximum sits at the end of the ramp) and ``T_melt`` and ``peak`` are
+    NaN, while ``T_peak`` keeps where the maximum of the curve was (K).
+    """
 
     T_melt: float
     method: str
     T: np.ndarray = field(repr=False)
     value: np.ndarray = field(repr=False)   # C (k_B/atom) or Lindemann δ
     peak: float = float("nan")              # C at the peak (k_B/atom) or the δ threshold
+    flag: str = ""
+    T_peak: float = float("nan")
+    smooth_K: float = float("nan")          # fit window of C (K), heat-capacity method only
+    error: np.ndarray | None = field(default=None, repr=False)   # standard error of value
+
+    @property
+    def ok(self) -> bool:
+        """True when this is a melting temperature (no flag)."""
+        return not self.flag and bool(np.isfinite(self.T_melt))
 
     def __repr__(self) -> str:
+        if self.flag:
+            return f"MeltingPoint(none, method={self.method!r}: {self.flag})"
         what = "C_peak" if "capacity" in self.method else "threshold"
         return (f"MeltingPoint(T_melt={self.T_melt:.1f} K, method={self.method!r}, "
                 f"{what}={self.peak:.3g})")
@@ -102,11 +129,12 @@ class CaloricCurve:
     bin_width: float
     temperature_key: str = "T_target"
 
-    def heat_capacity(self, smooth_K: float = 30.0, energy: str = "E_tot"):
+    def heat_capacity(self, smooth_K: float | None = None, energy: str = "E_tot",
+                      return_error: bool = False):
         """``(T, C)``: C in k_B per atom; see :func:`heat_capacity`."""
-        return heat_capacity(self, smooth_K=smooth_K, energy=energy)
+        return heat_capacity(self, smooth_K=smooth_K, energy=energy, return_error=return_error)
 
-    def melting_temperature(self, smooth_K: float = 30.0, energy: str = "E_tot",
+    def melting_temperature(self, smooth_K: float | None = None, energy: str = "E_tot",
                             T_range: tuple[float, float] | None = None) -> MeltingPoint:
         """Heat-capacity peak; see :func:`melting_temperature`."""
         return melting_temperature(self, smooth_K=smooth_K, energy=energy, T_range=T_range)
@@ -163,47 +191,97 @@ def caloric_curve(runs: Any, bin_width: float = 10.0, T_range: tuple[float, floa
                         counts[keep], int(n_atoms), len(tables), float(bin_width), temperature_key)
 
 
-def _local_slope(x: np.ndarray, y: np.ndarray, w_counts: np.ndarray, sigma: float) -> np.ndarray:
-    """Slope dy/dx of a Gaussian-weighted local linear fit at every x."""
-    dx = x[None, :] - x[:, None]                          # [i, j]
-    w = np.exp(-0.5 * (dx / sigma) ** 2) * w_counts[None, :]
+def _local_slope(x: np.ndarray, y: np.ndarray, w_counts: np.ndarray, sigma: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Slope dy/dx of a Gaussian-weighted local linear fit at every x, and its standard error.
+
+    ``y`` are bin means of ``w_counts`` frames each; the per-frame noise variance is
+    estimated from the weighted residuals of each local fit.  The error assumes
+    uncorrelated frames: slow fluctuations (e.g. isomer hopping) make the real one larger.
+    """
+    g = np.exp(-0.5 * ((x[None, :] - x[:, None]) / sigma) ** 2)   # [i, j]
+    w = g * w_counts[None, :]
     sw = w.sum(axis=1, keepdims=True)
     xm = (w * x[None, :]).sum(axis=1, keepdims=True) / sw
     ym = (w * y[None, :]).sum(axis=1, keepdims=True) / sw
-    cov = (w * (x[None, :] - xm) * (y[None, :] - ym)).sum(axis=1)
-    var = (w * (x[None, :] - xm) ** 2).sum(axis=1)
+    dx = x[None, :] - xm
+    cov = (w * dx * (y[None, :] - ym)).sum(axis=1)
+    var = (w * dx ** 2).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return cov / var
+        slope = cov / var
+        resid = y[None, :] - ym - slope[:, None] * dx
+        n_eff = g.sum(axis=1) ** 2 / (g ** 2).sum(axis=1)        # bins effectively in the fit
+        s2 = (w * resid ** 2).sum(axis=1) / g.sum(axis=1) * n_eff / np.maximum(n_eff - 2.0, 1e-12)
+        err = np.sqrt(s2 * (g ** 2 * w_counts[None, :] * dx ** 2).sum(axis=1)) / var
+    return slope, err
 
 
-def heat_capacity(curve: CaloricCurve, smooth_K: float = 30.0, energy: str = "E_tot"
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def auto_smoothing(curve: CaloricCurve, energy: str = "E_tot", tolerance: float = C_TOLERANCE,
+                   start_K: float = 30.0) -> float:
+    """Narrowest fit window (K) whose heat capacity is known to ``tolerance`` k_B/atom.
+
+    Widths ``start_K × 1.5^k`` are tried up to a quarter of the curve's span; the
+    first whose median standard error of C (over the curve away from its ends) is
+    at most ``tolerance`` is returned, else the widest.
+    """
+    span = float(curve.T.max() - curve.T.min())
+    widths = [start_K]
+    while widths[-1] * 1.5 <= max(span / 4.0, start_K):
+        widths.append(widths[-1] * 1.5)
+    for width in widths:
+        _, _, err = heat_capacity(curve, smooth_K=width, energy=energy, return_error=True)
+        inner = (curve.T >= curve.T.min() + width) & (curve.T <= curve.T.max() - width)
+        e = err[inner & np.isfinite(err)] if inner.any() else err[np.isfinite(err)]
+        if e.size and float(np.median(e)) <= tolerance:
+            return float(width)
+    return float(widths[-1])
+
+
+def heat_capacity(curve: CaloricCurve, smooth_K: float | None = None, energy: str = "E_tot",
+                  return_error: bool = False) -> tuple[np.ndarray, ...]:
     """Heat capacity per atom in k_B, ``C(T) = dE/dT / (N k_B)``.
 
     ``dE/dT`` is the slope of a local linear fit of ``energy`` (``"E_tot"`` or
     ``"E_pot"``; E_pot gives C − 3/2 for a classical system) against T with
     Gaussian weights of width ``smooth_K`` K, so noise is smoothed without the
-    edge bias of smoothing followed by differences.  Returns ``(T, C)``.
+    edge bias of smoothing followed by differences.  ``smooth_K=None`` picks the
+    width with :func:`auto_smoothing`.  Returns ``(T, C)``, or ``(T, C, C_err)``
+    with the standard error of C (k_B/atom) when ``return_error``.
     """
     if energy not in ("E_tot", "E_pot"):
         raise InputError(f"energy must be 'E_tot' or 'E_pot', got {energy!r}")
     if len(curve.T) < 3:
         raise EmptyTrajectoryError(f"caloric curve has {len(curve.T)} bins; need >= 3")
+    if smooth_K is None:
+        smooth_K = auto_smoothing(curve, energy=energy)
     if smooth_K <= 0:
         raise InputError(f"smooth_K must be positive, got {smooth_K}")
-    slope = _local_slope(curve.T, getattr(curve, energy), curve.counts, smooth_K)
-    return curve.T.copy(), slope / (curve.n_atoms * kB)
+    slope, err = _local_slope(curve.T, getattr(curve, energy), curve.counts, smooth_K)
+    scale = curve.n_atoms * kB
+    if return_error:
+        return curve.T.copy(), slope / scale, err / scale
+    return curve.T.copy(), slope / scale
 
 
-def melting_temperature(curve: CaloricCurve, smooth_K: float = 30.0, energy: str = "E_tot",
-                        T_range: tuple[float, float] | None = None) -> MeltingPoint:
+def melting_temperature(curve: CaloricCurve, smooth_K: float | None = None, energy: str = "E_tot",
+                        T_range: tuple[float, float] | None = None,
+                        edge_fraction: float = EDGE_FRACTION) -> MeltingPoint:
     """Melting temperature (K) at the heat-capacity peak of a caloric curve.
 
-    The peak of ``C(T)`` (:func:`heat_capacity`) within ``T_range`` (default:
-    the whole curve except ``smooth_K`` at each end) is refined by a parabola
-    through the three highest points.
+    The peak of ``C(T)`` (:func:`heat_capacity`; ``smooth_K=None``: automatic
+    window) within ``T_range`` (default: the whole curve except ``smooth_K`` at
+    each end) is refined by a parabola through the three highest points.
+
+    No melting temperature is reported (``T_melt`` NaN, :attr:`MeltingPoint.flag`
+    says why) when the maximum lies at either end of the range searched or within
+    ``edge_fraction`` of the ramp's span from either end of the curve (the peak, if
+    any, is outside the ramp) or when
+    C drops below zero by more than twice its standard error (E(T) too noisy for
+    a derivative at these settings).
     """
-    T, C = heat_capacity(curve, smooth_K=smooth_K, energy=energy)
+    if smooth_K is None:
+        smooth_K = auto_smoothing(curve, energy=energy)
+    T, C, err = heat_capacity(curve, smooth_K=smooth_K, energy=energy, return_error=True)
     lo, hi = T_range if T_range is not None else (T.min() + smooth_K, T.max() - smooth_K)
     sel = np.flatnonzero((T >= lo) & (T <= hi) & np.isfinite(C))
     if sel.size == 0:
@@ -214,7 +292,26 @@ def melting_temperature(curve: CaloricCurve, smooth_K: float = 30.0, energy: str
         a, b, _ = np.polyfit(T[i - 1:i + 2] - T[i], C[i - 1:i + 2], 2)
         if a < 0:
             Tm = float(np.clip(T[i] - b / (2 * a), T[i - 1], T[i + 1]))
-    return MeltingPoint(Tm, f"heat capacity peak ({energy})", T, C, float(C[i]))
+    method = f"heat capacity peak ({energy})"
+    t0, t1 = float(T.min()), float(T.max())
+    margin = float(edge_fraction) * (t1 - t0)
+    flag = ""
+    if Tm >= t1 - margin or (i == sel[-1] and sel.size > 1):
+        flag = (f"no C peak inside the ramp (C still rises at {Tm:.0f} K, the end of the range "
+                f"searched; the ramp ends at {t1:.0f} K): extend T_END")
+    elif Tm <= t0 + margin or (i == sel[0] and sel.size > 1):
+        flag = (f"no C peak inside the ramp (C is largest at {Tm:.0f} K, the start of the range "
+                f"searched; the ramp starts at {t0:.0f} K): start the ramp lower")
+    else:
+        neg = sel[C[sel] < -2.0 * err[sel]]
+        if neg.size:
+            k = neg[np.argmin(C[neg])]
+            flag = (f"C < 0 ({C[k]:.1f} ± {err[k]:.1f} k_B/atom at {T[k]:.0f} K, fit window "
+                    f"{smooth_K:g} K): E(T) too noisy for a derivative; use more runs or a slower ramp")
+    if flag:
+        return MeltingPoint(float("nan"), method, T, C, float("nan"), flag=flag, T_peak=Tm,
+                            smooth_K=float(smooth_K), error=err)
+    return MeltingPoint(Tm, method, T, C, float(C[i]), T_peak=Tm, smooth_K=float(smooth_K), error=err)
 
 
 # =========================================================================== Lindemann

@@ -353,7 +353,7 @@ def drive(engine: Engine, proto: Protocol, params: dict, atoms: Atoms,
     targets = proto.sample_steps()
     start_step = step
     bar = tqdm(total=proto.n_steps, initial=step, unit="step", desc=proto.run_id,
-               disable=not progress, leave=False, smoothing=0.05)
+               disable=not progress, leave=True, smoothing=0.05)  # closed widgets: "model not found"
     stopped = False
     try:
         segment = (n_frames - 1) // proto.checkpoint_every

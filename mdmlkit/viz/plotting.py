@@ -52,7 +52,7 @@ def plot_basins(landscape, ax=None, title: str | None = None):
     Y, lab = landscape.map.embedding_, landscape.map.labels_
     for b in range(landscape.map.n_basins_):
         m = lab == b
-        motif = landscape.basin_table[b]["majority_motif"] if b < len(landscape.basin_table) else ""
+        motif = _basin_motif(landscape, b)
         ax.scatter(Y[m, 0], Y[m, 1], s=6, label=f"B{b} ({motif}, {m.sum()})", linewidths=0)
     rep = landscape.map.representatives_
     ax.scatter(Y[rep, 0], Y[rep, 1], marker="*", s=160, c="k", label="representatives")
@@ -104,6 +104,14 @@ def plot_caloric(scan_or_landscapes: Sequence[Any], axes=None):
     return axes
 
 
+def _basin_motif(landscape, b: int) -> str:
+    """Basin ``b``'s morphology label: from its lowest-energy frames where known, else its majority."""
+    if b >= len(landscape.basin_table):
+        return ""
+    row = landscape.basin_table[b]
+    return str(row.get("morphology", row["majority_motif"]))
+
+
 def plot_occupancy(landscape, ax=None):
     """Stacked basin occupancy vs temperature with transition marks."""
     ax = _ax(ax, figsize=(6, 4))
@@ -111,7 +119,7 @@ def plot_occupancy(landscape, ax=None):
     T = occ.T_centres
     bottom = np.zeros(len(T))
     for j, b in enumerate(occ.basins):
-        motif = landscape.basin_table[int(b)]["majority_motif"] if int(b) < len(landscape.basin_table) else ""
+        motif = _basin_motif(landscape, int(b))
         frac = np.nan_to_num(occ.occupancy[:, j])
         ax.bar(T, frac, bottom=bottom, width=np.diff(occ.edges), align="center",
                label=f"B{int(b)} ({motif})")

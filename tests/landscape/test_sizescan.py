@@ -130,7 +130,11 @@ def test_scan_settings_and_maps_are_independent(scan):
     assert scan.settings["analysis"]["lindemann_window"] == 10
     json.dumps(scan.settings)                              # the notebook writes it to JSON
     assert len({id(sl.map) for sl in scan}) == 3
-    assert scan.issues() == []                             # 251 frames per run: all measured
+    assert all(sl.lindemann for sl in scan)                # 251 frames per run: Lindemann measured
+    # one fast run may melt at the ramp's end: then C has no peak, and that is all that is missing
+    assert all("no heat-capacity melting point" in m for m in scan.issues())
+    for sl in scan:
+        assert (sl.melting_cv.ok) == (sl.summary()["T_melt_Cv_K"] == sl.summary()["T_melt_Cv_K"])
 
 
 def test_analyse_size_reports_what_it_cannot_measure(scan):
@@ -243,3 +247,58 @@ def _same_rows(r1, r2):
     return r1.keys() == r2.keys() and all(
         (isinstance(r1[k], float) and np.isnan(r1[k]) and np.isnan(r2[k])) or r1[k] == r2[k]
         for k in r1)
+
+
+class _StubSize:
+    """Stands in for a SizeLandscape in SizeScan's bookkeeping (its summary only)."""
+
+    def __init__(self, n, **values):
+        self.row = dict(n_atoms=n, magic=is_magic(n), E_min_per_atom_eV=-3.0 - 0.01 * n,
+                        T_melt_Cv_K=900.0, **values)
+
+    def summary(self):
+        return dict(self.row)
+
+
+def test_magic_contrast_says_why_it_is_undefined():
+    from mdmlkit.landscape.sizescan import SizeScan
+
+    scan = SizeScan({n: _StubSize(n) for n in (12, 13, 14)}, settings={})
+    (s,) = scan.magic_contrast("stability_d2E_eV")       # Δ2E of 12 and 14 needs 11 and 15
+    assert np.isfinite(s["value"]) and np.isnan(s["difference"])
+    assert s["note"] == "n/a: needs ≥ 2 sizes around 12, 14 (have 12, 13, 14)"
+    (e,) = scan.magic_contrast("E_min_per_atom_eV")
+    assert e["note"] == "" and np.isfinite(e["difference"])
+    lone = SizeScan({13: _StubSize(13)}, settings={})
+    (s1,) = lone.magic_contrast("stability_d2E_eV")
+    assert s1["neighbours"] == [] and s1["note"] == "n/a: needs ≥ 2 sizes around 13 (have 13)"
+    unmeasured = SizeScan({12: _StubSize(12), 13: _StubSize(13, T_melt=1.0), 14: _StubSize(14)}, settings={})
+    unmeasured.sizes[13].row["T_melt_Cv_K"] = float("nan")   # flagged: peak at the ramp's end
+    (t,) = unmeasured.magic_contrast("T_melt_Cv_K")
+    assert t["note"].startswith("n/a: T_melt_Cv_K not measured for Cu13")
+
+
+def test_low_energy_morphology_reads_structure_not_temperature():
+    from mdmlkit.landscape.sizescan import low_energy_morphology
+
+    # 90 hot frames are CNA-amorphous, the 10 coldest (lowest E) are icosahedral
+    motifs = ["amorphous"] * 90 + ["icosahedral"] * 10
+    energies = np.r_[np.linspace(-30, -28, 90), np.linspace(-33, -32, 10)]
+    assert low_energy_morphology(motifs, energies) == ("icosahedral", 1.0)
+    assert low_energy_morphology(motifs, energies, fraction=1.0) == ("amorphous", 0.9)
+    assert low_energy_morphology(["fcc-like"], [1.0]) == ("fcc-like", 1.0)
+    with pytest.raises(InputError, match="same number"):
+        low_energy_morphology(motifs, energies[:5])
+    with pytest.raises(InputError, match="fraction"):
+        low_energy_morphology(motifs, energies, fraction=0)
+
+
+def test_single_basin_is_reported_as_such():
+    from mdmlkit.landscape.sizescan import SizeLandscape
+
+    row = dict(basin=0, size=100, majority_motif="amorphous", morphology="icosahedral")
+    sl = SizeLandscape(13, True, [], {}, np.zeros((0, 1)), None, np.array([]), [row], None)
+    assert sl.basin_note() == ("single basin: the map does not resolve morphologies at these "
+                               "settings (its lowest-energy frames are icosahedral)")
+    sl.basin_table = [row, dict(row, basin=1)]
+    assert sl.basin_note() == ""
