@@ -1,0 +1,47 @@
+"""The production learning-curve benchmark (benchmarks/bench_active.py --profile production), tiny."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_active", REPO / "benchmarks" / "bench_active.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_production_profile_runs_resumes_and_summarises(tmp_path):
+    bench = _bench()
+    out, work = tmp_path / "active_production.json", tmp_path / "work"
+    argv = ["--profile", "production", "--dataset", "synthetic", "--strategies", "random,autoencoder",
+            "--seeds", "0", "--schedule", "3,6", "--n-initial", "4", "--pool-size", "30",
+            "--test-size", "8", "--steps", "4", "--ae-steps", "20", "--hidden", "4",
+            "--out", str(out), "--workdir", str(work), "--no-progress"]
+    assert bench.main(argv) == 0
+    d = json.loads(out.read_text())
+    assert d["complete"] and d["runs_done"] == ["autoencoder/seed_0", "random/seed_0"]
+    n = sorted({r["n_labelled"] for r in d["records"]})
+    assert n == [4, 7, 13]                                  # initial 4, then rounds of 3 and 6
+    for m in bench.PRODUCTION_METRICS:                      # test split and hot test set, every round
+        assert all(r[m] > 0 for r in d["records"]), m
+        assert set(d["labels_to_reach_random_final"][m]) == {"random", "autoencoder"}
+    assert d["labels_to_reach_random_final"]["force_rmse_meV_A"]["random"]["fraction"] == 1.0
+    assert out.with_suffix(".png").stat().st_size > 0
+    # a rerun resumes from the finished checkpoints: same records, nothing retrained
+    first = d["records"]
+    assert bench.main(argv) == 0
+    again = json.loads(out.read_text())["records"]
+    key = lambda r: (r["strategy"], r["round"])  # noqa: E731
+    assert [(key(r), r["force_rmse_meV_A"]) for r in sorted(again, key=key)] == \
+        [(key(r), r["force_rmse_meV_A"]) for r in sorted(first, key=key)]
+    # --replot rewrites the summaries and the figure from the records alone
+    assert bench.main(argv + ["--replot"]) == 0
+    assert json.loads(out.read_text())["targets"] == bench.TARGETS
