@@ -12,7 +12,9 @@ on GPU) traces it once and the compiled forward and backward are reused every
 step.  Values equal the eager model's to floating-point summation order.
 
 Limits: every symmetry function must be evaluated on the padded tables (types 2
-and 9 with integer zeta <= 8, |lambda| <= 1; ``ACSF.plan().padded``).
+and 9 with integer zeta <= 8, |lambda| <= 1; ``ACSF.plan().padded``); models with
+type-3 functions run compiled on a CPU through the fused numba kernels
+(``compile="numba"``, what ``compile=True`` picks there).
 Compilation happens on first use (cached by torch afterwards).
 """
 from __future__ import annotations
@@ -94,7 +96,8 @@ class PaddedEnergy(nn.Module):
         if not self.plan.padded:
             raise InputError("compile=True needs every symmetry function on padded tables "
                              "(types 2 and 9 with integer zeta <= 8, |lambda| <= 1); this model has "
-                             "functions that need explicit triplets (e.g. type 3)")
+                             "functions that need explicit triplets (e.g. type 3); on a CPU, "
+                             "compile='numba' runs them")
         self.model = model
 
     def forward(self, positions, strain, j_tables, shift_tables, element_index, species):

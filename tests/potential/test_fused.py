@@ -103,8 +103,10 @@ def test_compile_options(model):  # noqa: F811
         HDNNPCalculator(model, device="cpu", compile="fast")
     sfs = SymmetryFunctionSet.from_text("elements La Zr O\ncutoff_type 6 0.0\n" + "\n".join(
         f"symfunction_short {c} 3 O O 0.05 1 1.0 4.5" for c in ("La", "Zr", "O")) + "\n")
-    with pytest.raises(ValueError, match="explicit triplets"):
-        HDNNPCalculator(HDNNP(sfs, hidden=(4,), seed=0), device="cpu", compile="numba")
+    with pytest.raises(ValueError, match="explicit triplets"):    # type 3: numba only
+        HDNNPCalculator(HDNNP(sfs, hidden=(4,), seed=0), device="cpu", compile="torch")
+    assert HDNNPCalculator(HDNNP(sfs, hidden=(4,), seed=0), device="cpu", compile="numba",
+                          extrapolation="ignore")._fused
     plan = FusedPlan(model.acsf)
     assert plan.table_error < 1e-8 and "table error" in repr(plan)
 

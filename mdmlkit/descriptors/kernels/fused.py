@@ -21,6 +21,15 @@ storing per-pair derivative tables.
 * Radial sums visit each unordered pair once (both atoms get its terms).
 * The harmonics run over all the neighbours of one element at a time
   (vectorised recurrences, forward and reverse mode).
+* Angular functions that have no moment form (type 3, n2p2's narrow angular
+  functions with their r_jk factor, and type 9 with non-integer zeta) run over
+  explicit triplets (:func:`triplet_values`, :func:`triplet_gradients`): all
+  triplets (j < k within the cutoff, r_jk from the two pair vectors, so no second
+  neighbour search) of one centre are compacted into flat arrays and each stage
+  (R(r_jk) from the same quintic tables, the angular factors, the sums per
+  function, and in reverse mode dE/dcos, dE/dr_ij, dE/dr_ik, dE/dr_jk) is one loop
+  over them; their dE/d(pair vector) joins that of the other functions, so forces
+  and the virial need nothing more.
 
 The kernels are compiled by numba (a dependency of umap-learn) on first use
 (once per dtype; cached on disk afterwards), run in parallel
@@ -524,6 +533,363 @@ if numba is not None:
                 virial[i, 2, 1] = w21
                 virial[i, 2, 2] = w22
 
+    # ------------------------------------------------------------ explicit triplets
+    @njit(inline="always", cache=True)
+    def _triplet_width(tt_K, tt_col):
+        """Columns U of the widest centre element's triplet tables (at least 1)."""
+        U = 1
+        for t in range(tt_K.shape[0]):
+            U = max(U, tt_col[t] + tt_K[t])
+        return U
+
+    @njit(inline="always", cache=True)
+    def _gather_triplet_pairs(pos, start, pair_j, shifts, species, i, rct, t_lo, t_hi, tt_rc,
+                              tt_n, tt_invh, tt_K, tt_off, tt_col, coef, derivatives,
+                              seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval):
+        """The neighbours n of atom i within ``rct``, sorted by element (element e in
+        ``seg[e]:seg[e + 1]``): pair vectors, inverse distances, pair indices, elements and the
+        radial factors R[u, n] (and dR_u/dr) of the centre element's triplet tables
+        ``t_lo:t_hi`` (zero beyond each table's rc)."""
+        n_el = seg.shape[0] - 1
+        seg[:] = 0
+        for p in range(start[i], start[i + 1]):
+            j = pair_j[p]
+            vx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
+            vy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
+            vz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
+            if vx * vx + vy * vy + vz * vz < rct * rct:
+                seg[species[j] + 1] += 1
+        for e in range(n_el):
+            seg[e + 1] += seg[e]
+        U = R.shape[0]
+        for p in range(start[i], start[i + 1]):
+            j = pair_j[p]
+            vx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
+            vy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
+            vz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
+            r2 = vx * vx + vy * vy + vz * vz
+            if r2 >= rct * rct:
+                continue
+            r = math.sqrt(r2)
+            e = species[j]
+            n = seg[e]                  # seg[e] runs up to the old seg[e + 1]; shifted back below
+            seg[e] = n + 1
+            nx[n] = vx
+            ny[n] = vy
+            nz[n] = vz
+            nir[n] = 1.0 / r
+            npr[n] = p
+            nel[n] = e
+            for u in range(U):
+                val[u] = 0.0
+                dval[u] = 0.0
+            for t in range(t_lo, t_hi):
+                if r < tt_rc[t]:
+                    _table_eval(coef, tt_off[t], tt_K[t], tt_n[t], tt_invh[t], r, val, dval,
+                                tt_col[t], True, derivatives)
+            for u in range(U):
+                R[u, n] = val[u]
+            if derivatives:
+                for u in range(U):
+                    dR[u, n] = dval[u]
+        for e in range(n_el, 0, -1):
+            seg[e] = seg[e - 1]
+        seg[0] = 0
+
+    @njit(inline="always", cache=True)
+    def _triplet_compact(c, seg, grp_map, grp_rc3, grp_has9, derivatives, nx, ny, nz, nir, R, dR,
+                         jid, kid, cdx, cdy, cdz, ccos, crjk, Rj, dRj, Rk, dRk, gm):
+        """All triplets (i, j, k) of one centre that contribute (j < k in the element-sorted
+        neighbour order, so j's element e1 <= k's element e2; r_jk below the group's type-3
+        cutoff, or all in a group with type-9 functions), in arrays over the triplets m,
+        the triplets of group g in ``gm[g]:gm[g + n_groups]``: j, k, r_jk vector, r_jk^2,
+        cos theta, R_u(r_ij) and R_u(r_ik) [U, m] (and dR_u/dr).  Returns their number."""
+        n_el = seg.shape[0] - 1
+        n_groups = grp_rc3.shape[0]
+        nm = 0
+        for e1 in range(n_el):
+            for e2 in range(e1, n_el):
+                g = grp_map[c, e1, e2]
+                if g < 0:
+                    continue
+                gm[g] = nm
+                lim = grp_rc3[g] * grp_rc3[g]
+                has9 = grp_has9[g]
+                for a_ in range(seg[e1], seg[e1 + 1]):
+                    xj, yj, zj, irj = nx[a_], ny[a_], nz[a_], nir[a_]
+                    for k in range(max(a_ + 1, seg[e2]), seg[e2 + 1]):
+                        xk, yk, zk = nx[k], ny[k], nz[k]
+                        dx, dy, dz = xk - xj, yk - yj, zk - zj
+                        r2 = dx * dx + dy * dy + dz * dz
+                        # written always, kept by advancing nm (no unpredictable branch)
+                        jid[nm] = a_
+                        kid[nm] = k
+                        cdx[nm] = dx
+                        cdy[nm] = dy
+                        cdz[nm] = dz
+                        crjk[nm] = r2
+                        ccos[nm] = (xj * xk + yj * yk + zj * zk) * (irj * nir[k])
+                        nm += 1 if (r2 < lim or has9) else 0
+                gm[g + n_groups] = nm
+        if nm > 0:
+            for u in range(R.shape[0]):
+                Ru = R[u]
+                Rju = Rj[u]
+                Rku = Rk[u]
+                for m in range(nm):
+                    Rju[m] = Ru[jid[m]]
+                    Rku[m] = Ru[kid[m]]
+                if derivatives:
+                    dRu = dR[u]
+                    dRju = dRj[u]
+                    dRku = dRk[u]
+                    for m in range(nm):
+                        dRju[m] = dRu[jid[m]]
+                        dRku[m] = dRu[kid[m]]
+        return nm
+
+    @njit(inline="always", cache=True)
+    def _triplet_rjk(nm, t_lo, t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef, derivatives,
+                     crjk, Q, dQ):
+        """r_jk = sqrt(crjk) in place and the radial factors Q [u, m] = R_u(r_jk) of the tables
+        ``t_lo:t_hi`` (d/dr_jk in dQ; zero beyond each table's rc), vectorised over m."""
+        for m in range(nm):
+            crjk[m] = math.sqrt(crjk[m])
+        for t in range(t_lo, t_hi):
+            rc, invh, top, K, off, o = tt_rc[t], tt_invh[t], tt_n[t] - 1, tt_K[t], tt_off[t], tt_col[t]
+            for kk in range(K):
+                Qk = Q[o + kk]
+                dQk = dQ[o + kk]
+                for m in range(nm):
+                    r = crjk[m]
+                    x = r * invh
+                    iv = min(int(x), top)
+                    s = x - iv
+                    q = off + (iv * K + kk) * 6
+                    c1 = coef[q + 1]
+                    c2 = coef[q + 2]
+                    c3 = coef[q + 3]
+                    c4 = coef[q + 4]
+                    c5 = coef[q + 5]
+                    v = coef[q] + s * (c1 + s * (c2 + s * (c3 + s * (c4 + s * c5))))
+                    Qk[m] = v if r < rc else 0.0
+                    if derivatives:
+                        d = invh * (c1 + s * (2.0 * c2 + s * (3.0 * c3 + s * (4.0 * c4 + s * 5.0 * c5))))
+                        dQk[m] = d if r < rc else 0.0
+
+    @njit(inline="always", cache=True)
+    def _triplet_angular(nm, c, an_n, an_lam, an_zeta, an_pref, an_zint, derivatives, ccos, A, dA):
+        """A [a, m] = 2^(1-zeta) (1 + lambda cos)^zeta (0 where 1 + lambda cos <= 0) of the
+        centre element c's (lambda, zeta) pairs a, and d/dcos in dA, vectorised over m."""
+        for a in range(an_n[c]):
+            lam, zeta, pref, mz = an_lam[c, a], an_zeta[c, a], an_pref[c, a], an_zint[c, a]
+            Aa = A[a]
+            dAa = dA[a]
+            for m in range(nm):
+                Aa[m] = max(1.0 + lam * ccos[m], 0.0)
+            if mz >= 0:                 # integer zeta: (1 + lambda cos)^(zeta - 1) by products
+                for m in range(nm):
+                    dAa[m] = 1.0
+                for _ in range(mz):
+                    for m in range(nm):
+                        dAa[m] *= Aa[m]
+            else:
+                for m in range(nm):
+                    b = Aa[m]
+                    dAa[m] = b ** (zeta - 1.0) if b > 0.0 else 0.0
+            for m in range(nm):
+                b = Aa[m]
+                q = dAa[m]
+                Aa[m] = pref * q * b
+                if derivatives:
+                    dAa[m] = pref * zeta * lam * q if b > 0.0 else 0.0
+
+    @njit(inline="always", cache=True)
+    def _triplet_scratch(pos, start, n_el, U, n_ang, n_groups):
+        """Per-chunk buffers of the triplet kernels (see :func:`_gather_triplet_pairs` and
+        :func:`_triplet_compact`): per neighbour [nb] and per triplet [nb (nb - 1) / 2]."""
+        nb = 1
+        for i in range(pos.shape[0]):
+            nb = max(nb, start[i + 1] - start[i])
+        nt = max(1, nb * (nb - 1) // 2)
+        dt = pos.dtype
+        na = max(n_ang, 1)
+        return (np.zeros(n_el + 1, dtype=np.int64), np.empty(nb, dtype=dt), np.empty(nb, dtype=dt),
+                np.empty(nb, dtype=dt), np.empty(nb, dtype=dt), np.empty(nb, dtype=np.int64),
+                np.empty(nb, dtype=np.int64), np.zeros((U, nb), dtype=dt), np.zeros((U, nb), dtype=dt),
+                np.zeros(U, dtype=dt), np.zeros(U, dtype=dt),
+                np.zeros(nt, dtype=np.int64), np.zeros(nt, dtype=np.int64),
+                np.zeros(nt, dtype=dt), np.zeros(nt, dtype=dt), np.zeros(nt, dtype=dt),
+                np.zeros(nt, dtype=dt), np.zeros(nt, dtype=dt),
+                np.zeros((U, nt), dtype=dt), np.zeros((U, nt), dtype=dt),
+                np.zeros((U, nt), dtype=dt), np.zeros((U, nt), dtype=dt),
+                np.zeros((U, nt), dtype=dt), np.zeros((U, nt), dtype=dt),
+                np.zeros((na, nt), dtype=dt), np.zeros((na, nt), dtype=dt),
+                np.zeros(2 * max(n_groups, 1), dtype=np.int64))
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def triplet_values(pos, start, pair_j, shifts, species, tr_rc, tt_ptr, tt_rc, tt_n, tt_invh,
+                       tt_K, tt_off, tt_col, an_n, an_lam, an_zeta, an_pref, an_zint, grp_map,
+                       grp_rc3, grp_has9, grp_fptr, fn_col, fn_u, fn_a, fn_q, coef, n_chunks, G):
+        """Adds the angular functions evaluated over explicit triplets (type 3, and type 9
+        outside the moments) to G [N, F]: for centre i and its neighbour pairs (j, k) (each
+        unordered pair once, j of element e1 <= e2 of k) in the group ``grp_map[c, e1, e2]``,
+        function f (column ``fn_col[f]``) adds A_a(cos theta_ijk) R_u(r_ij) R_u(r_ik) Q_q,
+        with Q_q = R_u(r_jk) (type 3, q = u) or 1 (type 9, q = U + u); r_jk from the two pair
+        vectors.  Per centre element c: gather cutoff ``tr_rc[c]``, radial tables
+        ``tt_ptr[c]:tt_ptr[c + 1]`` (columns u), (lambda, zeta) pairs ``an_*[c, a]``; per
+        group g: type-3 cutoff ``grp_rc3[g]`` (0: none), any type 9, functions
+        ``grp_fptr[g]:grp_fptr[g + 1]``.  All triplets of a centre are evaluated together,
+        each stage one loop over them."""
+        n_atoms, n_el = pos.shape[0], tr_rc.shape[0]
+        n_groups = grp_rc3.shape[0]
+        U = _triplet_width(tt_K, tt_col)
+        n_chunks = max(1, min(n_atoms, n_chunks))
+        for ch in prange(n_chunks):
+            (seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval, jid, kid, cdx, cdy, cdz, ccos, crjk,
+             Rj, dRj, Rk, dRk, Q, dQ, A, dA, gm) = _triplet_scratch(pos, start, n_el, U,
+                                                                    an_lam.shape[1], n_groups)
+            for i in range(ch * n_atoms // n_chunks, (ch + 1) * n_atoms // n_chunks):
+                c = species[i]
+                if tr_rc[c] == 0.0:
+                    continue
+                t_lo, t_hi = tt_ptr[c], tt_ptr[c + 1]
+                _gather_triplet_pairs(pos, start, pair_j, shifts, species, i, tr_rc[c], t_lo, t_hi,
+                                      tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef, False,
+                                      seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval)
+                nm = _triplet_compact(c, seg, grp_map, grp_rc3, grp_has9, False, nx, ny, nz, nir, R,
+                                      dR, jid, kid, cdx, cdy, cdz, ccos, crjk, Rj, dRj, Rk, dRk, gm)
+                if nm == 0:
+                    continue
+                _triplet_rjk(nm, t_lo, t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef,
+                             False, crjk, Q, dQ)
+                _triplet_angular(nm, c, an_n, an_lam, an_zeta, an_pref, an_zint, False, ccos, A, dA)
+                for e1 in range(n_el):
+                    for e2 in range(e1, n_el):
+                        g = grp_map[c, e1, e2]
+                        if g < 0:
+                            continue
+                        m0, m1 = gm[g], gm[g + n_groups]
+                        for f in range(grp_fptr[g], grp_fptr[g + 1]):
+                            u = fn_u[f]
+                            Aa = A[fn_a[f]]
+                            Rju = Rj[u]
+                            Rku = Rk[u]
+                            s = 0.0
+                            if fn_q[f] < U:
+                                Qu = Q[u]
+                                for m in range(m0, m1):
+                                    s += Aa[m] * Rju[m] * Rku[m] * Qu[m]
+                            else:
+                                for m in range(m0, m1):
+                                    s += Aa[m] * Rju[m] * Rku[m]
+                            G[i, fn_col[f]] += s
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def triplet_gradients(pos, start, pair_j, shifts, species, tr_rc, tt_ptr, tt_rc, tt_n, tt_invh,
+                          tt_K, tt_off, tt_col, an_n, an_lam, an_zeta, an_pref, an_zint, grp_map,
+                          grp_rc3, grp_has9, grp_fptr, fn_col, fn_u, fn_a, fn_q, coef, gG, n_chunks,
+                          g_pair):
+        """Adds the triplet functions' part of dE/d(pair vector) to ``g_pair`` [P, 3] (on the
+        centre's own list entries, so threads never write the same row) from dE/dG [N, F]."""
+        n_atoms, n_el = pos.shape[0], tr_rc.shape[0]
+        n_groups = grp_rc3.shape[0]
+        U = _triplet_width(tt_K, tt_col)
+        n_chunks = max(1, min(n_atoms, n_chunks))
+        for ch in prange(n_chunks):
+            (seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval, jid, kid, cdx, cdy, cdz, ccos, crjk,
+             Rj, dRj, Rk, dRk, Q, dQ, A, dA, gm) = _triplet_scratch(pos, start, n_el, U,
+                                                                    an_lam.shape[1], n_groups)
+            nb = nx.shape[0]
+            nt = jid.shape[0]
+            gvx = np.zeros(nb, dtype=pos.dtype)
+            gvy = np.zeros(nb, dtype=pos.dtype)
+            gvz = np.zeros(nb, dtype=pos.dtype)
+            gcos = np.zeros(nt, dtype=pos.dtype)
+            grj = np.zeros(nt, dtype=pos.dtype)
+            grk = np.zeros(nt, dtype=pos.dtype)
+            grjk = np.zeros(nt, dtype=pos.dtype)
+            for i in range(ch * n_atoms // n_chunks, (ch + 1) * n_atoms // n_chunks):
+                c = species[i]
+                if tr_rc[c] == 0.0:
+                    continue
+                t_lo, t_hi = tt_ptr[c], tt_ptr[c + 1]
+                _gather_triplet_pairs(pos, start, pair_j, shifts, species, i, tr_rc[c], t_lo, t_hi,
+                                      tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef, True,
+                                      seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval)
+                nm = _triplet_compact(c, seg, grp_map, grp_rc3, grp_has9, True, nx, ny, nz, nir, R,
+                                      dR, jid, kid, cdx, cdy, cdz, ccos, crjk, Rj, dRj, Rk, dRk, gm)
+                if nm == 0:
+                    continue
+                _triplet_rjk(nm, t_lo, t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef,
+                             True, crjk, Q, dQ)
+                _triplet_angular(nm, c, an_n, an_lam, an_zeta, an_pref, an_zint, True, ccos, A, dA)
+                for m in range(nm):
+                    gcos[m] = 0.0
+                    grj[m] = 0.0
+                    grk[m] = 0.0
+                    grjk[m] = 0.0
+                for e1 in range(n_el):
+                    for e2 in range(e1, n_el):
+                        g = grp_map[c, e1, e2]
+                        if g < 0:
+                            continue
+                        m0, m1 = gm[g], gm[g + n_groups]
+                        for f in range(grp_fptr[g], grp_fptr[g + 1]):
+                            u = fn_u[f]
+                            wf = gG[i, fn_col[f]]
+                            Aa = A[fn_a[f]]
+                            dAa = dA[fn_a[f]]
+                            Rju = Rj[u]
+                            Rku = Rk[u]
+                            dRju = dRj[u]
+                            dRku = dRk[u]
+                            if fn_q[f] < U:
+                                Qu = Q[u]
+                                dQu = dQ[u]
+                                for m in range(m0, m1):
+                                    wAQ = wf * Aa[m] * Qu[m]
+                                    RjRk = Rju[m] * Rku[m]
+                                    gcos[m] += wf * dAa[m] * RjRk * Qu[m]
+                                    grj[m] += wAQ * dRju[m] * Rku[m]
+                                    grk[m] += wAQ * Rju[m] * dRku[m]
+                                    grjk[m] += wf * Aa[m] * RjRk * dQu[m]
+                            else:
+                                for m in range(m0, m1):
+                                    wA = wf * Aa[m]
+                                    gcos[m] += wf * dAa[m] * Rju[m] * Rku[m]
+                                    grj[m] += wA * dRju[m] * Rku[m]
+                                    grk[m] += wA * Rju[m] * dRku[m]
+                nn = seg[n_el]
+                for n in range(nn):
+                    gvx[n] = 0.0
+                    gvy[n] = 0.0
+                    gvz[n] = 0.0
+                # cos = v_j.v_k / (r_j r_k), r_jk = |v_k - v_j| (crjk: r_jk where grjk != 0)
+                for m in range(nm):
+                    j = jid[m]
+                    k = kid[m]
+                    xj, yj, zj, irj = nx[j], ny[j], nz[j], nir[j]
+                    xk, yk, zk, irk = nx[k], ny[k], nz[k], nir[k]
+                    gc = gcos[m]
+                    cs = gc * ccos[m]
+                    cj = gc * irj * irk
+                    sj = grj[m] * irj - cs * irj * irj
+                    sk = grk[m] * irk - cs * irk * irk
+                    h = grjk[m] / crjk[m] if grjk[m] != 0.0 else 0.0
+                    hx, hy, hz = h * cdx[m], h * cdy[m], h * cdz[m]
+                    gvx[j] += cj * xk + sj * xj - hx
+                    gvy[j] += cj * yk + sj * yj - hy
+                    gvz[j] += cj * zk + sj * zj - hz
+                    gvx[k] += cj * xj + sk * xk + hx
+                    gvy[k] += cj * yj + sk * yk + hy
+                    gvz[k] += cj * zj + sk * zk + hz
+                for n in range(nn):
+                    p = npr[n]
+                    g_pair[p, 0] += gvx[n]
+                    g_pair[p, 1] += gvy[n]
+                    g_pair[p, 2] += gvz[n]
+
     @njit(cache=True)
     def _scatter_pairs(pair_i, pair_j, g_pair, out):
         """dE/dpositions from dE/d(pair vectors): v_p = r_j - r_i + shift."""
@@ -614,17 +980,18 @@ class FusedPlan:
       column d);
     * per centre element, the radial factors of its moments in one table (``mgrp_*``);
     * the sparse rows that map each atom's pair sums to its symmetry functions in n2p2
-      order (``g_ptr``, ``g_src``, ``g_w``; see :func:`descriptor_values`).
+      order (``g_ptr``, ``g_src``, ``g_w``; see :func:`descriptor_values`);
+    * the functions evaluated over explicit triplets (type 3, type 9 outside the
+      moments; ``n_triplet_functions``): per centre element their radial factors
+      (tables), (lambda, zeta) pairs and groups by neighbour-element pair
+      (:meth:`triplet_tables`, see :func:`triplet_values`).
 
-    Raises :class:`~mdmlkit.errors.InputError` for models with functions that need explicit triplets (type 3,
-    non-integer zeta) or moment functions of one element with different cutoffs.
+    Raises :class:`~mdmlkit.errors.InputError` for moment functions of one element with
+    different cutoffs.
     """
 
     def __init__(self, acsf, dtype=np.float64, tol: float = 1e-8) -> None:
         plan = acsf.plan()
-        if not plan.padded:
-            raise InputError("the fused kernels need every symmetry function to be type 2 or "
-                             "type 9 with integer zeta <= 8 and |lambda| <= 1 (no explicit triplets)")
         from mdmlkit.descriptors.terms import harmonic_recurrence_table
 
         self.dtype = dt = np.dtype(dtype)
@@ -693,6 +1060,9 @@ class FusedPlan:
             rows[c] = [[(src[q], float(w)) for q, w in enumerate(row) if w != 0.0]
                        for row in W]
         self.mom_rc, self.mgrp_invh = mom_rc.astype(dt), mgrp_invh.astype(dt)
+        n_cat = {c: sum(p.shape[1] if kind == "radial" else plan.moments[c].spectrum_map.shape[0]
+                        for kind, _, p in plan.columns[c]) for c in range(n_el)}
+        self._triplet_plan(acsf, plan, n_cat, table, dt)
         if self.table_error > tol:
             warnings.warn(f"radial tables reach an error of {self.table_error:.1e} (> {tol:.0e}) at the "
                           "finest grid; the fused kernels' results differ from the eager ones by as much",
@@ -715,7 +1085,7 @@ class FusedPlan:
             inv = plan.inverse[c]
             for f in range(f_max):
                 self.g_ptr[c, f] = len(src_all)
-                if f < len(inv):
+                if f < len(inv) and inv[f] < len(cat):      # (else: a triplet function)
                     for s_, w_ in cat[inv[f]]:
                         src_all.append(s_)
                         w_all.append(w_)
@@ -723,9 +1093,87 @@ class FusedPlan:
         self.g_src = np.array(src_all + [0], np.int64)
         self.g_w = np.array(w_all + [0.0], dtype=dt)
 
+    def _triplet_plan(self, acsf, plan, n_cat: dict, table, dt) -> None:
+        """Tables of the functions the eager module evaluates over explicit triplets (type 3,
+        type 9 outside the moments): the n2p2 columns past the radial and moment blocks
+        of ``plan.columns`` (see :func:`triplet_values` for the arrays)."""
+        n_el = self.n_el
+        U = 1
+        per_c = {}
+        for c, el in enumerate(plan.elements):
+            inv = plan.inverse[c]
+            fns = [(f, acsf.sfs.functions[el][f]) for f in range(len(inv)) if inv[f] >= n_cat[c]]
+            for f, sf in fns:
+                if sf.type not in (3, 9):
+                    raise InputError(f"symmetry function {f} of {el} (type {sf.type}) is neither on "
+                                     "the radial/moment tables nor an angular function")
+            if fns:
+                per_c[c] = fns
+                U = max(U, len({(sf.rc, sf.eta, sf.rs) for _, sf in fns}))
+        self.n_triplet_functions = sum(len(v) for v in per_c.values())
+        sp = {el: k for k, el in enumerate(plan.elements)}
+        tr_rc = np.zeros(n_el)
+        tt, tt_ptr = [], [0]
+        A = max([len({(sf.lambda_, sf.zeta) for _, sf in v}) for v in per_c.values()] + [1])
+        self.an_n = np.zeros(n_el, np.int64)
+        an_lam, an_zeta, an_pref = np.zeros((n_el, A)), np.ones((n_el, A)), np.zeros((n_el, A))
+        self.an_zint = np.zeros((n_el, A), np.int64)
+        cg_ptr, grp, fn = [0], [], []
+        for c in range(n_el):
+            fns = per_c.get(c, [])
+            radial = sorted({(sf.rc, sf.eta, sf.rs) for _, sf in fns})
+            ucol = {r: u for u, r in enumerate(radial)}
+            for rc in sorted({r[0] for r in radial}):
+                fs = [r for r in radial if r[0] == rc]
+                n_int, invh, o = table(fs, ("triplets", plan.elements[c], rc))
+                tt.append((rc, n_int, invh, len(fs), o, ucol[fs[0]]))
+            tt_ptr.append(len(tt))
+            ang = sorted({(sf.lambda_, sf.zeta) for _, sf in fns})
+            acol = {a: k for k, a in enumerate(ang)}
+            self.an_n[c] = len(ang)
+            for k, (lam, zeta) in enumerate(ang):
+                an_lam[c, k], an_zeta[c, k], an_pref[c, k] = lam, zeta, 2.0 ** (1.0 - zeta)
+                self.an_zint[c, k] = int(zeta) - 1 if float(zeta).is_integer() and 1 <= zeta <= 64 else -1
+            if fns:
+                tr_rc[c] = max(sf.rc for _, sf in fns)
+            groups: dict[tuple[int, int], list] = {}
+            for f, sf in fns:
+                groups.setdefault(tuple(sorted((sp[sf.e1], sp[sf.e2]))), []).append((f, sf))
+            for (e1, e2), members in sorted(groups.items()):
+                rc3 = max([sf.rc for _, sf in members if sf.type == 3] + [0.0])
+                grp.append((e1, e2, rc3, int(any(sf.type == 9 for _, sf in members)), len(fn)))
+                for f, sf in members:
+                    u = ucol[(sf.rc, sf.eta, sf.rs)]
+                    fn.append((f, u, acol[(sf.lambda_, sf.zeta)], u if sf.type == 3 else U + u))
+            cg_ptr.append(len(grp))
+        self.tr_rc = tr_rc.astype(dt)
+        t = np.array(tt, dtype=np.float64).reshape(-1, 6)
+        self.tt_ptr = np.array(tt_ptr, np.int64)
+        self.tt_rc, self.tt_invh = t[:, 0].astype(dt), t[:, 2].astype(dt)
+        self.tt_n, self.tt_K, self.tt_off, self.tt_col = (t[:, q].astype(np.int64) for q in (1, 3, 4, 5))
+        self.an_lam, self.an_zeta, self.an_pref = an_lam.astype(dt), an_zeta.astype(dt), an_pref.astype(dt)
+        self.grp_map = np.full((n_el, n_el, n_el), -1, np.int64)     # [c, e1, e2] -> group
+        for c in range(n_el):
+            for k in range(cg_ptr[c], cg_ptr[c + 1]):
+                e1, e2 = grp[k][0], grp[k][1]
+                self.grp_map[c, e1, e2] = self.grp_map[c, e2, e1] = k
+        g = np.array(grp, dtype=np.float64).reshape(-1, 5)
+        self.grp_rc3, self.grp_has9 = g[:, 2].astype(dt), g[:, 3].astype(np.bool_)
+        self.grp_fptr = np.append(g[:, 4], len(fn)).astype(np.int64)
+        q = np.array(fn, dtype=np.int64).reshape(-1, 4)
+        self.fn_col, self.fn_u, self.fn_a, self.fn_q = (np.ascontiguousarray(q[:, k]) for k in range(4))
+
+    def triplet_tables(self) -> tuple:
+        """Table arguments of :func:`triplet_values` / :func:`triplet_gradients` (up to ``coef``)."""
+        return (self.tr_rc, self.tt_ptr, self.tt_rc, self.tt_n, self.tt_invh, self.tt_K, self.tt_off,
+                self.tt_col, self.an_n, self.an_lam, self.an_zeta, self.an_pref, self.an_zint,
+                self.grp_map, self.grp_rc3, self.grp_has9, self.grp_fptr,
+                self.fn_col, self.fn_u, self.fn_a, self.fn_q, self.coef)
+
     def __repr__(self) -> str:
         return (f"FusedPlan(radial factors={self.D} in {len(self.rgrp_K)} tables, "
-                f"moments={self.shape}, table error={self.table_error:.1e}, "
+                f"moments={self.shape}, triplet functions={self.n_triplet_functions}, "
+                f"table error={self.table_error:.1e}, "
                 f"{self.coef.nbytes / 1024:.0f} KiB of tables)")
 
     def radial_tables(self) -> tuple:
@@ -800,6 +1248,8 @@ class FusedEnergy:
         mom = np.empty((n, *plan.shape), dt)
         desc = plan.descriptor_tables()
         descriptor_values(pos, start, pair_j, shifts, species, acc, *desc, chunks, G, mom)
+        if plan.n_triplet_functions:
+            triplet_values(pos, start, pair_j, shifts, species, *plan.triplet_tables(), chunks, G)
         tG = torch.from_numpy(G).requires_grad_(True)
         with torch.enable_grad():
             Gs = {el: tG.index_select(0, batch.element_index[el])[:, :f]
@@ -809,8 +1259,12 @@ class FusedEnergy:
         g_acc = np.empty((n, plan.n_el, plan.D), dt)
         g_pair = np.empty((pair_j.shape[0], 3), dt)
         virial = np.empty((n, 3, 3), dt)
-        descriptor_gradients(pos, start, pair_j, shifts, species, np.ascontiguousarray(gG.numpy()),
+        gG = np.ascontiguousarray(gG.numpy())
+        descriptor_gradients(pos, start, pair_j, shifts, species, gG,
                              *desc, chunks, mom, g_acc, g_pair)
+        if plan.n_triplet_functions:
+            triplet_gradients(pos, start, pair_j, shifts, species, *plan.triplet_tables(),
+                              gG, chunks, g_pair)
         radial_gradients(pos, start, pair_j, shifts, species, *plan.radial_tables(), chunks,
                          g_acc, g_pair, virial)
         g_pos = np.empty((n, 3), dt)
