@@ -25,8 +25,8 @@ What is timed, per call, energy + forces, one thread:
   0.5 Å skin the Verlet list of the first call is kept (the same positions), so, like
   the n2p2 time, this excludes the neighbour list (as in MD between list rebuilds);
   ``*_fresh_list`` is a second calculator with ``skin=0`` that rebuilds it in every
-  call.  Models that ``compile=True`` does not support (type-3 functions) run the
-  eager torch path; the result says which path ran.
+  call.  Type-3 functions run in the fused triplet kernels; a model that
+  ``compile=True`` refuses runs the eager torch path, and the result says which path ran.
 
 The driver process stays up between rounds (it reads the number of calls of each round
 from stdin).  Rounds are interleaved (n2p2, mdmlkit, n2p2, mdmlkit, ...), so load changes on a

@@ -28,7 +28,7 @@ from mdmlkit.active.features import DescriptorCache, DescriptorTable
 from mdmlkit.active.labelcache import CacheEntry, LabelCache, label_key, oracle_identity
 from mdmlkit.active.loop import ActiveLearningLoop
 from mdmlkit.active.metrics import METRICS, metric_label
-from mdmlkit.active.onthefly import OnTheFlyResult, run_on_the_fly
+from mdmlkit.active.onthefly import OnTheFlyResult, finetune_schedule, min_interatomic_distance, run_on_the_fly
 from mdmlkit.active.oracle import LabelResult, Oracle, ReplayOracle
 from mdmlkit.active.pool import FramePool
 from mdmlkit.active.queries import (
@@ -54,4 +54,5 @@ __all__ = [
     "RandomQuery", "ReplayOracle", "Selection", "SymmetryFunctionAutoencoder", "labels_to_reach",
     "make_query", "metric_label", "ood_detection", "ood_split", "paired_comparison",
     "prepare_query", "random_subset", "stratified_subset", "run_learning_curves", "run_on_the_fly", "temperature",
+    "finetune_schedule", "min_interatomic_distance",
 ]
