@@ -41,7 +41,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 GENERATOR = "mdmlkit-la2zr2o7-hot-test/1"
-A0, X0, ALPHA = 10.895642340313849, 0.3328561222692458, 9.1e-6   # manifest.json "relaxed"
+from mdmlkit.systems.la2zr2o7 import RELAXED_LATTICE  # noqa: E402  (manifest.json "relaxed")
+
+A0, X0, ALPHA = RELAXED_LATTICE["a0"], RELAXED_LATTICE["x48f"], RELAXED_LATTICE["alpha_per_K"]
 TEMPERATURES = (2000.0, 2500.0, 3000.0)
 CELLS = (("perfect", "conv"), ("vacancy", "prim"), ("frenkel", "prim"), ("antisite", "prim"))
 
@@ -52,17 +54,9 @@ def log(msg: str) -> None:
 
 
 def start_structure(kind: str, cell: str, T: float, rng: np.random.Generator):
-    from mdmlkit.systems import pyrochlore as pyro
+    from mdmlkit.systems.la2zr2o7 import start_cell
 
-    a = A0 * (1.0 + ALPHA * T)
-    base = pyro.primitive_cell(a, X0) if cell == "prim" else pyro.conventional_cell(a, X0)
-    if kind == "perfect":
-        return base, "none"
-    if kind == "vacancy":
-        return pyro.oxygen_vacancies(base, 1, rng), "1xV_O"
-    if kind == "frenkel":
-        return pyro.frenkel_pair(base, rng, site="48f"), "O48f->8a"
-    return pyro.antisite(base, 1, rng), "1xLa<->Zr"
+    return start_cell(kind, cell, T, rng, n_defects=1)
 
 
 def trajectory(t: int, kind: str, cell: str, T: float, teacher, args, work: Path) -> list:

@@ -34,7 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
 GENERATOR = "mdmlkit-la2zr2o7-pool/1"
-A0, X0, ALPHA = 10.895642340313849, 0.3328561222692458, 9.1e-6   # data/la2zr2o7/manifest.json
+from mdmlkit.systems.la2zr2o7 import RELAXED_LATTICE  # noqa: E402  (manifest.json "relaxed")
+
+A0, X0, ALPHA = RELAXED_LATTICE["a0"], RELAXED_LATTICE["x48f"], RELAXED_LATTICE["alpha_per_K"]
 TEMPERATURES = (300.0, 600.0, 1000.0, 1500.0, 2000.0, 2500.0, 3000.0)
 CELLS = [(kind, cell) for kind in ("perfect", "vacancy", "frenkel", "antisite", "strain+1%",
                                    "strain-1%", "shear3%") for cell in ("prim", "conv")]
@@ -48,18 +50,12 @@ def log(msg: str) -> None:
 def build_cell(kind: str, cell: str, T: float, rng: np.random.Generator):
     """The start structure of one run and its defect/strain description."""
     from mdmlkit.systems import pyrochlore as pyro
+    from mdmlkit.systems.la2zr2o7 import START_KINDS, start_cell
 
-    a = A0 * (1.0 + ALPHA * T)
-    base = pyro.primitive_cell(a, X0) if cell == "prim" else pyro.conventional_cell(a, X0)
-    n = 1 if cell == "prim" else 2
-    if kind == "perfect":
-        return base, "none", np.zeros(6)
-    if kind == "vacancy":
-        return pyro.oxygen_vacancies(base, n, rng), f"{n}xV_O", np.zeros(6)
-    if kind == "frenkel":
-        return pyro.frenkel_pair(base, rng, site="48f"), "O48f->8a", np.zeros(6)
-    if kind == "antisite":
-        return pyro.antisite(base, n, rng), f"{n}xLa<->Zr", np.zeros(6)
+    if kind in START_KINDS:
+        atoms, defect = start_cell(kind, cell, T, rng, n_defects=1 if cell == "prim" else 2)
+        return atoms, defect, np.zeros(6)
+    base, _ = start_cell("perfect", cell, T, rng)
     eps = {"strain+1%": [0.01, 0.01, 0.01, 0, 0, 0], "strain-1%": [-0.01, -0.01, -0.01, 0, 0, 0],
            "shear3%": [0, 0, 0, 0.03, 0, 0]}[kind]
     return pyro.strained(base, eps), "none", np.asarray(eps, dtype=float)

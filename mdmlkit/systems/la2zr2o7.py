@@ -49,13 +49,43 @@ from mdmlkit.utils import PathLike, atomic_write_json
 __all__ = [
     "SPLITS", "data_dir", "load_la2zr2o7", "label",
     "LabelledFrames", "validate_labelled", "split_labels", "summarize", "DatasetSummary",
-    "frames_fingerprint", "load_hot_test", "load_pool",
+    "frames_fingerprint", "load_hot_test", "load_pool", "RELAXED_LATTICE", "start_cell",
 ]
+
+#: CHGNet-relaxed lattice of the shipped data set (``manifest.json`` "relaxed"): a0 (Å),
+#: x(48f), linear thermal expansion (1/K)
+RELAXED_LATTICE = {"a0": 10.895642340313849, "x48f": 0.3328561222692458, "alpha_per_K": 9.1e-6}
+START_KINDS = ("perfect", "vacancy", "frenkel", "antisite")
 
 SPLITS = ("train", "val", "test")
 _LA2ZR2O7 = "la2zr2o7"
 _INDEX_KEY = "_label_index"
 _PROPS = ("energy", "forces", "stress")
+
+
+def start_cell(kind: str, cell: str, T: float, rng: np.random.Generator, n_defects: int = 1):
+    """A perfect or defective La2Zr2O7 cell at the relaxed lattice expanded to ``T`` (K).
+
+    ``cell``: "prim" (22 atoms) or "conv" (88); ``kind``: "perfect", "vacancy"
+    (``n_defects`` O vacancies), "frenkel" (one O 48f -> 8a pair) or "antisite"
+    (``n_defects`` La<->Zr pairs), drawn with ``rng``.  Returns ``(atoms, defect label)``.
+    Used by the data scripts of ``data/la2zr2o7`` (hot test set) and ``data/la2zr2o7_pool``.
+    """
+    from mdmlkit.systems import pyrochlore as pyro
+
+    if kind not in START_KINDS or cell not in ("prim", "conv"):
+        raise InputError(f"start_cell: kind must be one of {START_KINDS} and cell 'prim' or 'conv', "
+                         f"got {kind!r}, {cell!r}")
+    lat = RELAXED_LATTICE
+    a = lat["a0"] * (1.0 + lat["alpha_per_K"] * T)
+    base = pyro.primitive_cell(a, lat["x48f"]) if cell == "prim" else pyro.conventional_cell(a, lat["x48f"])
+    if kind == "perfect":
+        return base, "none"
+    if kind == "vacancy":
+        return pyro.oxygen_vacancies(base, n_defects, rng), f"{n_defects}xV_O"
+    if kind == "frenkel":
+        return pyro.frenkel_pair(base, rng, site="48f"), "O48f->8a"
+    return pyro.antisite(base, n_defects, rng), f"{n_defects}xLa<->Zr"
 
 
 # ----------------------------------------------------------------------------- files

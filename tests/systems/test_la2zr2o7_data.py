@@ -392,3 +392,26 @@ def test_label_with_chgnet_teacher(chgnet_calc):
         b.calc = calc
         e.append(b.get_potential_energy())
     assert -(e[1] - e[0]) / (2 * h) == pytest.approx(out[0].get_forces()[3, 1], abs=0.05)
+
+
+def test_start_cell_uses_the_data_sets_relaxed_lattice_and_defect_counts():
+    import json
+
+    import numpy as np
+
+    from mdmlkit.errors import InputError
+    from mdmlkit.systems.la2zr2o7 import RELAXED_LATTICE, data_dir, start_cell
+
+    relaxed = json.loads((data_dir() / "la2zr2o7" / "manifest.json").read_text())["relaxed"]
+    assert RELAXED_LATTICE["a0"] == relaxed["a"] and RELAXED_LATTICE["x48f"] == relaxed["x48f"]
+    rng = np.random.default_rng(0)
+    perfect, label = start_cell("perfect", "conv", 1000.0, rng)
+    assert label == "none" and len(perfect) == 88
+    a = RELAXED_LATTICE["a0"] * (1 + RELAXED_LATTICE["alpha_per_K"] * 1000.0)
+    assert np.allclose(perfect.cell.lengths(), a)                       # thermal expansion applied
+    vac, label = start_cell("vacancy", "conv", 300.0, rng, n_defects=2)
+    assert label == "2xV_O" and vac.get_chemical_symbols().count("O") == 56 - 2
+    anti, label = start_cell("antisite", "prim", 300.0, rng)
+    assert label == "1xLa<->Zr" and sorted(anti.numbers) == sorted(start_cell("perfect", "prim", 300.0, rng)[0].numbers)
+    with pytest.raises(InputError, match="kind"):
+        start_cell("shear", "prim", 300.0, rng)
