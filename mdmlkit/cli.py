@@ -5,6 +5,7 @@ Examples::
     mdmlkit run-notebooks                 # all notebooks, demo profile -> outputs/
     mdmlkit run-notebooks --quick --only 01
     mdmlkit md heat --size 55 --t-start 300 --t-end 1500 --rate 5 --out runs/cu55.extxyz
+    mdmlkit lammps-plugin                 # build pair_style mdmlkit, print the .so path
     mdmlkit train --train train.extxyz --val val.extxyz --input-nn input.nn --out model/
     torchrun --nproc_per_node 2 -m mdmlkit.potential.training.ddp ...      # data-parallel training
 """
@@ -55,6 +56,13 @@ def _cmd_fix_nglview(args: argparse.Namespace) -> int:
     return nglview_labext.main(([] if args.check else ["--fix"]) + ["--prefix", args.prefix])
 
 
+def _cmd_lammps_plugin(args: argparse.Namespace) -> int:
+    from mdmlkit.md.lammps_hdnnp import build_plugin
+
+    print(build_plugin(args.build_dir, force=args.force, verbose=args.verbose, native=args.native))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mdmlkit", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -93,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--seed", type=int, default=0)
     h.add_argument("--out", required=True, help="extxyz trajectory path")
     h.set_defaults(func=_cmd_md_heat)
+
+    lp = sub.add_parser("lammps-plugin", help="build pair_style mdmlkit (LAMMPS plugin) if stale; "
+                        "prints the plugin path for 'plugin load'")
+    lp.add_argument("--build-dir", default=None, help="build folder (default ~/.cache/mdmlkit/lammps-plugin/generic or /native)")
+    lp.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    lp.add_argument("--verbose", action="store_true", help="show CMake's output")
+    lp.add_argument("--native", action="store_true", help="compile for this CPU (-march=native)")
+    lp.set_defaults(func=_cmd_lammps_plugin)
 
     tr = sub.add_parser("train", add_help=False,
                         help="train an HDNNP (also under torchrun); `mdmlkit train --help`")

