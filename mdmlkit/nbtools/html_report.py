@@ -33,7 +33,14 @@ What the page shows is what works (:func:`prepare_offline`):
   player disabled and the note "trajectory player needs a running kernel";
 * a widget output whose model was closed during the run (e.g. a finished tqdm bar with
   ``leave=False``) shows its text fallback instead of "Error displaying widget: model
-  not found".
+  not found";
+* an nglview view replays what the kernel asked for (the message archive: structure,
+  representations, shapes, camera), not the snapshot of the browser's own state that
+  JupyterLab saves with the notebook.  That snapshot comes in part from round trips
+  through the kernel that a busy kernel answers late (nglview 4.0): its representation
+  list (``_ngl_repr_dict``) can still be the default ball-and-stick while the live view
+  showed the notebook's element colours, and its camera can be missing (a blank canvas).
+  Views with embedded trajectory frames keep the snapshot: only that path plays them.
 """
 from __future__ import annotations
 
@@ -250,12 +257,30 @@ def _note(text: str) -> dict:
     return {"output_type": "display_data", "metadata": {}, "data": {"text/html": html}}
 
 
+def _replay_archive(ngl_state: dict) -> None:
+    """Make an nglview view (NGLModel state) rebuild itself from its message archive.
+
+    nglview's embed code uses the saved browser snapshot (``_ngl_repr_dict``,
+    ``_camera_orientation``) when ``_camera_orientation`` or
+    ``_ngl_full_stage_parameters`` is set, and otherwise replays ``_ngl_msg_archive``,
+    the calls the kernel made (as for a notebook run by papermill).  The snapshot is kept
+    when trajectory frames are embedded (``_ngl_coordinate_resource``) or there is no
+    archive to replay.
+    """
+    if (ngl_state.get("_ngl_coordinate_resource") or {}).get("n_frames") or not ngl_state.get("_ngl_msg_archive"):
+        return
+    ngl_state["_camera_orientation"] = []
+    ngl_state["_ngl_full_stage_parameters"] = {}
+    ngl_state["_ngl_repr_dict"] = {}
+
+
 def prepare_offline(nb: Any) -> Any:
     """A copy of executed notebook ``nb`` that tells the truth without a kernel.
 
     Controls that need the kernel are disabled (with a ``description_tooltip``) and
     each output holding them is preceded by a note (class :data:`STATIC_NOTE_CLASS`);
     nglview trajectories without embedded frames get their player disabled and a note;
+    nglview views replay their message archive (see the module docstring);
     widget outputs whose model is missing from the saved state fall back to their text.
     """
     nb = copy.deepcopy(nb)
@@ -293,6 +318,8 @@ def prepare_offline(nb: Any) -> Any:
             notes = []
             for mid in tree:
                 st = models[mid].get("state", {})
+                if models[mid].get("model_name") == "NGLModel":
+                    _replay_archive(st)
                 if models[mid].get("model_name") == "NGLModel" and int(st.get("max_frame") or 0) > 0 \
                         and not (st.get("_ngl_coordinate_resource") or {}).get("n_frames"):
                     player = _tree(models, _children(st.get("_iplayer"))[0]) if _children(st.get("_iplayer")) else []

@@ -187,7 +187,9 @@ class LabelledStructures:
         self.energies = torch.as_tensor(energies, dtype=dtype, device=device)
         self.forces = [None if f is None else torch.as_tensor(f, dtype=dtype, device=device) for f in forces]
         self.items = []
-        for k, atoms in enumerate(tqdm(frames, desc=desc, disable=not progress, leave=False)):
+        # leave=True: a notebook bar closed with leave=False is a widget model that is gone from
+        # the saved notebook ("Error displaying widget: model not found" when it is reopened)
+        for k, atoms in enumerate(tqdm(frames, desc=desc, disable=not progress, leave=True)):
             try:
                 self.items.append(AtomsBatch.from_atoms([atoms], elements=elements, cutoff=cutoff,
                                                         device=device, dtype=dtype))

@@ -3,8 +3,9 @@
 The browser tests (marker ``browser``) run with ``make test-browser`` (installs Debian's
 Chromium, ``pip install .[browser]``), never with ``make test``, which only runs the fast
 checks of the HTML export at the top. Playwright drives ``/usr/bin/chromium``;
-no browser is downloaded. Screenshots go to ``outputs/screenshots/<notebook>.png``
-(JupyterLab) and ``<notebook>.html.png`` (standalone report).
+no browser is downloaded. Screenshots of every notebook go to ``outputs/screenshots/``
+(ignored by git): ``<notebook>.png`` (JupyterLab, after the run) and ``<notebook>.html.png``
+(offline report); a 3-D view that stays blank is saved as ``<notebook>[.html].canvas<i>.png``.
 
 For the fixture notebook (``tests/browser/fixtures``: IntSlider, Dropdown, an Output
 widget with a figure, a matplotlib figure, an nglview view of H2O and two small views
@@ -14,16 +15,22 @@ side by side in a Box) and every numbered notebook:
   parameters (``output_dir`` goes to a temp dir); every code cell must run (a kernel
   that dies is reported as such), with no error output, every widget output must
   render as a widget (no "Failed to load model class"), figures must show and none may
-  be blank (cell outputs and Output widgets), and every nglview view must have a
-  drawn canvas (one per view; a view collapsed to 1 px or zoomed to a dot fails).
-  Each notebook's kernel is shut down after its run;
+  be blank (cell outputs and Output widgets), every nglview view must have a drawn
+  canvas (one per view; a view collapsed to 1 px or zoomed to a dot fails), no raw
+  ``$...$`` may remain, moving a trajectory's frame slider must change the drawn frame
+  (pixels), and changing a control next to a figure must redraw it (required for the
+  fixture). Reopened after its kernel is shut down, no widget may say "model not
+  found". Each notebook's kernel is shut down after its run;
 * the executed notebook is exported with :func:`mdmlkit.nbtools.runner.export_html` and
   opened from ``file://`` with all network requests refused: the widgets, figures and
-  3D view must render from the embedded state alone, a slider must move and a drag
-  must rotate the 3D view; no raw ``$...$`` may remain (MathJax is inlined), no widget
-  may say "model not found", the icon font must be loaded, and a trajectory player must
-  either change the drawn frame or be disabled under a "needs a running kernel" note. The fixture goes through ``run_notebook`` (papermill, the
-  ``make demo`` path); the numbered notebooks reuse the state JupyterLab saved.
+  3D views must render from the embedded state alone, a drag must rotate a 3D view;
+  no raw ``$...$`` may remain (MathJax is inlined), no widget may say "model not
+  found", the icon font must be loaded; every trajectory player whose frames are not
+  embedded must be disabled under a visible "trajectory player needs a running kernel"
+  note (as many as the saved state has), any live one must change the drawn frame, and
+  no enabled control may sit next to a figure it cannot change. The fixture goes
+  through ``run_notebook`` (papermill, the ``make demo`` path); the numbered notebooks
+  reuse the state JupyterLab saved.
 """
 from __future__ import annotations
 
@@ -103,6 +110,15 @@ def _n_ngl_views(nb: dict) -> int:
     """How many nglview widgets (NGLModel) the saved state holds: each is shown once."""
     state = nb.get("metadata", {}).get("widgets", {}).get(STATE, {}).get("state", {})
     return sum(m["model_name"] == "NGLModel" for m in state.values())
+
+
+def _ngl_trajectories(nb: dict) -> tuple[int, int]:
+    """(nglview trajectories, those without embedded frames) in the saved widget state:
+    the second are the players an offline report must show disabled under a note."""
+    state = nb.get("metadata", {}).get("widgets", {}).get(STATE, {}).get("state", {})
+    traj = [m["state"] for m in state.values()
+            if m["model_name"] == "NGLModel" and int(m["state"].get("max_frame") or 0) > 0]
+    return len(traj), sum(not (t.get("_ngl_coordinate_resource") or {}).get("n_frames") for t in traj)
 
 
 def _lab_copy(nb_path: Path, dest: Path, output_dir: Path) -> Path:
@@ -314,12 +330,21 @@ def test_notebook_in_jupyterlab(nb_path, lab, page, tmp_path):
         run = lab_driver.run_all_cells(page, lab, rel, timeout=RUN_TIMEOUT)
         report = lab_driver.inspect_page(page, ".jp-Notebook")
         canvases = lab_driver.drawn_canvases(page, timeout=60, save_prefix=SCREENSHOTS / nb_path.stem)
-    finally:
         lab_driver.full_screenshot(page, shot, scroller=".jp-WindowedPanel-outer")
+        tex = lab_driver.raw_tex(page)
+        # what a reader does with the live kernel: play a trajectory, change a control
+        players = lab_driver.ngl_players(page)
+        moved = [lab_driver.move_trajectory_slider(page, p["index"]) for p in players[:2]]
+        control = lab_driver.live_control_changes_plot(page)
+    except BaseException:
+        lab_driver.full_screenshot(page, shot, scroller=".jp-WindowedPanel-outer")
+        raise
+    finally:
         lab.shutdown_kernels()  # the next notebook gets the memory and the cores
     saved = json.loads(copy.read_text())
     _lab_saved[nb_path.stem] = copy
-    print(f"{nb_path.stem}: ran in {run['seconds']:.1f} s; {report}; canvases {canvases}; screenshot {shot}")
+    print(f"{nb_path.stem}: ran in {run['seconds']:.1f} s; {report}; canvases {canvases}; trajectory sliders "
+          f"{moved}; control {control}; screenshot {shot}")
 
     # every code cell ran, none raised
     assert all(p.strip("[]: ").isdigit() for p in run["prompts"]), f"cells not run: {run['prompts']}"
@@ -349,9 +374,30 @@ def test_notebook_in_jupyterlab(nb_path, lab, page, tmp_path):
     assert not blank, f"blank, collapsed or nearly blank 3D views: {blank}; console: {page.console_errors[:5]}"
     assert len(canvases) >= _n_ngl_views(saved), (len(canvases), _n_ngl_views(saved), canvases)
     assert not [u for u in blocked if "unpkg" in u or "jsdelivr" in u], blocked
+    assert not tex, f"raw TeX in JupyterLab (MathJax did not typeset it): {tex[:5]}"
+    # a trajectory's slider moves the drawn frame (the kernel sends the coordinates)
+    assert len(players) == _ngl_trajectories(saved)[0], (players, _ngl_trajectories(saved))
+    for m in moved:
+        assert m["to"] != m["from"], f"the trajectory slider did not move: {m}"
+        assert m["difference"] > 0, f"moving the trajectory slider did not change the drawn frame: {m}"
+        assert m["back_to"] == m["from"] and m["back_difference"] > 0, \
+            f"moving the slider back did not change the drawn frame again: {m}"
+    # a control next to a figure redraws it
+    if nb_path == FIXTURE:
+        assert control is not None, "the fixture's slider/dropdown next to its figure was not found"
+    if control is not None:
+        assert control["changed"], f"changing a live control did not change its figure: {control}"
+    # reopened the next day: widgets come back from the saved state, none refers to a closed model
+    try:
+        text = lab_driver.reopen_notebook(page, lab, rel)
+        reopened = lab_driver.inspect_page(page, ".jp-Notebook")
+    finally:
+        lab.shutdown_kernels()
+    assert "model not found" not in text, "a widget output of the reopened notebook refers to a closed model"
+    assert not reopened.widget_errors, reopened.widget_errors
 
 
-def _check_html_report(page, html: Path, stem: str, n_ngl: int = 1) -> None:
+def _check_html_report(page, html: Path, stem: str, nb: dict) -> None:
     blocked = lab_driver.offline_routes(page)
     shot = SCREENSHOTS / f"{stem}.html.png"
     page.goto(html.as_uri(), wait_until="load")
@@ -361,6 +407,7 @@ def _check_html_report(page, html: Path, stem: str, n_ngl: int = 1) -> None:
         report = lab_driver.inspect_page(page)
     finally:
         lab_driver.full_screenshot(page, shot)
+    n_ngl = _n_ngl_views(nb)
     print(f"{stem}.html: {report}; canvases {canvases}; blocked {blocked}; screenshot {shot}")
     assert not report.widget_errors, report.widget_errors + page.console_errors[:5]
     assert report.widget_views >= 1 and report.figures >= 1, report
@@ -384,23 +431,24 @@ def _check_html_report(page, html: Path, stem: str, n_ngl: int = 1) -> None:
     # the icon font of the widget buttons is embedded (player icons are not empty boxes)
     assert page.evaluate("""async () => (await document.fonts.load('900 16px "mdmlkit FA Solid"', '\\uf04b'))
                             .length > 0"""), "icon font of the widget buttons missing"
-    # a trajectory player either changes the drawn frame or is visibly marked static
-    players = page.evaluate("""() => Array.from(document.querySelectorAll('.widget-play')).map((p, i) => {
-        const h = p.parentElement.querySelector('.noUi-handle');
-        return (p.offsetParent !== null && h && Number(h.getAttribute('aria-valuemax')) > 0) ? i : -1;
-        }).filter(i => i >= 0)""")
+    # a trajectory player either changes the drawn frame or is visibly marked static: the
+    # report disables players whose frames are not embedded and says so above the view
+    n_traj, n_static = _ngl_trajectories(nb)
+    players = lab_driver.ngl_players(page)
+    assert len(players) == n_traj, (players, n_traj)
+    disabled = [p for p in players if p["disabled"]]
+    assert len(disabled) == n_static, f"{len(disabled)} disabled trajectory players, expected {n_static}: {players}"
     static_notes = page.locator(".mdmlkit-static-note", has_text="trajectory player needs a running kernel")
-    for i in players:
-        play = page.locator(".widget-play").nth(i)
-        if play.locator("button").first.is_disabled():
-            assert static_notes.count() >= 1, "a disabled trajectory player without a static note"
-            continue
-        box = play.locator("xpath=ancestor::*[.//canvas][1]")
-        canvas = box.locator("canvas").first
-        before = canvas.screenshot()
-        play.locator("button").first.click()          # play
-        page.wait_for_timeout(1500)
-        assert canvas.screenshot() != before, "trajectory player is live but the drawn frame did not change"
+    assert static_notes.count() >= min(1, n_static) and (not n_static or static_notes.first.is_visible()), \
+        "a disabled trajectory player without a visible static note"
+    for p in players:
+        if not p["disabled"]:
+            m = lab_driver.move_trajectory_slider(page, p["index"], timeout=10)
+            assert m["to"] != m["from"] and m["difference"] > 0, \
+                f"trajectory player is live but the drawn frame did not change: {m}"
+    # no control looks live next to a figure it cannot change without a kernel
+    control = lab_driver.live_control_changes_plot(page, timeout=10)
+    assert control is None or control["changed"], f"a control in the report changes nothing: {control}"
     # the widgets work: a slider that can move does (its readout follows) ...
     movable = page.evaluate("""() => Array.from(document.querySelectorAll('.widget-slider')).findIndex(s => {
         const h = s.querySelector('.noUi-handle');
@@ -437,7 +485,7 @@ def test_fixture_html_report_offline(page, tmp_path):
     assert STATE in executed["metadata"].get("widgets", {}), "papermill did not store the widget state"
     assert "NGLModel" in _widget_models(executed)
     assert not _blank_figures(executed), f"blank figures: {_blank_figures(executed)}"
-    _check_html_report(page, Path(run.html), FIXTURE.stem, _n_ngl_views(executed))
+    _check_html_report(page, Path(run.html), FIXTURE.stem, executed)
 
 
 @in_browser
@@ -452,4 +500,4 @@ def test_notebook_html_report_offline(nb_path, page, tmp_path):
     nb = tmp_path / nb_path.name
     shutil.copy(saved, nb)
     html = export_html(nb, tmp_path / f"{nb_path.stem}.html")
-    _check_html_report(page, html, nb_path.stem, _n_ngl_views(json.loads(nb.read_text())))
+    _check_html_report(page, html, nb_path.stem, json.loads(nb.read_text()))

@@ -466,3 +466,190 @@ def full_screenshot(page, path: Path, scroller: str | None = None, max_height: i
         page.evaluate(f"() => {{ document.querySelector({sel}).scrollTop = 0; }}")
     finally:
         page.set_viewport_size(vp)
+
+
+# ------------------------------------------------------------- what the reader sees change
+def pixel_difference(png_a: bytes, png_b: bytes, threshold: int = 32) -> float:
+    """Fraction of pixels that differ by more than ``threshold`` (of 255, in any colour
+    channel) between two screenshots of the same element (1.0 when their sizes differ);
+    the threshold ignores antialiasing noise of a redraw."""
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(io.BytesIO(png_a)).convert("RGB"))
+    b = np.asarray(Image.open(io.BytesIO(png_b)).convert("RGB"))
+    if a.shape != b.shape:
+        return 1.0
+    return float((np.abs(a.astype(int) - b.astype(int)) > threshold).any(axis=2).mean())
+
+
+_NGL_PLAYERS_JS = """() => Array.from(document.querySelectorAll('.widget-play')).map((p, i) => {
+    // nglview appends its player (Play + IntSlider) to the viewer container, next to the
+    // canvas's wrapper, hidden until the mouse is over the view
+    let box = p.parentElement;
+    while (box && !box.querySelector('canvas')) box = box.parentElement;
+    const h = box ? p.parentElement.querySelector('.noUi-handle') : null;
+    return {index: i, ngl: !!box, max: h ? Number(h.getAttribute('aria-valuemax')) : 0,
+            value: h ? Number(h.getAttribute('aria-valuenow')) : 0,
+            disabled: !!p.querySelector('button[disabled]')};
+    })"""
+
+
+def ngl_players(page) -> list[dict]:
+    """nglview trajectory players on the page (hidden ones too): ``index`` among
+    ``.widget-play``, ``max`` and ``value`` of the frame slider, ``disabled``."""
+    return [p for p in page.evaluate(_NGL_PLAYERS_JS) if p["ngl"] and p["max"] > 0]
+
+
+def _player_parts(page, index: int):
+    play = page.locator(".widget-play").nth(index)
+    container = play.locator("xpath=ancestor::*[.//canvas][1]")
+    return play, container, container.locator("canvas").first, play.locator("xpath=..").locator(".noUi-handle").first
+
+
+def move_trajectory_slider(page, index: int, settle_ms: int = 1500, timeout: float = 30.0) -> dict:
+    """Move nglview player ``index``'s frame slider as a reader does (hover the view, move
+    the slider's handle to the far end with the keyboard) and return ``{"from", "to", "difference"}``: the
+    frames before and after and the fraction of the view's pixels that changed, measured
+    with the mouse away from the view (the player overlay hidden in both screenshots),
+    then ``"back_to"`` and ``"back_difference"`` for the return to the first frame (Home
+    key) against the far-end picture.
+    Waits up to ``timeout`` s for each redraw (a kernel sends the new coordinates)."""
+    _, _, canvas, handle = _player_parts(page, index)
+    canvas.scroll_into_view_if_needed()
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(settle_ms)
+    before = canvas.screenshot()
+    value0 = page.evaluate(_NGL_PLAYERS_JS)[index]["value"]
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)   # shows the player
+    handle.wait_for(state="visible", timeout=10_000)
+    # the keyboard, not a drag: a drag that slipped onto the canvas would rotate the view
+    handle.focus()
+    page.keyboard.press("End")
+    if page.evaluate(_NGL_PLAYERS_JS)[index]["value"] == value0:
+        for _ in range(5):
+            page.keyboard.press("PageUp")
+    value1 = page.evaluate(_NGL_PLAYERS_JS)[index]["value"]
+    page.mouse.move(0, 0)
+    diff, deadline, after = 0.0, time.monotonic() + timeout, before
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(settle_ms)
+        after = canvas.screenshot()
+        diff = pixel_difference(before, after)
+        if diff > 0:
+            break
+    # and back to the first frame: the picture changes again (the view follows the slider
+    # both ways; the kernel's frame 0 need not be pixel-identical to the first drawing)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    handle.wait_for(state="visible", timeout=10_000)
+    handle.focus()
+    page.keyboard.press("Home")
+    if page.evaluate(_NGL_PLAYERS_JS)[index]["value"] != value0:
+        for _ in range(5):
+            page.keyboard.press("PageDown")
+    value2 = page.evaluate(_NGL_PLAYERS_JS)[index]["value"]
+    page.mouse.move(0, 0)
+    back, deadline = 0.0, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(settle_ms)
+        back = pixel_difference(after, canvas.screenshot())
+        if back > 0:
+            break
+    return {"from": value0, "to": value1, "difference": diff, "back_to": value2, "back_difference": back}
+
+
+_CONTROL_PLOTS_JS = """() => {
+    // widget boxes that hold an enabled slider or dropdown next to an Output widget with a figure
+    const out = [];
+    document.querySelectorAll('.widget-box').forEach(box => {
+        const img = box.querySelector('.widget-output img, .jupyter-widgets-output-area img');
+        if (!img || box.querySelector('canvas')) return;
+        const slider = Array.from(box.querySelectorAll('.widget-slider')).find(
+            s => s.offsetParent !== null && !s.querySelector('[disabled]') && s.querySelector('.noUi-handle'));
+        const select = Array.from(box.querySelectorAll('.widget-dropdown select')).find(
+            s => s.offsetParent !== null && !s.disabled && s.options.length > 1);
+        if (slider || select) out.push(box);
+    });
+    // the innermost such boxes: a control and the figure it drives
+    const inner = out.filter(b => !out.some(o => o !== b && b.contains(o)));
+    inner.forEach(b => b.setAttribute('data-mdmlkit-probe', '1'));
+    return inner.length;
+}"""
+
+
+def live_control_changes_plot(page, timeout: float = 120.0) -> dict | None:
+    """Change the first live control that sits next to a figure (an Output widget) and
+    wait for the figure to change. Returns ``{"control", "changed", "seconds"}`` or None
+    when the page has no such control."""
+    n = page.evaluate(_CONTROL_PLOTS_JS)
+    if not n:
+        return None
+    box = page.locator("[data-mdmlkit-probe='1']").first
+    box.scroll_into_view_if_needed()
+
+    def figures() -> list[str]:
+        return box.evaluate("""b => Array.from(b.querySelectorAll('.widget-output img, '
+            + '.jupyter-widgets-output-area img')).map(i => i.getAttribute('src') || '')""")
+
+    before = figures()
+    select = box.locator(".widget-dropdown select:not([disabled])").first
+    if select.count():
+        options = select.evaluate("s => Array.from(s.options).map(o => o.value)")
+        current = select.input_value()
+        choice = next(o for o in options if o != current)
+        select.select_option(choice)
+        control = f"dropdown -> {choice}"
+    else:
+        handle = box.locator(".widget-slider .noUi-handle").first
+        handle.focus()
+        for _ in range(2):
+            page.keyboard.press("ArrowRight")
+        control = f"slider -> {handle.get_attribute('aria-valuenow')}"
+    t0 = time.monotonic()
+    changed = False
+    while time.monotonic() - t0 < timeout:
+        page.wait_for_timeout(500)
+        now = figures()
+        if now and now != before:
+            changed = True
+            break
+    return {"control": control, "changed": changed, "seconds": round(time.monotonic() - t0, 1)}
+
+
+_RAW_TEX_JS = r"""() => Array.from(document.querySelectorAll('.jp-RenderedMarkdown'))
+    .map(e => e.innerText).join('\n').match(/\$[^$\n]{1,80}\$/g) || []"""
+
+
+def raw_tex(page, timeout: float = 30.0) -> list[str]:
+    """``$...$`` left untypeset in the rendered markdown, after up to ``timeout`` s for
+    MathJax to finish (JupyterLab and the HTML reports typeset asynchronously)."""
+    found: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = page.evaluate(_RAW_TEX_JS)
+        if not found:
+            return []
+        time.sleep(1.0)
+    return found
+
+
+def reopen_notebook(page, lab: JupyterLab, relpath: str, settle: float = 10.0) -> str:
+    """Open the saved notebook again (as a reader does the next day) and return the
+    text of the notebook panel once its widgets have been restored from the saved state."""
+    page.goto(lab.url(f"lab/tree/{relpath}") + "&reset", wait_until="domcontentloaded")
+    n_code = sum(c["cell_type"] == "code" for c in json.loads((lab.root_dir / relpath).read_text())["cells"])
+    _wait(lambda: page.locator(".jp-Notebook .jp-CodeCell").count() == n_code, 120,
+          f"the {n_code} code cells of {relpath} to show again")
+    accept = page.locator(".jp-Dialog .jp-mod-accept")
+    if accept.count():
+        accept.first.click()
+    time.sleep(settle)
+    text = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:   # the widget manager restores the saved state
+        text = page.eval_on_selector(".jp-Notebook", "e => e.innerText")
+        if "Loading widget..." not in text:
+            break
+        time.sleep(2.0)
+    return text
