@@ -2,15 +2,18 @@
 
 For each size and seed: heat the relaxed Cu_n (:func:`mdmlkit.systems.cu_clusters.make_cluster`)
 300 -> 1200 K at 5 K/ps with asap3 EMT (2 fs Langevin steps, friction 0.005/fs, one frame
-every 36 steps: 2501 frames), quench every frame (or every ``stride``-th for Cu147;
+every 36 steps: 2501 frames), quench every frame (or every ``stride``-th;
 :func:`mdmlkit.landscape.minima.quench`, fmax 1e-3 eV/Å), then fit
 
 * the inherent-structure map (:class:`mdmlkit.landscape.inherent.InherentStructureMap`:
   Coulomb-matrix eigenvalues of the *quenched* structures -> t-SNE -> DBSCAN), and
 * the instantaneous map (the same :class:`~mdmlkit.landscape.LandscapeMap` on the hot frames),
 
-and score both against the morphology classes of the minima
-(:func:`~mdmlkit.landscape.minima.classify_minimum`): adjusted Rand index and the number
+and score both against the morphology families of the minima
+(:func:`~mdmlkit.landscape.minima.classify_minimum`: complete Mackay icosahedron,
+icosahedra with adatoms / rosettes / other defects, decahedral, fcc/twinned, disordered;
+per-family frames, minima, lowest energy and temperature range are recorded): adjusted Rand
+index and the number
 of morphology families "separated as basins" (families with >= 2 % of the frames of which
 >= 80 % lie in basins that are >= 80 % that family; see
 :func:`mdmlkit.landscape.inherent.separated_families`).  It also records the disconnectivity
@@ -19,15 +22,19 @@ the quench per frame (wall and CPU seconds, one process).
 
 Everything is cached under ``benchmarks/.cache/inherent/`` (gitignored): the trajectory
 (resumable extxyz), the quench in chunks of ``CHUNK`` frames (each pickled atomically),
-the analysis of each run.  ``benchmarks/results/inherent.json`` is rewritten atomically
-after each run.  Single core: run with ``OMP_NUM_THREADS=1``.
+the analysis of each run.  A chunk of one stride reuses the frames already quenched for
+another stride of the same run (each frame's quench is independent and deterministic).
+``benchmarks/results/inherent.json`` is rewritten atomically after each run; ``--stage plot``
+draws ``benchmarks/results/inherent_maps.png`` from the maps saved by the analyses.
+Single core: run with ``OMP_NUM_THREADS=1``.
 
 Usage::
 
     python benchmarks/bench_inherent.py --smoke                 # Cu13, short ramp
     python benchmarks/bench_inherent.py --size 55 --seeds 0 1 2 3
-    python benchmarks/bench_inherent.py --size 147 --seeds 0 1 --stride 2
+    python benchmarks/bench_inherent.py --size 147 --seeds 0 1 2 3
     python benchmarks/bench_inherent.py --stage generate ...   # MD + quench only
+    python benchmarks/bench_inherent.py --stage plot            # the PNG of the IS maps
 """
 from __future__ import annotations
 
@@ -49,6 +56,7 @@ from mdmlkit.utils import atomic_path, atomic_write_json, machine_info  # noqa: 
 
 CACHE = REPO / "benchmarks" / ".cache" / "inherent"
 RESULTS = REPO / "benchmarks" / "results" / "inherent.json"
+PNG = RESULTS.with_name("inherent_maps.png")
 CHUNK = 100
 #: MD protocol (K, K/ps, fs, 1/fs).
 MD = {"t_start": 300.0, "t_end": 1200.0, "rate_K_per_ps": 5.0, "timestep_fs": 2.0,
@@ -60,6 +68,41 @@ QUENCH = {"fmax": 1e-3, "max_steps": 3000, "method": "fire+lbfgs"}
 def _cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def _take(result, j: int, *_cost):
+    """Frame ``j`` of a QuenchResult as a one-frame QuenchResult."""
+    from mdmlkit.landscape.minima import QuenchResult
+
+    return QuenchResult(structures=[result.structures[j]], energies=result.energies[j:j + 1],
+                        n_steps=result.n_steps[j:j + 1], fmax=result.fmax[j:j + 1],
+                        converged=result.converged[j:j + 1],
+                        status=np.asarray(result.status)[j:j + 1],
+                        messages=[result.messages[j]], run_ids=[result.run_ids[j]],
+                        settings=result.settings)
+
+
+def _reusable(d: Path, frames: list[int]) -> dict[int, tuple]:
+    """Frames (trajectory indices) already quenched in chunks of another stride in ``d``:
+    ``{frame: (QuenchResult, index, wall_s, cpu_s)}`` (the per-frame cost is the chunk's mean).
+    Quenching is per frame and deterministic, so a frame quenched for ``--stride 2`` is the
+    same minimum for ``--stride 1``."""
+    from mdmlkit.landscape.minima import QuenchSettings
+
+    want, out = set(frames), {}
+    for f in sorted(d.glob("quench_*_*.pkl")):
+        k0, s = (int(x) for x in f.stem.split("_")[1:])
+        if not want & set(range(k0 * s, (k0 + CHUNK) * s, s)):
+            continue
+        rec = pickle.loads(f.read_bytes())
+        r, n = rec["result"], len(rec["result"])
+        if r.settings != QuenchSettings(**QUENCH):
+            continue
+        for j in range(n):
+            i = (k0 + j) * s
+            if i in want and i not in out:
+                out[i] = (r, j, rec["wall_s"] / n, rec["cpu_s"] / n)
+    return out
 
 
 def generate(size: int, seed: int, md: dict, stride: int, tag: str) -> tuple[list, object, dict]:
@@ -96,9 +139,19 @@ def generate(size: int, seed: int, md: dict, stride: int, tag: str) -> tuple[lis
         if f.exists():
             rec = pickle.loads(f.read_bytes())
         else:
+            idx = list(range(k0 * stride, min(len(run.frames), (k0 + CHUNK) * stride), stride))
+            old = _reusable(d, idx)
+            todo = [i for i in idx if i not in old]
             t0, c0 = time.perf_counter(), _cpu_s()
-            res = quench(frames[k0:k0 + CHUNK], "asap3", progress=False, **QUENCH)
-            rec = {"result": res, "wall_s": time.perf_counter() - t0, "cpu_s": _cpu_s() - c0}
+            res = quench([run.frames[i] for i in todo], "asap3", progress=False,
+                         **QUENCH) if todo else None
+            rows = {i: (res, j) for j, i in enumerate(todo)} | old
+            res = QuenchResult.concatenate([_take(*rows[i]) for i in idx])
+            rec = {"result": res, "wall_s": time.perf_counter() - t0, "cpu_s": _cpu_s() - c0,
+                   "reused_frames": len(idx) - len(todo)}
+            if old:   # cost of the reused frames: their chunks' mean cost per frame
+                rec["wall_s"] += sum(rows[i][2] for i in old)
+                rec["cpu_s"] += sum(rows[i][3] for i in old)
             with atomic_path(f) as tmp:
                 tmp.write_bytes(pickle.dumps(rec))
             n_new += 1
@@ -115,8 +168,10 @@ def generate(size: int, seed: int, md: dict, stride: int, tag: str) -> tuple[lis
     return frames, result, cost
 
 
-def analyse(frames: list, result, *, min_T_visits: float = 600.0) -> dict:
-    """IS map vs instantaneous map for one run (see the module docstring)."""
+def analyse(frames: list, result, *, min_T_visits: float = 600.0,
+            save_map: Path | None = None) -> dict:
+    """IS map vs instantaneous map for one run (see the module docstring); ``save_map``: an
+    ``.npz`` for :func:`plot` (map coordinates, basins, morphology, minimum energies)."""
     from mdmlkit.landscape.disconnectivity import DisconnectivityGraph
     from mdmlkit.landscape.inherent import InherentStructureMap, compare_with_instantaneous
 
@@ -127,10 +182,31 @@ def analyse(frames: list, result, *, min_T_visits: float = 600.0) -> dict:
     T = np.array([a.info["T_target"] for a in frames])
     morph, counts = np.unique(np.asarray(ism.morphology_, dtype=str), return_counts=True)
     gap = graph.gap()
+    mins = ism.minima_
+    e0 = float(mins.energies[0])
+    if save_map is not None:
+        ok = ism.minimum_ids_ >= 0
+        with atomic_path(save_map) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, xy=ism.map_.embedding_, labels=ism.labels_[ok],
+                     morphology=np.asarray(ism.morphology_, dtype=str)[ok], T=T[ok],
+                     dE=mins.energies[ism.minimum_ids_[ok]] - e0)
+    families = {}
+    for f in sorted(set(mins.morphologies)):
+        ids = [k for k, m in enumerate(mins.morphologies) if m == f]
+        families[f] = {"frames": int(mins.counts[ids].sum()), "minima": len(ids),
+                       "lowest_dE_eV": float(mins.energies[ids[0]] - e0),
+                       "T_K_range": [float(x) for x in np.percentile(
+                           T[np.isin(ism.minimum_ids_, ids)], [5, 95])]}
     return {
         "n_frames": len(frames), "n_flagged": int(np.count_nonzero(ism.minimum_ids_ < 0)),
         "n_minima": len(ism.minima_),
         "morphology_counts": {str(m): int(c) for m, c in zip(morph, counts)},
+        "families": families,
+        "basins": [{"basin": int(b), "frames": int(np.count_nonzero(ism.labels_ == b)),
+                    "morphology": {str(m): int(c) for m, c in zip(*np.unique(
+                        np.asarray(ism.morphology_, dtype=str)[ism.labels_ == b],
+                        return_counts=True))}}
+                   for b in np.unique(ism.labels_[ism.labels_ >= 0])],
         "inherent": cmp["inherent"], "instantaneous": cmp["instantaneous"],
         "gap_eV": gap if np.isfinite(gap) else None,
         "n_minima_below_600K": graph.n_minima_visited(ism.minimum_ids_, T, min_T_visits),
@@ -139,6 +215,48 @@ def analyse(frames: list, result, *, min_T_visits: float = 600.0) -> dict:
                            "morphology": ism.minima_.morphologies[0]},
         "analysis_wall_s": time.perf_counter() - t0,
     }
+
+
+def plot(path: Path = PNG) -> None:
+    """IS maps of the recorded Cu55 and Cu147 runs, points coloured by the morphology family
+    of their minimum, titled with basins / separated families / ARI."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mdmlkit.viz.plotting import MORPHOLOGY_COLOURS
+
+    runs = {k: r for k, r in _load()["runs"].items() if r["size"] in (55, 147)}
+    names = [k for k in sorted(runs, key=lambda k: (runs[k]["size"], k))
+             if (CACHE / f"cu{runs[k]['size']}_s{runs[k]['seed']}"
+                 / f"is_map_{runs[k]['stride']}.npz").exists()]
+    if not names:
+        print("no saved maps to plot")
+        return
+    ncol = 4
+    nrow = -(-len(names) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.8 * nrow), squeeze=False,
+                             constrained_layout=True)
+    for ax, k in zip(axes.flat, names):
+        r = runs[k]
+        d = np.load(CACHE / f"cu{r['size']}_s{r['seed']}" / f"is_map_{r['stride']}.npz")
+        for f in sorted(set(d["morphology"])):
+            sel = d["morphology"] == f
+            ax.scatter(*d["xy"][sel].T, s=4, color=MORPHOLOGY_COLOURS.get(f, "0.4"),
+                       label=f"{f} ({sel.sum()})")
+        s = r["inherent"]
+        ax.set_title(f"{k}: {s['n_basins']} basins, {s['n_separated']}/{s['n_families']} "
+                     f"families separated, ARI {s['ari']:.2f}", fontsize=8)
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.legend(fontsize=6, markerscale=2, loc="best")
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle("Inherent-structure maps (Coulomb eigenvalues of the quenched frames, "
+                 "LandscapeMap defaults), coloured by classify_minimum", fontsize=10)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 def _load() -> dict:
@@ -152,9 +270,13 @@ def main() -> None:
     p.add_argument("--size", type=int, default=55)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--stride", type=int, default=1, help="quench every stride-th frame")
-    p.add_argument("--stage", choices=("all", "generate"), default="all")
+    p.add_argument("--stage", choices=("all", "generate", "plot"), default="all",
+                   help="generate: MD + quench only; plot: the figure from the saved maps")
     p.add_argument("--smoke", action="store_true", help="Cu13, 3 ps ramp (not recorded)")
     args = p.parse_args()
+    if args.stage == "plot":
+        plot()
+        return
     md, tag = (SMOKE_MD, "smoke_") if args.smoke else (MD, "")
     size = 13 if args.smoke else args.size
     for seed in args.seeds:
@@ -162,7 +284,8 @@ def main() -> None:
         print(f"cu{size} s{seed}: {cost}", flush=True)
         if args.stage == "generate":
             continue
-        rec = analyse(frames, result)
+        run_dir = CACHE / f"{'smoke_' if args.smoke else ''}cu{size}_s{seed}"
+        rec = analyse(frames, result, save_map=run_dir / f"is_map_{args.stride}.npz")
         rec.update(cost=cost, stride=args.stride, seed=seed, size=size)
         print(json.dumps({k: v for k, v in rec.items() if k != "cost"}, default=str), flush=True)
         if args.smoke:
@@ -173,6 +296,10 @@ def main() -> None:
             what="inherent-structure (IS) map vs instantaneous-frame map of Cu_n heating runs, "
                  "scored against the morphology classes of the quenched minima",
             md=MD, quench=QUENCH, fingerprint="CoulombMatrixEigenvalues (all eigenvalues)",
+            classes="classify_minimum of each frame's minimum: icosahedral (complete Mackay), "
+                    "icosahedral+adatom, icosahedral+rosette, icosahedral-defective, "
+                    "decahedral, fcc/twinned, disordered (rules: classify_minimum docstring, "
+                    "docs/inherent-structures.md)",
             landscape_map="LandscapeMap() defaults (openTSNE, DBSCAN, automatic eps)",
             machine=machine_info(("numpy", "ase", "asap3", "sklearn"),
                                  note="2-core VM shared with other jobs; one process, "

@@ -62,7 +62,11 @@ from mdmlkit.landscape.minima import (
                                       quench,
 )
 from mdmlkit.landscape.sizescan import AnalysisSettings, SizeLandscape, SizeScan, analyse_size, run_size_scan
-from mdmlkit.landscape.structure import MotifClassifier, common_neighbour_analysis
+from mdmlkit.landscape.structure import (
+    MotifClassifier,
+    common_neighbour_analysis,
+    icosahedral_defects,
+)
 from mdmlkit.landscape.surface import (
                                       Surface,
                                       density,
@@ -99,7 +103,7 @@ __all__ = [
     "Surface", "grid_axes", "hull_mask", "interpolate_surface", "density", "smooth_surface",
     "local_minima", "landscape_complexity",
     "FINGERPRINTS", "CoulombMatrixEigenvalues", "make_fingerprint",
-    "MotifClassifier", "common_neighbour_analysis",
+    "MotifClassifier", "common_neighbour_analysis", "icosahedral_defects",
     "CaloricCurve", "LindemannResult", "MeltingPoint", "auto_smoothing", "caloric_curve", "heat_capacity",
     "lindemann_index", "melting_temperature",
     "AmorphousZone", "BasinOccupancy", "Transitions", "amorphous_zone", "basin_occupancy",

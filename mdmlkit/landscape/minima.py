@@ -40,8 +40,11 @@ joins the first (lowest) earlier minimum it matches or starts a new one.
 
 Morphology
 ----------
-:func:`classify_minimum` names the shape of a minimised cluster from common-neighbour
-analysis (:mod:`mdmlkit.landscape.structure`); the rules are in its docstring.
+:func:`classify_minimum` names the morphology family of a minimised cluster from
+common-neighbour analysis (:mod:`mdmlkit.landscape.structure`): complete Mackay
+icosahedra, icosahedra with adatoms, with rosettes or with other defects, decahedra,
+fcc/twinned and disordered minima; the rules are in its docstring.  They use the
+structure alone, never a map.
 
 Units: Å, eV, eV/Å.
 """
@@ -60,7 +63,12 @@ from ase.calculators.calculator import BaseCalculator
 
 from mdmlkit.errors import EmptyTrajectoryError, InputError, OptionalDependencyError
 from mdmlkit.landscape.fingerprints import SortedPairDistances
-from mdmlkit.landscape.structure import common_neighbour_analysis, motif_label, neighbor_matrix
+from mdmlkit.landscape.structure import (
+    ADATOM_MAX_CN,
+    icosahedral_defects,
+    motif_label,
+    neighbor_matrix,
+)
 from mdmlkit.systems.cu_clusters import cu_calculator
 from mdmlkit.utils import ELEMENTS_ATTR, check_elements, check_frames
 
@@ -73,10 +81,9 @@ __all__ = [
 METHODS = ("fire+lbfgs", "fire", "lbfgs")
 #: Per-frame outcomes of :func:`quench`.
 STATUSES = ("converged", "not converged", "exploded", "failed")
-#: Labels returned by :func:`classify_minimum`.
-MORPHOLOGIES = ("icosahedral", "decahedral", "fcc/twinned", "low-symmetry", "disordered")
-_FROM_MOTIF_LABEL = {"icosahedral": "icosahedral", "decahedral": "decahedral",
-                     "fcc-like": "fcc/twinned"}
+#: Labels returned by :func:`classify_minimum` (rules in its docstring).
+MORPHOLOGIES = ("icosahedral", "icosahedral+adatom", "icosahedral+rosette",
+                "icosahedral-defective", "decahedral", "fcc/twinned", "disordered")
 
 
 # ----------------------------------------------------------------------------- settings
@@ -329,6 +336,8 @@ def _pandas(source: str):
 
 def _calculator_spec(calculator: Any, parallel: bool) -> tuple[str, Any]:
     """``(kind, value)``: ("name", engine), ("factory", callable) or ("instance", calc)."""
+    if calculator == "lammps":
+        return "lammps", None                      # LAMMPS minimize, default Cu EAM
     if calculator is None or isinstance(calculator, str):
         engine = calculator or "asap3"
         cu_calculator(engine)                      # validates the name (InputError)
@@ -361,6 +370,10 @@ def _make_calculator(spec: tuple[str, Any]) -> Any:
 def _elements_of(spec: tuple[str, Any]) -> Any:
     """What :func:`check_elements` accepts: the calculator (its ``mdmlkit_elements``) or None."""
     kind, value = spec
+    if kind == "lammps":
+        from mdmlkit.md.lammps import DEFAULT_EAM, find_potential, potential_elements
+
+        return tuple(potential_elements(find_potential(DEFAULT_EAM), "eam/alloy"))
     if kind == "name":
         return ("Cu",)
     calc = value() if kind == "factory" else value
@@ -413,11 +426,20 @@ def _quench_frame(frame: int, atoms: Atoms, spec: tuple[str, Any], st: QuenchSet
         a.center(vacuum=st.vacuum)
     energy, fmax, steps = float("nan"), float("nan"), 0
     try:
-        a.calc = _make_calculator(spec)
-        steps = _minimise(a, st)
-        energy = float(a.get_potential_energy())
-        forces = a.get_forces()
-        fmax = float(np.sqrt((forces ** 2).sum(axis=1).max()))
+        if spec[0] == "lammps":
+            from mdmlkit.md.lammps import minimize_lammps
+
+            r = minimize_lammps(a, fmax=st.fmax, max_steps=st.max_steps,
+                                min_style="cg" if st.method == "lbfgs" else "fire",
+                                max_step_A=st.max_step_A, vacuum=st.vacuum)[0]
+            a.positions = r["positions"]
+            energy, fmax, steps = r["energy"], r["fmax"], r["steps"]
+        else:
+            a.calc = _make_calculator(spec)
+            steps = _minimise(a, st)
+            energy = float(a.get_potential_energy())
+            forces = a.get_forces()
+            fmax = float(np.sqrt((forces ** 2).sum(axis=1).max()))
     except Exception as exc:  # a broken geometry or calculator must not stop the whole run
         status, message = "failed", f"calculator error: {type(exc).__name__}: {exc}"
     else:
@@ -460,10 +482,14 @@ def quench(frames: Sequence[Atoms] | Atoms, calculator: Any = "asap3", fmax: flo
     ----------
     frames : list of ase.Atoms (or one Atoms)
         Clusters, e.g. MD frames; not modified.  Sizes may differ.
-    calculator : "asap3" | "ase" | ASE calculator | zero-argument factory
+    calculator : "asap3" | "ase" | "lammps" | ASE calculator | zero-argument factory
         Potential.  Names give Cu EMT (:func:`mdmlkit.systems.cu_clusters.cu_calculator`);
         names and factories make a fresh calculator per frame; an instance is shared
-        (and pickled to the workers when running in parallel).
+        (and pickled to the workers when running in parallel).  ``"lammps"``: LAMMPS
+        ``minimize`` with the Cu EAM of Mishin et al.
+        (:func:`mdmlkit.md.lammps.minimize_lammps`): ``min_style fire`` for the methods
+        "fire" and "fire+lbfgs" (straight to ``fmax``), ``cg`` for "lbfgs"; ``max_steps``
+        bounds its iterations and ``max_step_A`` its ``dmax``.
     fmax : float
         Convergence criterion: largest atomic force, eV/Å.
     max_steps : int
@@ -650,23 +676,38 @@ def deduplicate_minima(result: QuenchResult, energy_tol: float = 1e-3,
 # ----------------------------------------------------------------------------- morphology
 
 def classify_minimum(atoms: Atoms, cutoff: float | None = None, surface_cn: int = 10,
-                     min_order: float = 0.5, partial_555: int = 6) -> str:
-    """Morphology of a minimised cluster, one of :data:`MORPHOLOGIES`.
+                     min_order: float = 0.5, min_mackay: float = 0.5,
+                     adatom_cn: int = ADATOM_MAX_CN) -> str:
+    """Morphology family of a minimised cluster, one of :data:`MORPHOLOGIES`.
 
-    Built on :func:`mdmlkit.landscape.structure.motif_label` (per-atom CNA classes;
-    "interior" = coordination >= ``surface_cn``; "ordered" = fcc, hcp, icosahedral centre
-    (12 x 555) or five-fold axis (10 x 422 + 2 x 555)).  Rules, in order:
+    Built on :func:`mdmlkit.landscape.structure.icosahedral_defects` (per-atom CNA
+    environments compared with those of a Mackay icosahedron; adatoms; rosettes) and
+    :func:`~mdmlkit.landscape.structure.motif_label`.  Rules, in order:
 
-    1. ``"icosahedral"``: at least ``min_order`` of the interior atoms ordered and some
-       atom is an icosahedral centre (12 x 555);
-    2. ``"decahedral"``: ordered as in 1, no icosahedral centre, some atom on a
-       five-fold (decahedral) axis;
-    3. ``"fcc/twinned"``: ordered as in 1, only fcc/hcp atoms (single crystals, twins,
-       stacking faults; also the Cu13 cuboctahedron, whose centre is 12 x 421);
-    4. ``"low-symmetry"``: not ordered enough for 1-3 but partially icosahedral: some
-       atom has at least ``partial_555`` (default 6, half an icosahedral centre) bonds of
-       type 555, e.g. a defective icosahedron or a C2-like structure;
-    5. ``"disordered"``: anything else (few identifiable signatures).
+    *Icosahedral families*: some atom is an icosahedral centre (12 x 555) and at least
+    ``min_mackay`` (default 0.5) of the atoms are in a Mackay environment; then
+
+    1. ``"icosahedral"``: every atom is in a Mackay environment (complete Mackay
+       icosahedron, e.g. Cu13, Cu55, Cu147 ground states of EMT);
+    2. ``"icosahedral+adatom"``: defects include adatoms (coordination <= ``adatom_cn``,
+       default 4) and no rosette, e.g. the vertex vacancy + facet adatom minima of Cu55
+       and Cu147 (0.61 / 0.63 eV above the Mackay icosahedron with EMT);
+    3. ``"icosahedral+rosette"``: defects include a rosette (a six-membered ring, a bond
+       with 6 common neighbours) and no adatom, e.g. the Cu55 minima 0.87-0.94 eV up;
+    4. ``"icosahedral-defective"``: other or mixed defects (several kinds at once, an
+       incomplete outer shell, a disordered surface on an intact icosahedral core).
+
+    *Other ordered families*, from ``motif_label`` (at least ``min_order`` of the
+    interior atoms, coordination >= ``surface_cn``, fcc/hcp/ico/five-fold-axis):
+
+    5. ``"decahedral"``: some atom on a five-fold axis (10 x 422 + 2 x 555), no
+       icosahedral centre;
+    6. ``"fcc/twinned"``: only fcc/hcp order (single crystals, twins, stacking faults,
+       the Cu13 cuboctahedron whose centre is 12 x 421);
+
+    7. ``"disordered"``: everything else: amorphous and polyicosahedral minima of the
+       quenched liquid, including those with an icosahedral centre but fewer than
+       ``min_mackay`` of the atoms in Mackay environments.
 
     Parameters
     ----------
@@ -674,11 +715,27 @@ def classify_minimum(atoms: Atoms, cutoff: float | None = None, surface_cn: int 
         A minimised cluster (the rules assume a quenched, not a thermal, structure).
     cutoff : float, optional
         Bond cutoff (Å); ``None`` = adaptive (see :mod:`mdmlkit.landscape.structure`).
+    surface_cn, min_order : see :func:`~mdmlkit.landscape.structure.motif_label`.
+    min_mackay : float
+        Least fraction of atoms in Mackay environments for the icosahedral families.
+    adatom_cn : int
+        Largest coordination of an adatom.
     """
+    if not (isinstance(min_mackay, (int, float)) and 0.0 <= min_mackay <= 1.0):
+        raise InputError(f"classify_minimum: min_mackay must be in [0, 1], got {min_mackay!r}")
+    d = icosahedral_defects(atoms, cutoff=cutoff, adatom_cn=adatom_cn)
+    if d.centres.size and d.mackay_fraction >= min_mackay:
+        if not d.defect_atoms.size:
+            return "icosahedral"
+        adatom, rosette = bool(d.adatoms.size), bool(len(d.rosette_bonds))
+        if adatom and not rosette:
+            return "icosahedral+adatom"
+        if rosette and not adatom:
+            return "icosahedral+rosette"
+        return "icosahedral-defective"
     label = motif_label(atoms, cutoff=cutoff, surface_cn=surface_cn, min_order=min_order)
-    if label in _FROM_MOTIF_LABEL:
-        return _FROM_MOTIF_LABEL[label]
-    cna = common_neighbour_analysis(atoms, cutoff)
-    if cna.n_atoms and int(cna.count((5, 5, 5)).max()) >= partial_555:
-        return "low-symmetry"
+    if label == "decahedral":
+        return "decahedral"
+    if label == "fcc-like":
+        return "fcc/twinned"
     return "disordered"

@@ -31,6 +31,24 @@ of those bonds ("longest chain"; the convention of OVITO and asap3).  fcc atoms
 have 12 x (4,2,1), hcp 6 x (4,2,1) + 6 x (4,2,2), the centre of an icosahedron
 12 x (5,5,5), and an atom on a five-fold (decahedral) axis 10 x (4,2,2) +
 2 x (5,5,5).
+
+Defects of icosahedra
+---------------------
+A Mackay icosahedron of k shells (13, 55, 147, 309 ... atoms) has only seven per-atom
+CNA environments (:data:`MACKAY_ENVIRONMENTS`): the centre (12 x 555), atoms on the six
+five-fold axes (10 x 422 + 2 x 555), interior atoms on the twin planes between its 20
+fcc tetrahedra (6 x 421 + 6 x 422) and inside them (12 x 421), and the surface vertices
+(5 x 322 + 555), edges (4 x 311 + 2 x 322 + 2 x 422) and (111) facets (6 x 311 +
+3 x 421).  :func:`icosahedral_defects` counts the atoms of a structure that are in none
+of these environments (*defect atoms*) and names two surface defects:
+
+* **adatom**: an atom with at most 4 neighbours (a Mackay surface has none below 6;
+  an atom in a hollow of a (111) facet has 3).  At a closed-shell size an adatom
+  comes with a vacancy, e.g. the vertex vacancy + facet adatom of Cu55 and Cu147;
+* **rosette**: a bond with 6 or more common neighbours (6 x 6-ring, signature (6,6,6)),
+  the ring that forms when a surface vertex sinks into the shell below (Aprà, Baletto,
+  Ferrando & Fortunelli, Phys. Rev. Lett. 93, 065502 (2004)).  A Mackay icosahedron
+  has at most five-membered rings.
 """
 from __future__ import annotations
 
@@ -50,7 +68,8 @@ __all__ = [
     "CU_CUTOFF", "FCC_SHELL_FACTOR", "ATOM_MOTIFS", "CLUSTER_MOTIFS",
     "distance_matrix", "adaptive_cutoff", "neighbor_matrix", "CNAResult",
     "common_neighbour_analysis", "atom_motifs", "motif_fractions", "coordination_stats",
-    "motif_label", "MotifClassifier",
+    "motif_label", "MotifClassifier", "MACKAY_ENVIRONMENTS", "ADATOM_MAX_CN",
+    "IcosahedralDefects", "cna_environments", "icosahedral_defects",
 ]
 
 #: Fixed bond cutoff for Cu (Å): midway between the first (2.55 Å) and second
@@ -64,6 +83,21 @@ ATOM_MOTIFS = ("fcc", "hcp", "ico", "decahedral axis", "other")
 CLUSTER_MOTIFS = ("icosahedral", "decahedral", "fcc-like", "amorphous")
 
 _S421, _S422, _S555 = (4, 2, 1), (4, 2, 2), (5, 5, 5)
+
+#: Per-atom CNA environments of ideal Mackay icosahedra (any number of shells), each as
+#: ``((signature, count), ...)`` sorted by signature: centre, five-fold axis, twin plane,
+#: interior fcc, surface vertex, edge, (111) facet (module docstring).
+MACKAY_ENVIRONMENTS = frozenset({
+    (((5, 5, 5), 12),),
+    (((4, 2, 2), 10), ((5, 5, 5), 2)),
+    (((4, 2, 1), 6), ((4, 2, 2), 6)),
+    (((4, 2, 1), 12),),
+    (((3, 2, 2), 5), ((5, 5, 5), 1)),
+    (((3, 1, 1), 4), ((3, 2, 2), 2), ((4, 2, 2), 2)),
+    (((3, 1, 1), 6), ((4, 2, 1), 3)),
+})
+#: Largest coordination of an *adatom* (:func:`icosahedral_defects`).
+ADATOM_MAX_CN = 4
 
 
 # ----------------------------------------------------------------------------- distances
@@ -414,3 +448,83 @@ class MotifClassifier(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags
+
+
+# ----------------------------------------------------------------------------- icosahedral defects
+
+def cna_environments(atoms: Atoms, cutoff: float | None = None) -> list[tuple]:
+    """Per-atom CNA environment ``((signature, count), ...)`` sorted by signature, in the
+    form of :data:`MACKAY_ENVIRONMENTS` (``cutoff`` in Å; ``None`` = adaptive)."""
+    cna = common_neighbour_analysis(atoms, cutoff)
+    return [tuple(sorted(d.items())) for d in cna.per_atom()]
+
+
+@dataclass(frozen=True, eq=False)
+class IcosahedralDefects:
+    """Icosahedral order and surface defects of one structure (:func:`icosahedral_defects`).
+
+    Attributes
+    ----------
+    centres : int array
+        Atoms with 12 x 555 (centres of icosahedra).
+    defect_atoms : int array
+        Atoms whose CNA environment is not one of :data:`MACKAY_ENVIRONMENTS`.
+    mackay_fraction : float
+        Fraction of the atoms in a Mackay environment, ``1 - len(defect_atoms) / n_atoms``.
+    adatoms : int array
+        Atoms with at most ``adatom_cn`` neighbours.
+    rosette_bonds : int array [k, 2]
+        Bonds with 6 or more common neighbours (six-membered rings).
+    cutoff : float
+        Bond cutoff used (Å).
+    """
+
+    centres: np.ndarray
+    defect_atoms: np.ndarray
+    mackay_fraction: float
+    adatoms: np.ndarray
+    rosette_bonds: np.ndarray
+    cutoff: float
+
+    @property
+    def is_mackay(self) -> bool:
+        """A complete Mackay icosahedron: an icosahedral centre and no defect atom."""
+        return bool(self.centres.size) and not self.defect_atoms.size
+
+    def __repr__(self) -> str:
+        return (f"IcosahedralDefects({self.centres.size} centre(s), Mackay fraction "
+                f"{self.mackay_fraction:.2f}, {self.defect_atoms.size} defect atom(s), "
+                f"{self.adatoms.size} adatom(s), {len(self.rosette_bonds)} rosette bond(s), "
+                f"cutoff {self.cutoff:.3f} Å)")
+
+
+def icosahedral_defects(atoms: Atoms, cutoff: float | None = None,
+                        adatom_cn: int = ADATOM_MAX_CN) -> IcosahedralDefects:
+    """Compare every atom's CNA environment with those of a Mackay icosahedron.
+
+    See "Defects of icosahedra" in the module docstring.  ``cutoff`` (Å; ``None`` =
+    :func:`adaptive_cutoff`); ``adatom_cn``: largest coordination of an adatom.
+
+    Raises
+    ------
+    InputError
+        ``adatom_cn`` not a non-negative integer, or a bad cutoff (see :func:`neighbor_matrix`).
+    """
+    if isinstance(adatom_cn, bool) or not isinstance(adatom_cn, (int, np.integer)) \
+            or adatom_cn < 0:
+        raise InputError(f"icosahedral_defects: adatom_cn must be an integer >= 0, "
+                         f"got {adatom_cn!r}")
+    adj, rc = _adjacency(atoms, cutoff, "icosahedral_defects")
+    cna = _cna_from_adjacency(adj, rc)
+    env = [tuple(sorted(d.items())) for d in cna.per_atom()]
+    defect = np.array([k for k, e in enumerate(env) if e not in MACKAY_ENVIRONMENTS],
+                      dtype=np.int64)
+    n = max(cna.n_atoms, 1)
+    return IcosahedralDefects(
+        centres=np.flatnonzero((cna.coordination == 12) & (cna.count(_S555) == 12)),
+        defect_atoms=defect,
+        mackay_fraction=1.0 - defect.size / n if cna.n_atoms else 0.0,
+        adatoms=np.flatnonzero(cna.coordination <= adatom_cn),
+        rosette_bonds=cna.bonds[cna.signatures[:, 0] >= 6] if len(cna.bonds)
+        else np.zeros((0, 2), dtype=np.int64),
+        cutoff=rc)

@@ -51,11 +51,13 @@ from mdmlkit.errors import (
 from mdmlkit.md.engine import Engine, MDResult, Protocol, default_run_id, drive, prepare_atoms, structure_hash
 from mdmlkit.utils import PathLike
 
-__all__ = ["PAIR_STYLES", "DEFAULT_EAM", "lammps_available", "load_lammps", "potentials_dir", "find_potential", "potential_elements",
-           "heat_lammps"]
+__all__ = ["PAIR_STYLES", "DEFAULT_EAM", "MIN_STYLES", "lammps_available", "load_lammps", "potentials_dir",
+           "find_potential", "potential_elements", "heat_lammps", "minimize_lammps"]
 
 DEFAULT_EAM = "Cu_mishin1.eam.alloy"
 PAIR_STYLES = ("eam/alloy", "reaxff")
+#: LAMMPS ``min_style`` values accepted by :func:`minimize_lammps`.
+MIN_STYLES = ("fire", "cg", "sd", "quickmin")
 
 
 # =========================================================================== loading
@@ -325,3 +327,98 @@ def heat_lammps(atoms: Atoms, t_start: float = 300.0, t_end: float = 1300.0,
                      progress and engine.is_writer(), max_steps, callback)
     finally:
         engine.close()
+
+
+# =========================================================================== minimisation
+def minimize_lammps(frames: list[Atoms] | Atoms, potential: PathLike | None = None,
+                    fmax: float = 1e-3, max_steps: int = 3000, min_style: str = "fire",
+                    max_step_A: float = 0.2, vacuum: float = 8.0,
+                    cmdargs: list[str] | None = None) -> list[dict[str, Any]]:
+    """Minimise each cluster with LAMMPS ``minimize`` (``pair_style eam/alloy``, metal units).
+
+    One LAMMPS instance per frame (non-periodic, shrink-wrapped box): ``min_style``
+    (default ``fire``), ``min_modify dmax max_step_A``, then
+    ``minimize 0.0 fmax max_steps 10*max_steps``.  LAMMPS stops on the 2-norm of the
+    *global* force vector, which bounds every atomic force, so a minimum it accepts also
+    has ``fmax`` below the tolerance.  Used by :func:`mdmlkit.landscape.minima.quench`
+    with ``calculator="lammps"`` (statuses, flags and deduplication as for ASE).
+
+    Parameters
+    ----------
+    frames : list of ase.Atoms (or one)
+        Non-periodic clusters; not modified.
+    potential : path or name, optional
+        eam/alloy file (:func:`find_potential`; default :data:`DEFAULT_EAM`, Cu).
+    fmax : float
+        Force tolerance, eV/Å.
+    max_steps : int
+        Most minimiser iterations per frame.
+    min_style : one of :data:`MIN_STYLES`
+    max_step_A : float
+        Largest displacement of any atom per iteration, Å.
+    vacuum : float
+        Vacuum (Å) around the cluster in the initial box.
+
+    Returns
+    -------
+    list of dict
+        Per frame: ``positions`` [n, 3] (Å, in the input frame's coordinates), ``energy``
+        (eV), ``fmax`` (largest atomic force, eV/Å), ``steps`` (iterations).
+
+    Raises
+    ------
+    InputError
+        bad settings, periodic frames; :class:`UnknownElementError` for elements the
+        potential lacks; :class:`LammpsUnavailableError` / :class:`MissingForceFieldError`.
+    """
+    frames = [frames] if isinstance(frames, Atoms) else list(frames)
+    if min_style not in MIN_STYLES:
+        raise InputError(f"minimize_lammps: unknown min_style {min_style!r}; choose from {MIN_STYLES}")
+    for name, v in (("fmax", fmax), ("max_step_A", max_step_A)):
+        if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+            raise InputError(f"minimize_lammps: {name} must be a positive number, got {v!r}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise InputError(f"minimize_lammps: max_steps must be an integer >= 1, got {max_steps!r}")
+    pot = find_potential(str(potential) if potential is not None else DEFAULT_EAM)
+    elements = potential_elements(pot, "eam/alloy")
+    types = {el: i + 1 for i, el in enumerate(elements)}
+    for k, a in enumerate(frames):
+        if not isinstance(a, Atoms):
+            raise InputError(f"minimize_lammps: frame {k} is {type(a).__name__}, not ase.Atoms")
+        if a.pbc.any():
+            raise InputError(f"minimize_lammps: frame {k} is periodic; only clusters are supported")
+        for i, el in enumerate(a.get_chemical_symbols()):
+            if el not in types:
+                raise UnknownElementError(f"minimize_lammps: frame {k}, atom {i}: element {el!r} is "
+                                          f"not in {pot.name} ({elements})")
+    out = []
+    for a in frames:
+        pos = a.get_positions()
+        shift = pos.min(axis=0) - vacuum
+        lo, hi = np.zeros(3), pos.max(axis=0) - shift + vacuum
+        lmp = load_lammps()(cmdargs=cmdargs or ["-log", "none", "-screen", "none", "-nocite"])
+        try:
+            lmp.commands_list(["units metal", "atom_style atomic", "boundary s s s",
+                               "atom_modify map array sort 0 0.0",
+                               "region box block " + " ".join(f"{lo[d]} {hi[d]}" for d in range(3)),
+                               f"create_box {len(elements)} box"]
+                              + [f"mass {types[el]} {atomic_masses[atomic_numbers[el]]}"
+                                 for el in elements])
+            lmp.create_atoms(len(a), list(range(1, len(a) + 1)),
+                             [types[el] for el in a.get_chemical_symbols()],
+                             (pos - shift).ravel().tolist())
+            lmp.commands_list(["pair_style eam/alloy",
+                               f"pair_coeff * * {pot} {' '.join(elements)}",
+                               "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",
+                               "thermo_style custom step pe fnorm fmax", "thermo 0",
+                               f"min_style {min_style}", f"min_modify dmax {max_step_A}",
+                               "reset_timestep 0",
+                               f"minimize 0.0 {fmax} {max_steps} {10 * max_steps}"])
+            x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(-1, 3) + shift
+            f = np.ctypeslib.as_array(lmp.gather_atoms("f", 1, 3)).reshape(-1, 3)
+            out.append({"positions": x.copy(), "energy": float(lmp.get_thermo("pe")),
+                        "fmax": float(np.sqrt((f ** 2).sum(axis=1)).max()),
+                        "steps": int(lmp.get_thermo("step"))})
+        finally:
+            lmp.close()
+    return out

@@ -385,8 +385,9 @@ def plot_radial_functions(sfs, element: str, neighbour: str | None = None, selec
     return ax
 
 
-MORPHOLOGY_COLOURS = {"icosahedral": "tab:blue", "decahedral": "tab:green",
-                      "fcc/twinned": "tab:orange", "low-symmetry": "tab:purple",
+MORPHOLOGY_COLOURS = {"icosahedral": "tab:blue", "icosahedral+adatom": "tab:cyan",
+                      "icosahedral+rosette": "tab:purple", "icosahedral-defective": "tab:olive",
+                      "decahedral": "tab:green", "fcc/twinned": "tab:orange",
                       "disordered": "tab:red", None: "0.4"}
 
 

@@ -161,11 +161,11 @@ def test_plot_disconnectivity_and_occupancy():
 
     g = DisconnectivityGraph.from_paths(E, [RUN1, RUN2], [_frame_energies(RUN1), _frame_energies(RUN2)],
                                         morphologies=["icosahedral", "disordered", "decahedral",
-                                                      "disordered", "low-symmetry"])
+                                                      "disordered", "icosahedral+adatom"])
     ax = plot_disconnectivity(g)
     assert "E - E_lowest (eV)" in ax.get_ylabel()
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {
-        "icosahedral", "disordered", "decahedral", "low-symmetry"}
+        "icosahedral", "disordered", "decahedral", "icosahedral+adatom"}
     occ = FamilyOccupancy(np.array([350.0, 450.0]), np.array([[1.0, 0.0], [0.25, 0.75]]),
                           ["icosahedral", "disordered"], np.array([4, 4]), np.array([300.0, 400, 500]))
     ax = plot_family_occupancy(occ)
