@@ -155,6 +155,8 @@ def build_plugin(build_dir: PathLike | None = None, force: bool = False, verbose
     if not force and target.exists() and stamp.exists() and stamp.read_text().strip() == key:
         return target
     cmake_dir = build_dir / "cmake"
+    # stale: configure afresh (CMake refuses a cache made for other sources, e.g. another checkout)
+    shutil.rmtree(cmake_dir, ignore_errors=True)
     configure = [tools["cmake"], "-S", str(plugin_sources()), "-B", str(cmake_dir),
                  f"-DCMAKE_CXX_COMPILER={tools['cxx']}", "-DCMAKE_BUILD_TYPE=Release",
                  f"-DLAMMPS_INCLUDE_DIR={tools['include']}", f"-DLAMMPS_LIBRARY={tools['library']}",
