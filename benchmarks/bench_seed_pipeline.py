@@ -98,21 +98,29 @@ def _cached_array(path: Path, make) -> np.ndarray:
 
 
 def quenched_classes(frames: list, tag: str, progress: bool) -> tuple[np.ndarray, dict]:
-    """classify_minimum of every frame's inherent structure (chunked, cached)."""
+    """classify_minimum of every frame's inherent structure (chunked, cached).
+
+    The cache keeps the minimised positions, so the classes are recomputed from them with
+    the current :func:`~mdmlkit.landscape.minima.classify_minimum` (a change of the
+    classification rule never reuses stale classes, and never needs new quenches).
+    """
+    from ase import Atoms
+
     from mdmlkit.landscape.minima import classify_minimum, quench
 
     out, info = [], {"not_converged": 0, "quench_s": 0.0}
     for c0 in range(0, len(frames), QUENCH_CHUNK):
-        path = CACHE / f"quench_{tag}_{c0}_{QUENCH_CHUNK}.npz"
+        path = CACHE / f"quench_{tag}_{c0}_{QUENCH_CHUNK}_pos.npz"
         if not path.exists():
             t0 = time.perf_counter()
             q = quench(frames[c0:c0 + QUENCH_CHUNK], "asap3", progress=progress)
-            cls = np.array([classify_minimum(a) for a in q.structures], dtype=str)
             with atomic_path(path, suffix=".npz") as tmp:
-                np.savez(tmp, classes=cls, converged=q.converged, energies=q.energies,
-                         seconds=time.perf_counter() - t0)
+                np.savez(tmp, positions=np.array([a.positions for a in q.structures]),
+                         numbers=q.structures[0].numbers, converged=q.converged,
+                         energies=q.energies, seconds=time.perf_counter() - t0)
         z = np.load(path, allow_pickle=False)
-        out.append(z["classes"])
+        out.append(np.array([classify_minimum(Atoms(numbers=z["numbers"], positions=pos))
+                             for pos in z["positions"]], dtype=str))
         info["not_converged"] += int((~z["converged"]).sum())
         info["quench_s"] += float(z["seconds"])
         print(f"   quenched {min(c0 + QUENCH_CHUNK, len(frames))}/{len(frames)}", flush=True)
