@@ -92,6 +92,19 @@ std::vector<std::string> split(const std::string &s)
   return out;
 }
 
+// calls fn(tokens, line number) for every line of `in` that is neither blank nor a '#' comment
+template <class F> void for_each_data_line(std::istream &in, F &&fn)
+{
+  std::string raw;
+  int lineno = 0;
+  while (std::getline(in, raw)) {
+    ++lineno;
+    auto tok = split(raw);
+    if (tok.empty() || tok[0][0] == '#') continue;
+    fn(tok, lineno);
+  }
+}
+
 // cutoff function value and derivative (1/Å) for n2p2 cutoff types 0..8
 inline void cutoff_fn(int type, double alpha, double rc, double r, double &f, double &df)
 {
@@ -658,12 +671,7 @@ void Model::read_scaling(const std::string &path, const std::string &mode, doubl
     return;
   }
   std::vector<std::vector<std::array<double, 4>>> rows(nel);
-  std::string raw;
-  int lineno = 0;
-  while (std::getline(in, raw)) {
-    ++lineno;
-    auto tok = split(raw);
-    if (tok.empty() || tok[0][0] == '#') continue;
+  for_each_data_line(in, [&](const std::vector<std::string> &tok, int lineno) {
     if (tok.size() != 5 && tok.size() != 6)
       fail(path, lineno, "expected 5 or 6 columns (e_index sf_index min max mean [sigma]), got " +
                              std::to_string(tok.size()));
@@ -680,7 +688,7 @@ void Model::read_scaling(const std::string &path, const std::string &mode, doubl
     r[3] = tok.size() == 6 ? to_double(tok[5], path, lineno, "sigma") : NAN;
     if (r[0] > r[1]) fail(path, lineno, "Gmin > Gmax");
     grp.push_back(r);
-  }
+  });
   const double width = smax - smin;
   for (int k = 0; k < nel; ++k) {
     Element &E = elements[order[k]];
@@ -719,14 +727,9 @@ void Model::read_weights(int el, const std::string &path)
   std::ifstream in(path);
   if (!in) fail(path, 0, "cannot open the weights of " + E.symbol + " (no such file or not readable)");
   std::vector<double> vals;
-  std::string raw;
-  int lineno = 0;
-  while (std::getline(in, raw)) {
-    ++lineno;
-    auto tok = split(raw);
-    if (tok.empty() || tok[0][0] == '#') continue;
+  for_each_data_line(in, [&](const std::vector<std::string> &tok, int lineno) {
     vals.push_back(to_double(tok[0], path, lineno, "connection"));
-  }
+  });
   size_t need = 0;
   for (auto &L : E.layers) need += (size_t)L.n_in * L.n_out + L.n_out;
   if (vals.size() != need) {
