@@ -8,9 +8,9 @@ moments ``M_ulm = sum_j R_u(r_ij) S_lm(u_ij)`` (plus their diagonal
 ``sum_j R_u(r_ij)^2``).  Almost all the arithmetic of an MD step is in these
 sums and in their gradients: loops over the pairs of each atom that keep their
 data in cache.  :func:`radial_sums` and :func:`descriptor_values` give the
-symmetry functions G of every atom, torch runs the atomic networks and their
-gradient dE/dG, and :func:`descriptor_gradients` and :func:`radial_gradients`
-turn dE/dG into dE/d(pair vector) for every pair (forces follow by one scatter,
+symmetry functions G of every atom, :class:`~.networks.NetworkTables` runs the
+atomic networks and their gradient dE/dG (numpy matrix products, no torch graph),
+and :func:`descriptor_gradients` and :func:`radial_gradients` turn dE/dG into dE/d(pair vector) for every pair (forces follow by one scatter,
 the virial by one sum), recomputing radial factors and harmonics instead of
 storing per-pair derivative tables.
 
@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from mdmlkit.descriptors.batch import MIN_DISTANCE
+from mdmlkit.descriptors.kernels.networks import NetworkTables
 from mdmlkit.errors import InputError
 
 __all__ = ["FusedPlan", "FusedEnergy", "numba_threads", "tabulate_radial"]
@@ -1192,10 +1193,12 @@ class FusedEnergy:
     """Atomic energies, symmetry functions, dE/dpositions and the virial of one structure.
 
     ``FusedEnergy(model)(batch)`` checks that no two atoms are closer than
-    :data:`~mdmlkit.descriptors.batch.MIN_DISTANCE` (:class:`AtomsTooCloseError`) and returns ``(e_atoms [N] eV, G {el: [n_el, F]},
+    :data:`~mdmlkit.descriptors.batch.MIN_DISTANCE` (:class:`AtomsTooCloseError`) and
+    returns ``(e_atoms [N] eV, G {el: [n_el, F]},
     dE/dpositions [N, 3] eV/Å, dE/dstrain [1, 3, 3] eV)`` as torch tensors in the model's
     dtype, the contract of :meth:`PaddedEnergy.energy_and_gradients` (CPU only).  The
-    atomic networks and dE/dG run in torch; everything per pair in the numba kernels.
+    atomic networks and dE/dG run as numpy matrix products (:mod:`.networks`), so a call
+    builds no torch graph.
 
     ``n_threads``: numba threads of every call (default: ``torch.get_num_threads()`` at
     call time, capped by numba's pool size); torch's own setting is never changed
@@ -1213,7 +1216,9 @@ class FusedEnergy:
         self.model = model
         self.np_dtype = np.float32 if model.dtype == torch.float32 else np.float64
         self.plan = FusedPlan(model.acsf, self.np_dtype)
+        self.networks = NetworkTables(model, self.np_dtype)
         self._pairs = None
+        self._rows_cache = None
 
     def __repr__(self) -> str:
         return f"FusedEnergy(elements={self.model.elements}, dtype={self.np_dtype.__name__}, {self.plan!r})"
@@ -1228,6 +1233,13 @@ class FusedEnergy:
                            np.ascontiguousarray(batch.shifts.detach().cpu().numpy(), dtype=self.np_dtype),
                            batch.species.cpu().numpy().astype(np.int64))
         return self._pairs[1:]
+
+    def _rows(self, batch) -> list:
+        """Row indices of each element's atoms (numpy), cached with the pair arrays."""
+        st = batch._static
+        if self._rows_cache is None or self._rows_cache[0] is not st:
+            self._rows_cache = (st, [batch.element_index[el].cpu().numpy() for el in self.model.elements])
+        return self._rows_cache[1]
 
     def __call__(self, batch, strain: bool = True):
         if batch.n_structures != 1:
@@ -1250,16 +1262,10 @@ class FusedEnergy:
         descriptor_values(pos, start, pair_j, shifts, species, acc, *desc, chunks, G, mom)
         if plan.n_triplet_functions:
             triplet_values(pos, start, pair_j, shifts, species, *plan.triplet_tables(), chunks, G)
-        tG = torch.from_numpy(G).requires_grad_(True)
-        with torch.enable_grad():
-            Gs = {el: tG.index_select(0, batch.element_index[el])[:, :f]
-                  for el, f in zip(model.elements, plan.n_features)}
-            e_atoms = model.atomic_energies_from(Gs, batch.element_index, batch.species)
-            (gG,) = torch.autograd.grad(e_atoms.sum(), tG)
+        e_atoms, gG = self.networks.evaluate(model, G, self._rows(batch))
         g_acc = np.empty((n, plan.n_el, plan.D), dt)
         g_pair = np.empty((pair_j.shape[0], 3), dt)
         virial = np.empty((n, 3, 3), dt)
-        gG = np.ascontiguousarray(gG.numpy())
         descriptor_gradients(pos, start, pair_j, shifts, species, gG,
                              *desc, chunks, mom, g_acc, g_pair)
         if plan.n_triplet_functions:
@@ -1270,5 +1276,7 @@ class FusedEnergy:
         g_pos = np.empty((n, 3), dt)
         _scatter_pairs(pair_i, pair_j, g_pair, g_pos)
         g_strain = torch.from_numpy(virial.sum(axis=0))[None] if strain else None
-        G_out = {el: g.detach() for el, g in Gs.items()}
-        return e_atoms.detach(), G_out, torch.from_numpy(g_pos), g_strain
+        tG = torch.from_numpy(G)
+        G_out = {el: tG.index_select(0, batch.element_index[el])[:, :f]
+                 for el, f in zip(model.elements, plan.n_features)}
+        return torch.from_numpy(e_atoms), G_out, torch.from_numpy(g_pos), g_strain
