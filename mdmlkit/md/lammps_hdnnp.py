@@ -264,6 +264,7 @@ class _Session:
             self.lmp.commands_list(pair_commands(model_dir, self.types, plugin, mindist, tolerance,
                                                  triplets=triplets) + [
                 "neighbor 1.0 bin", "compute mdmlkit_pe all pe/atom",
+                "compute mdmlkit_sa all stress/atom NULL virial",
                 "compute mdmlkit_vir all pressure NULL virial", "thermo_style custom step pe",
                 "thermo_modify norm no"])
         except Exception as e:  # noqa: BLE001 - LAMMPS raises plain Exception
@@ -290,8 +291,11 @@ class _Session:
         nktv2p = float(self.lmp.extract_global("nktv2p"))
         w = np.array([[p[0], p[3], p[4]], [p[3], p[1], p[5]], [p[4], p[5], p[2]]]) * vol / nktv2p
         virial = self.prism.tensor2_to_ase(w)
+        sa = -self.gather("c_mdmlkit_sa", 6) / nktv2p       # stress*volume -> virial, eV
+        per_atom = np.stack([self.prism.tensor2_to_ase(np.array([[a[0], a[3], a[4]], [a[3], a[1], a[5]],
+                                                                  [a[4], a[5], a[2]]])) for a in sa])
         out = {"energy": float(self.lmp.get_thermo("pe")), "energies": energies, "forces": forces,
-               "virial": virial, "extrapolations": int(self.lmp.extract_pair("extrapolations") or 0)}
+               "virial": virial, "virials": per_atom, "extrapolations": int(self.lmp.extract_pair("extrapolations") or 0)}
         if self.atoms.pbc.all():
             s = -virial / self.atoms.get_volume()
             out["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
@@ -326,7 +330,9 @@ def lammps_hdnnp_evaluate(atoms: Atoms, model_dir: PathLike, plugin: PathLike | 
     -------
     dict
         ``energy`` (eV), ``energies`` [N] (eV), ``forces`` [N, 3] (eV/Å), ``virial``
-        [3, 3] (eV, sum of r ⊗ f), ``stress`` [6] (eV/Å³, ASE Voigt order; periodic only),
+        [3, 3] (eV, sum of r ⊗ f), ``virials`` [N, 3, 3] (eV, per-atom virials of LAMMPS
+        ``compute stress/atom``: they sum to ``virial``; LAMMPS keeps six components of
+        each, so off-diagonal per-atom terms depend on the frame, traces do not), ``stress`` [6] (eV/Å³, ASE Voigt order; periodic only),
         ``extrapolations`` (symmetry-function values outside the training range).
     """
     s = _Session(atoms, model_dir, plugin, mindist, tolerance, triplets=triplets)

@@ -97,6 +97,35 @@ def test_matches_calculator(plugin, calc, kind):
         assert np.abs(np.cross(atoms.positions, got["forces"]).sum(axis=0)).max() < 1e-8
 
 
+def test_per_atom_virials(plugin):
+    """Per-atom virials (``compute stress/atom``) sum to the global virial; for a cluster that
+    is sum_i r_i (x) f_i from the forces, and each atom's trace (its share of the pressure)
+    does not change when the cluster is rotated.  (A many-body per-atom virial is not
+    symmetric and LAMMPS keeps one triangle, so only traces and sums are frame-free.)"""
+    from scipy.spatial.transform import Rotation
+
+    from mdmlkit.md.lammps_hdnnp import lammps_hdnnp_evaluate
+
+    periodic = lammps_hdnnp_evaluate(_strained_cell(3), MODEL, plugin=plugin)
+    scale = np.abs(periodic["virial"]).max()
+    np.testing.assert_allclose(periodic["virials"].sum(axis=0), periodic["virial"], rtol=0, atol=1e-9 * scale)
+    cluster = _cluster()
+    got = lammps_hdnnp_evaluate(cluster, MODEL, plugin=plugin)
+    w = got["virials"]
+    assert w.shape == (len(cluster), 3, 3) and np.isfinite(w).all()
+    direct = np.einsum("ia,ib->ab", cluster.positions, got["forces"])
+    np.testing.assert_allclose(w.sum(axis=0), direct, rtol=0, atol=1e-8 * np.abs(direct).max())
+    np.testing.assert_allclose(w.sum(axis=0), got["virial"], rtol=0, atol=1e-8 * np.abs(direct).max())
+    assert np.ptp(np.trace(w, axis1=1, axis2=2)) > 1e-3 * np.abs(direct).max()   # not one share per atom
+    q = Rotation.from_euler("zyx", [0.7, -0.4, 1.1]).as_matrix()
+    turned = cluster.copy()
+    turned.positions = cluster.positions @ q.T
+    wq = lammps_hdnnp_evaluate(turned, MODEL, plugin=plugin)["virials"]
+    np.testing.assert_allclose(np.trace(wq, axis1=1, axis2=2), np.trace(w, axis1=1, axis2=2), rtol=0,
+                               atol=1e-8 * np.abs(w).max())
+    np.testing.assert_allclose(wq.sum(axis=0), q @ w.sum(axis=0) @ q.T, rtol=0, atol=1e-8 * np.abs(direct).max())
+
+
 def test_moments_equal_explicit_triplets(plugin, calc):
     """The moment evaluation of the type-9 functions equals the plugin's own explicit triplet
     loop (``triplets yes``) and both equal the calculator."""
