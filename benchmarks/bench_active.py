@@ -86,7 +86,16 @@ PRESETS = {
                        n_initial=50, pool_size=0, test_size=0, steps=1200, batch=8, lr=2e-3,
                        hidden=[40, 40], n_radial=5, committee=3, ae_steps=3000, ood_train=0,
                        ood_test=0, sfs_from="models/la2zr2o7-fast/input.nn"),
+    # the production protocol on the unlabelled MD pool (data/la2zr2o7_pool, 300-3000 K),
+    # labelled on request by the live CHGNet teacher (disk label cache shared by all runs)
+    "md-pool": dict(seeds=[0, 1, 2], rounds=4, k=0, schedule=[50, 100, 200, 400],
+                    n_initial=50, pool_size=0, test_size=0, steps=1200, batch=8, lr=2e-3,
+                    hidden=[40, 40], n_radial=5, committee=3, ae_steps=3000, ood_train=0,
+                    ood_test=0, sfs_from="models/la2zr2o7-fast/input.nn", pool_source="md",
+                    oracle="chgnet"),
 }
+#: profiles that run the resumable learning-curve protocol (``production``)
+CURVE_PROFILES = ("production", "md-pool")
 BATCH = 4
 #: absolute targets of the production curves: the shipped model's test accuracy, and on the hot
 #: test set the accuracy a robust shipped model must keep (5 meV/atom, 0.25 eV/Å)
@@ -106,6 +115,12 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=1,
                    help="processes for (strategy, seed) runs (production profile)")
     p.add_argument("--dataset", choices=["la2zr2o7", "synthetic"], default="la2zr2o7")
+    p.add_argument("--pool-source", choices=["split", "md"], default=None,
+                   help="candidates: the labelled training split (replay oracle) or the unlabelled "
+                        "MD pool labelled by --oracle (md-pool profile)")
+    p.add_argument("--oracle", default=None,
+                   help="teacher of the MD pool: 'chgnet' or 'package.module:factory' "
+                        "(synthetic data: default ase.calculators.emt:EMT)")
     p.add_argument("--strategies", default="random,autoencoder,fps,qbc")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=None)
     for name in ("rounds", "k", "n_initial", "pool_size", "test_size", "steps", "committee",
@@ -135,7 +150,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.profile = args.profile or ("quick" if args.quick else "moderate")
     args.quick = args.profile == "quick"
-    preset = {"schedule": None, "batch": BATCH, "lr": 3e-3, "sfs_from": None, **PRESETS[args.profile]}
+    preset = {"schedule": None, "batch": BATCH, "lr": 3e-3, "sfs_from": None, "pool_source": "split",
+              "oracle": None, **PRESETS[args.profile]}
     for key, val in preset.items():
         if getattr(args, key, None) is None:
             setattr(args, key, val)
@@ -143,10 +159,12 @@ def parse_args(argv=None):
 
 
 def load_data(args):
-    """(pool, test) labelled frames and the element list."""
+    """(pool, test) frames and the element list: the pool labelled (training split) or, with
+    ``pool_source="md"``, unlabelled MD frames (``data/la2zr2o7_pool``) for a live oracle."""
     from mdmlkit.active import random_subset
 
     rng = np.random.default_rng(12345)
+    md = getattr(args, "pool_source", "split") == "md"
     if args.dataset == "synthetic":
         from mdmlkit.active.synthetic import emt_frames
 
@@ -160,10 +178,14 @@ def load_data(args):
                     + emt_frames(n - n_th - n_hot - n_st, "vacancy", seed=seed + 3))
 
         pool, test = mix(args.pool_size, 100), mix(args.test_size, 200)
+        if md:
+            for a in pool:
+                a.calc = None
         return pool, test, ["Cu", "Ni"]
-    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7
+    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7, load_pool
 
-    train, test = load_la2zr2o7("train"), load_la2zr2o7("test")
+    test = load_la2zr2o7("test")
+    train = list(load_pool()) if md else load_la2zr2o7("train")
     pool = random_subset(train, args.pool_size, rng) if args.pool_size else train
     test = random_subset(test, args.test_size, rng) if args.test_size else test
     return pool, test, ["La", "Zr", "O"]
@@ -254,6 +276,17 @@ def ood_experiment(args, sfs, model_factory, trainer_kwargs, progress):
 
 # ----------------------------------------------------------------------------- production
 
+def live_oracle(args, workdir: Path):
+    """The oracle of an unlabelled (``pool_source="md"``) pool: the teacher with a disk label
+    cache under ``workdir`` shared by all runs; None for a labelled pool (replay)."""
+    if getattr(args, "pool_source", "split") != "md":
+        return None
+    from mdmlkit.active import LabelCache, Oracle
+
+    spec = args.oracle or ("ase.calculators.emt:EMT" if args.dataset == "synthetic" else "chgnet")
+    return Oracle(spec, cache=LabelCache(Path(workdir) / "labels"), timeout_s=900)
+
+
 def _production_setup(args):
     """(pool, test, hot, sfs, model factory, trainer kwargs, strategies) of the production profile."""
     import torch
@@ -313,7 +346,8 @@ def _production_run(task: dict) -> list[dict]:
                               seeds=[task["seed"]], k=args.schedule, n_initial=args.n_initial,
                               model=factory, trainer_kwargs=tk, warm_start=not args.cold_start,
                               workdir=Path(task["workdir"]), progress=False,
-                              extra_tests={"hot": hot} if hot else None)
+                              extra_tests={"hot": hot} if hot else None,
+                              oracle=live_oracle(args, Path(task["workdir"]).parent))
     for r in res.records:
         r["run_wall_s"] = res.meta.get("run_wall_s", {}).get(f"{task['strategy']}/seed_{task['seed']}")
     return res.records
@@ -344,7 +378,7 @@ def summarise(res) -> dict:
     return out
 
 
-def plot_production(res, path: Path, complete: bool = True) -> Path:
+def plot_production(res, path: Path, complete: bool = True, profile: str = "production") -> Path:
     """Four panels (test/hot test × energy/force RMSE vs labels, log-log) -> ``path`` (PNG)."""
     import matplotlib
 
@@ -361,7 +395,7 @@ def plot_production(res, path: Path, complete: bool = True) -> Path:
             ax.text(0.5, 0.5, f"no {m} in the results", ha="center", transform=ax.transAxes)
             continue
         plot_learning_curves(res, m, ax=ax, logx=True, logy=True, target=TARGETS[m])
-    fig.suptitle("La2Zr2O7 HDNNP learning curves (benchmarks/bench_active.py --profile production)"
+    fig.suptitle(f"La2Zr2O7 HDNNP learning curves (benchmarks/bench_active.py --profile {profile})"
                  + ("" if complete else f" — partial: {len(set((r['strategy'], r['seed']) for r in res.records))} runs"))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -396,8 +430,11 @@ def production(args) -> int:
 
     def report(done_records, complete):
         res = LearningCurves(list(done_records), {"settings": settings})
-        out = {"benchmark": "active learning, production learning curves (pool = training split, "
-                            "replay oracle = the CHGNet labels)",
+        what = ("pool = training split, replay oracle = the CHGNet labels"
+                if args.pool_source != "md" else
+                f"pool = unlabelled MD frames (data/la2zr2o7_pool), live oracle {args.oracle or 'chgnet'} "
+                "with a disk label cache")
+        out = {"benchmark": f"active learning, {args.profile} learning curves ({what})",
                "complete": complete, "settings": settings, "retraining_rule":
                    f"round 0 from scratch; later rounds warm start, {args.steps} optimiser steps of "
                    f"{args.batch} structures, lr {args.lr} decayed x0.1 per round, scaling kept",
@@ -407,7 +444,7 @@ def production(args) -> int:
                **summarise(res), "records": list(done_records)}
         atomic_write_json(out_path, out)
         if done_records:
-            plot_production(res, out_path.with_suffix(".png"), complete)
+            plot_production(res, out_path.with_suffix(".png"), complete, args.profile)
         return res, out
 
     def on_done(recs):
@@ -451,7 +488,7 @@ def production(args) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    if args.profile == "production":
+    if args.profile in CURVE_PROFILES:
         if args.replot:
             from mdmlkit.active import LearningCurves
 
@@ -462,7 +499,7 @@ def main(argv=None) -> int:
             res = LearningCurves.from_dict(d)
             d.update(summarise(res))        # summaries of the current code (e.g. new targets)
             atomic_write_json(path, d)
-            print(plot_production(res, Path(path).with_suffix(".png"), d.get("complete", False)))
+            print(plot_production(res, Path(path).with_suffix(".png"), d.get("complete", False), args.profile))
             return 0
         return production(args)
     import torch

@@ -13,7 +13,8 @@
 
 Every (strategy, seed) run is an :class:`~mdmlkit.active.ActiveLearningLoop` on
 the same pool with a :class:`~mdmlkit.active.ReplayOracle` revealing the stored
-labels; for one seed all strategies start from the same random initial set and
+labels (or, for an unlabelled pool, a live ``oracle`` such as the CHGNet teacher with a
+disk label cache); for one seed all strategies start from the same random initial set and
 the same weight initialisation, and are evaluated on the same fixed test set.
 With ``workdir`` every run checkpoints and an interrupted benchmark resumes.
 Descriptors are computed once per structure for all runs (one
@@ -183,16 +184,18 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
                         trainer_kwargs: dict | Callable[[int], dict] | None = None, val: Sequence[Atoms] | None = None,
                         warm_start: bool = False, workdir=None, progress: bool = True,
                         callback: Callable[[dict], None] | None = None,
-                        extra_tests: Mapping[str, Sequence[Atoms]] | None = None) -> LearningCurves:
-    """Learning curves of several strategies on a pre-labelled pool (see module docstring).
+                        extra_tests: Mapping[str, Sequence[Atoms]] | None = None,
+                        oracle=None) -> LearningCurves:
+    """Learning curves of several strategies on a pool of candidates (see module docstring).
 
     Parameters
     ----------
     strategies : dict name -> Query or callable(seed) -> Query
         Query instances are cloned per seed (``sklearn.base.clone``, their ``seed``
         set to the run's seed); the instances themselves are not changed.
-    pool : sequence of labelled ase.Atoms
-        Candidates; their labels are revealed by a :class:`ReplayOracle` only when chosen.
+    pool : sequence of ase.Atoms
+        Candidates.  Without ``oracle`` they must be labelled: a :class:`ReplayOracle`
+        reveals a label only when the structure is chosen.
     test : sequence of labelled ase.Atoms
         Fixed held-out test set.
     seeds : sequence of int
@@ -217,6 +220,10 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
         Called with each finished run's records (list of dict).
     extra_tests : dict name -> sequence of labelled ase.Atoms, optional
         Further fixed test sets (e.g. a hot test set); records get ``"<name>/<metric>"``.
+    oracle : Oracle, ASE calculator or callable, optional
+        A live oracle for an unlabelled pool (e.g. ``Oracle("chgnet", cache=...)``): every
+        run labels what it chooses through it, and with a :class:`LabelCache` a structure
+        chosen by several runs is computed once.
     """
     from tqdm.auto import tqdm
 
@@ -235,11 +242,12 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
     if n_initial + sum(ks) > len(pool):
         raise InputError(f"n_initial + the round sizes = {n_initial + sum(ks)} exceeds the pool "
                          f"({len(pool)} structures)")
-    oracle = ReplayOracle(pool)
+    oracle = ReplayOracle(pool) if oracle is None else oracle
     extra_tests = {str(n): list(f) for n, f in (extra_tests or {}).items()}
     res = LearningCurves(meta={"seeds": list(seeds), "rounds": rounds,
                                "k": k if isinstance(k, (int, np.integer)) else ks,
                                "n_initial": n_initial, "n_pool": len(pool), "n_test": len(test),
+                               "oracle": type(oracle).__name__,
                                "n_extra_tests": {n: len(f) for n, f in extra_tests.items()},
                                "trainer_kwargs": repr(trainer_kwargs) if callable(trainer_kwargs) else
                                {kk: v for kk, v in (trainer_kwargs or {}).items()

@@ -45,3 +45,27 @@ def test_production_profile_runs_resumes_and_summarises(tmp_path):
     # --replot rewrites the summaries and the figure from the records alone
     assert bench.main(argv + ["--replot"]) == 0
     assert json.loads(out.read_text())["targets"] == bench.TARGETS
+
+
+@pytest.mark.slow
+def test_md_pool_profile_labels_through_the_live_oracle_once(tmp_path):
+    """The md-pool protocol: an unlabelled pool, labels from a live oracle (EMT here) through
+    a disk cache shared by the runs, so the initial set both strategies share is computed
+    once; the result says which oracle labelled it."""
+    bench = _bench()
+    out, work = tmp_path / "active_md.json", tmp_path / "work"
+    argv = ["--profile", "md-pool", "--dataset", "synthetic", "--strategies", "random,autoencoder",
+            "--seeds", "0", "--schedule", "3,5", "--n-initial", "4", "--pool-size", "30",
+            "--test-size", "8", "--steps", "4", "--ae-steps", "20", "--hidden", "4",
+            "--out", str(out), "--workdir", str(work), "--no-progress"]
+    args = bench.parse_args(argv)
+    pool, _, _ = bench.load_data(args)
+    assert all(a.calc is None for a in pool)               # nothing to replay
+    assert bench.main(argv) == 0
+    d = json.loads(out.read_text())
+    assert d["complete"] and "live oracle" in d["benchmark"]
+    assert sorted({r["n_labelled"] for r in d["records"]}) == [4, 7, 12]
+    entries = [p for p in (work / "labels").rglob("*") if p.is_file()]
+    # 2 runs x 12 labels, the 4 initial structures shared: at most 20 distinct labels computed
+    assert 12 <= len(entries) <= 20
+    assert all(r["force_rmse_meV_A"] > 0 for r in d["records"])
