@@ -47,7 +47,7 @@ from mdmlkit.io.frames import read_frames, write_frames
 from mdmlkit.utils import PathLike, atomic_write_json
 
 __all__ = [
-    "SPLITS", "data_dir", "load_la2zr2o7", "label",
+    "HOT_SPLITS", "SPLITS", "data_dir", "load_la2zr2o7", "label",
     "LabelledFrames", "validate_labelled", "split_labels", "summarize", "DatasetSummary",
     "frames_fingerprint", "load_hot_test", "load_pool", "RELAXED_LATTICE", "start_cell",
 ]
@@ -58,6 +58,8 @@ RELAXED_LATTICE = {"a0": 10.895642340313849, "x48f": 0.3328561222692458, "alpha_
 START_KINDS = ("perfect", "vacancy", "frenkel", "antisite")
 
 SPLITS = ("train", "val", "test")
+#: labelled hot pool frames (2000-3000 K, ``generate_hot_train.py``): extra training / validation data
+HOT_SPLITS = ("hot_train", "hot_val")
 _LA2ZR2O7 = "la2zr2o7"
 _INDEX_KEY = "_label_index"
 _PROPS = ("energy", "forces", "stress")
@@ -105,8 +107,10 @@ def load_la2zr2o7(split: str = "train", path: PathLike | None = None,
 
     Parameters
     ----------
-    split : {"train", "val", "test", "all"}
-        Which fixed split to read ("all" concatenates train, val, test).
+    split : {"train", "val", "test", "all", "hot_train", "hot_val"}
+        Which fixed split to read ("all" concatenates train, val, test).  ``hot_train`` /
+        ``hot_val``: teacher-labelled 2000–3000 K frames of the MD pool, the extra
+        training / validation data of the robust model (``generate_hot_train.py``).
     path : path-like, optional
         Directory with ``train.extxyz.gz`` etc. (default ``data_dir()/la2zr2o7``;
         set ``MDMLKIT_DATA`` to relocate the data root).
@@ -122,8 +126,8 @@ def load_la2zr2o7(split: str = "train", path: PathLike | None = None,
         Each with energy (eV), forces (eV/A), stress (eV/A^3) via a
         ``SinglePointCalculator`` and metadata in ``info``.
     """
-    if split not in (*SPLITS, "all"):
-        raise InputError(f"split must be one of {SPLITS + ('all',)}, got {split!r}")
+    if split not in (*SPLITS, "all", *HOT_SPLITS):
+        raise InputError(f"split must be one of {SPLITS + ('all',) + HOT_SPLITS}, got {split!r}")
     root = Path(path) if path is not None else data_dir() / _LA2ZR2O7
     names = SPLITS if split == "all" else (split,)
     files = [root / f"{name}.extxyz.gz" for name in names]

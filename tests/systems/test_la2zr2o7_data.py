@@ -415,3 +415,30 @@ def test_start_cell_uses_the_data_sets_relaxed_lattice_and_defect_counts():
     assert label == "1xLa<->Zr" and sorted(anti.numbers) == sorted(start_cell("perfect", "prim", 300.0, rng)[0].numbers)
     with pytest.raises(InputError, match="kind"):
         start_cell("shear", "prim", 300.0, rng)
+
+
+def test_hot_training_splits():
+    """The labelled hot pool frames (generate_hot_train.py): files as the manifest says, every
+    frame traceable to its pool frame, 2000-3000 K, the data set's force rule, and nothing
+    shared with the hot test set or between the two splits."""
+    if not (SHIPPED / "hot_train.extxyz.gz").is_file():
+        pytest.skip("hot training frames not generated")
+    manifest = json.loads((SHIPPED / "hot_train.json").read_text())
+    frames = {s: D.load_la2zr2o7(s) for s in D.HOT_SPLITS}
+    for s, fr in frames.items():
+        entry = manifest["files"][s]
+        assert len(fr) == entry["n_structures"] > 0
+        assert hashlib.sha256((SHIPPED / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
+        assert all(a.info["split"] == s and a.info["source"] == "pool" for a in fr)
+        assert {float(a.info["T"]) for a in fr} == set(manifest["settings"]["temperatures"])
+        assert max(np.linalg.norm(a.get_forces(), axis=1).max() for a in fr) <= manifest["settings"]["max_force"]
+    idx = [int(a.info["pool_index"]) for fr in frames.values() for a in fr]
+    assert len(set(idx)) == len(idx) == manifest["n_kept"] == manifest["n_labelled"] - len(manifest["dropped"])
+    pool = D.load_pool()
+    for a in frames["hot_val"][::10]:
+        p = pool[int(a.info["pool_index"])]
+        assert p.get_chemical_symbols() == a.get_chemical_symbols()
+        np.testing.assert_allclose(a.positions, p.positions, atol=1e-5)
+    hot_test = {hashlib.sha1(np.round(a.positions, 3).tobytes()).hexdigest() for a in D.load_hot_test()}
+    assert not hot_test & {hashlib.sha1(np.round(a.positions, 3).tobytes()).hexdigest()
+                           for fr in frames.values() for a in fr}
