@@ -11,7 +11,10 @@ steps by the autoencoder query; flagged frames (>= ``min_flag_spacing`` steps
 apart) are labelled by the CHGNet teacher (``Oracle`` with a disk label cache
 under the work directory) in batches of ``label_batch``, then the potential is
 fine-tuned by warm start for ``finetune_steps`` optimiser steps
-(:func:`~mdmlkit.active.onthefly.finetune_schedule`).  Blow-up guards (atoms
+(:func:`~mdmlkit.active.onthefly.finetune_schedule`), the new labels repeated to 20 % of
+the fine-tune's training set (``new_label_share``: a first run without it rolled back
+four times at 0.3 ps of the first stage, each one-frame fine-tune of 300 steps over
+2 200 structures leaving the potential as it was).  Blow-up guards (atoms
 closer than 1.2 Å, total-energy jumps, non-finite energies) roll the MD back and
 label the offending frame.  Start cells: the relaxed teacher lattice expanded to
 a(2000 K) as in ``data/la2zr2o7/generate_hot_test.py``; the vacancy is chosen with
@@ -55,7 +58,7 @@ PROFILES = {
     "production": dict(stages=(2000.0, 2500.0, 3000.0), n_steps=20000, timestep_fs=1.0,
                        check_every=20, label_batch=8, min_flag_spacing=200, finetune_steps=300,
                        batch=8, initial_epochs=60, lr=1e-3, max_retries=5, checkpoint_every=2000,
-                       flag_factor=1.2, ae_steps=1500),
+                       flag_factor=1.2, ae_steps=1500, new_label_share=0.2),
 }
 
 
@@ -153,7 +156,8 @@ def main(argv=None) -> int:
                               seed=args.seed, dtype=dtype), oracle=oracle, initial=cold, k=1,
                               n_rounds=0, test=test, val=val, extra_tests={"hot": hot},
                               trainer_kwargs=tk, warm_start=True, workdir=workdir / "loop",
-                              seed=args.seed, progress=args.progress)
+                              seed=args.seed, progress=args.progress,
+                              new_label_share=cfg.get("new_label_share", 0.0))
     loop.run(n_rounds=0)
     before = _errors(loop.history_[0])
     log(f"cold potential: {before}")

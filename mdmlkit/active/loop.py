@@ -186,6 +186,13 @@ class ActiveLearningLoop:
         :class:`~mdmlkit.potential.Trainer` each round, so the learning-rate schedule
         restarts).  Warm-started rounds keep the input scaling and reference energies
         fitted in round 0 (``fit_normalisation=False`` unless ``trainer_kwargs`` sets it).
+    new_label_share : float
+        In [0, 1).  For warm-started rounds: the structures labelled since the last
+        training are repeated in that round's training set until they make up at least
+        this share of it (0: no repeats).  A few new labels (an on-the-fly frame that
+        broke the MD) are otherwise drowned by thousands of old ones in a short
+        fine-tune: with one new frame among 2 000 and 300 optimiser steps of 8, the new
+        frame is seen about twice; with ``new_label_share=0.2`` in one step out of five.
     workdir : path, optional
         Checkpoint directory (resumed automatically when it holds a checkpoint).
     seed : int
@@ -227,7 +234,8 @@ class ActiveLearningLoop:
                  extra_tests: Mapping[str, Sequence[Atoms]] | None = None,
                  trainer_kwargs: dict | Callable[[int], dict] | None = None,
                  warm_start: bool = False, workdir=None, seed: int = 0, progress: bool = True,
-                 callbacks: Iterable[Callable] = (), cache: DescriptorCache | None = None):
+                 callbacks: Iterable[Callable] = (), cache: DescriptorCache | None = None,
+                 new_label_share: float = 0.0):
         if not isinstance(query, Query):
             raise InputError(f"query must be a mdmlkit.active Query, got {type(query).__name__}")
         self.pool = [unlabelled_copy(a) for a in as_frames(pool, "pool")]
@@ -270,6 +278,9 @@ class ActiveLearningLoop:
         self.val = None if val is None else list(val)
         self.trainer_kwargs = trainer_kwargs if callable(trainer_kwargs) else dict(trainer_kwargs or {})
         self.warm_start = bool(warm_start)
+        if not 0.0 <= float(new_label_share) < 1.0:
+            raise InputError(f"new_label_share must be in [0, 1), got {new_label_share!r}")
+        self.new_label_share = float(new_label_share)
         self.workdir = None if workdir is None else Path(workdir)
         self.seed = int(seed)
         self.progress = progress
@@ -337,6 +348,7 @@ class ActiveLearningLoop:
         return {"pool": self._pool_fp, "n_pool": len(self.pool), "k": self.k,
                 "seed": self.seed, "initial": init, "query": type(self.query).__name__,
                 "warm_start": self.warm_start, "query_params": query_params,
+                **({"new_label_share": self.new_label_share} if self.new_label_share else {}),
                 "trainer_kwargs": trainer, "model": self._arch, "oracle": self.oracle.oracle_id,
                 **self._sets_fp}
 
@@ -576,6 +588,18 @@ class ActiveLearningLoop:
         self.mark_labelled(r, {"mode": "pool", "n_selected": int(n), "query_fit_time_s": t_fit,
                                "query_select_time_s": t_sel, **info})
 
+    def _with_new_labels_repeated(self) -> tuple[list[Atoms], int]:
+        """``(training set, repeats)``: ``labelled_`` with the structures labelled since the
+        last trained round repeated so that they make up ``new_label_share`` of it."""
+        share = self.new_label_share
+        n_prev = int(self.history_[-1]["n_labelled"]) if self.history_ else len(self.labelled_)
+        new = self.labelled_[n_prev:]
+        n_old = len(self.labelled_) - len(new)
+        if share <= 0.0 or not new or n_old == 0:
+            return self.labelled_, 1
+        reps = max(1, math.ceil(share * n_old / ((1.0 - share) * len(new))))
+        return self.labelled_ + new * (reps - 1), reps
+
     def _trainer_kwargs(self, n: int) -> dict:
         tk = self.trainer_kwargs
         return dict(tk(n)) if callable(tk) else dict(tk)
@@ -589,7 +613,9 @@ class ActiveLearningLoop:
         """Train (or keep) the potential on ``labelled_``, evaluate, record and checkpoint the
         round; returns its history record."""
         r = self.round_
-        kw = {"progress": False, **self._trainer_kwargs(len(self.labelled_))}
+        warm = self.warm_start and self.model_ is not None
+        train_set, reps = self._with_new_labels_repeated() if warm else (self.labelled_, 1)
+        kw = {"progress": False, **self._trainer_kwargs(len(train_set))}
         kw.pop("seed", None)
         ckpt = None
         if self.workdir is not None:
@@ -605,16 +631,18 @@ class ActiveLearningLoop:
             model = self._new_model()
             if model is self.model_:          # warm start: keep round 0's scaling and offsets
                 kw.setdefault("fit_normalisation", False)
+            if reps > 1:
+                rec["new_label_repeats"] = reps
             trainer = Trainer(model, seed=self.seed, **kw)
             try:
-                trainer.fit(self.labelled_, self.val, resume=ckpt is not None)
+                trainer.fit(train_set, self.val, resume=ckpt is not None)
             except CorruptCheckpointError as exc:      # a damaged round checkpoint: train afresh
                 warnings.warn(CheckpointFallbackWarning(
                     f"round {r}: {exc}; training this round afresh"), stacklevel=2)
                 import shutil
 
                 shutil.rmtree(ckpt, ignore_errors=True)
-                trainer.fit(self.labelled_, self.val, resume=False)
+                trainer.fit(train_set, self.val, resume=False)
             rec["retrained"] = True
             rec["epochs"] = len(trainer.history_)
         rec["train_time_s"] = time.perf_counter() - t0

@@ -378,3 +378,58 @@ def test_warm_start_keeps_round_zero_scaling(pool, model, test_set):
     after = loop.model_.state_dict()
     for key, v in state.items():
         assert np.allclose(after[key].numpy(), v.numpy()), key
+
+
+def test_new_label_share_repeats_fresh_labels_in_warm_starts(pool, model):
+    """With ``new_label_share`` a warm-started round trains on the old labels plus the new
+    ones repeated to that share (so a few fresh labels are not drowned); the trainer sees
+    the enlarged set, round 0 and cold starts never repeat, and bad shares are refused."""
+    seen = []
+
+    def kwargs(n):
+        seen.append(n)
+        return {**TRAIN, "max_epochs": 1}
+
+    loop = _loop(pool, model, None, query=RandomQuery(seed=1), trainer_kwargs=kwargs, n_rounds=2,
+                 test=None, warm_start=True, new_label_share=0.5, initial=6, k=1)
+    loop.run()
+    # round 0: 6 labels; round 1: 6 old + 1 new x 6; round 2: 7 old + 1 new x 7
+    assert seen == [6, 12, 14]
+    assert [h.get("new_label_repeats") for h in loop.history_] == [None, 6, 7]
+    assert len(loop.labelled_) == 8                        # the labelled set itself is unchanged
+    plain = _loop(pool, model, None, query=RandomQuery(seed=1), trainer_kwargs=kwargs, n_rounds=1,
+                  test=None, warm_start=False, new_label_share=0.5, initial=6, k=1)
+    seen.clear()
+    plain.run()
+    assert seen == [6, 7]                                  # cold starts: no repeats
+    for bad in (-0.1, 1.0):
+        with pytest.raises(InputError, match="new_label_share"):
+            _loop(pool, model, None, new_label_share=bad)
+
+
+def test_new_label_share_fits_a_fresh_label(pool, sfs):
+    """The point of the share: after one short fine-tune (a fixed number of optimiser steps,
+    as on the fly) the potential's error on the one new structure falls much further with
+    the repeats than without."""
+    from mdmlkit.potential import evaluate
+
+    odd = emt_frames(1, "strain", reps=(2, 1, 1), seed=99)[0]
+    odd.positions[0] += (0.35, 0.1, 0.0)                     # a strongly distorted cell
+    odd.calc = EMT()
+    odd.get_forces()
+    from mdmlkit.active import finetune_schedule
+
+    model = HDNNP(sfs, hidden=(10, 10), seed=0)
+    errors = {}
+    for share in (0.0, 0.3):          # round 0: 30 epochs; fine-tunes: about 6 steps of 4
+        tk = finetune_schedule(12, {**TRAIN, "max_epochs": 30}, steps=6, batch_size=4, lr=5e-3)
+        loop = _loop(pool, model, None, query=RandomQuery(seed=1), test=None, warm_start=True,
+                     n_rounds=0, initial=12, new_label_share=share, trainer_kwargs=tk)
+        loop.run()
+        loop.labelled_.append(odd)                           # as an on-the-fly label would be
+        loop.round_ += 1
+        loop.train_round()
+        ev = evaluate(loop.model_, [odd])
+        errors[share] = (ev["energy_rmse_meV_atom"], ev["force_rmse_meV_A"])
+    assert errors[0.3][0] < 0.5 * errors[0.0][0]
+    assert errors[0.3][1] < errors[0.0][1]
