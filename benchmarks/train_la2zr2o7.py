@@ -130,9 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--evaluate-only", action="store_true", help="only evaluate OUT/model.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--hot", action="store_true",
-                   help="add the labelled hot pool frames (hot_train / hot_val.extxyz.gz, "
-                        "data/la2zr2o7/generate_hot_train.py) to the training / validation sets")
+    p.add_argument("--extra-train", nargs="+", default=[], metavar="SPLIT",
+                   help="extra labelled splits of the data directory added to the training set, e.g. "
+                        "hot_train (hot MD-pool frames, generate_hot_train.py) or hot_md_train "
+                        "(teacher-MD frames, generate_hot_test.py --split hot_md_train)")
+    p.add_argument("--extra-val", nargs="+", default=[], metavar="SPLIT",
+                   help="extra labelled splits added to the validation set, e.g. hot_val")
     return p
 
 
@@ -258,10 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     train, val = splits["train"], splits["val"]
     data_dir = Path(args.data) if args.data else REPO / "data" / "la2zr2o7"
     hot_sets = {}
-    if args.hot:
-        for name in ("hot_train", "hot_val"):
-            hot_sets[name] = load_la2zr2o7(name, path=args.data)
-        train, val = train + hot_sets["hot_train"], val + hot_sets["hot_val"]
+    for name in args.extra_train + args.extra_val:
+        hot_sets[name] = load_la2zr2o7(name, path=args.data)
+    train = train + [a for name in args.extra_train for a in hot_sets[name]]
+    val = val + [a for name in args.extra_val for a in hot_sets[name]]
     if (data_dir / "hot_test.extxyz.gz").is_file():
         hot_sets["hot_test"] = load_hot_test(data_dir / "hot_test.extxyz.gz")
     if args.subset:

@@ -100,7 +100,7 @@ def trajectory(t: int, kind: str, cell: str, T: float, teacher, args, work: Path
                          defect=defect, seed=args.seed, md_traj=f"hot{t:02d}",
                          hdnnp_equil_fs=args.equil_steps * args.timestep,
                          md_time_fs=float(step * args.timestep),
-                         T_kinetic=round(float(atoms.get_temperature()), 1), split="hot_test")
+                         T_kinetic=round(float(atoms.get_temperature()), 1), split=args.split)
         frames.append(snap)
     write_frames(frames, f)
     log(f"traj {t:2d} {kind:8s} {cell} {T:5.0f} K: {len(frames)} frames, HDNNP {t_hdnnp:.0f} s, "
@@ -120,6 +120,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--work", type=Path, default=Path.home() / ".cache" / "mdmlkit" / "la2zr2o7_hot")
     p.add_argument("--out", type=Path, default=HERE / "hot_test.extxyz.gz")
+    p.add_argument("--split", default="hot_test",
+                   help="atoms.info['split'] and the manifest name <split>.json (another --seed, "
+                        "--split and --out make teacher-MD *training* frames by the same protocol)")
     args = p.parse_args(argv)
     import torch
 
@@ -131,7 +134,7 @@ def main(argv=None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     from mdmlkit.utils import check_run_settings
 
-    check_run_settings(args.work, {k: v for k, v in vars(args).items() if k not in ("work", "out")})
+    check_run_settings(args.work, {k: v for k, v in vars(args).items() if k not in ("work", "out", "split")})
     teacher = chgnet_calculator(device="cpu", threads=1)
     plan = [(kind, cell, T) for kind, cell in CELLS for T in TEMPERATURES]
     # interleave cells and temperatures so that a partial set covers all of them
@@ -148,14 +151,14 @@ def main(argv=None) -> int:
             tf = args.work / f"hot_{tt:02d}.time"
             if tf.is_file():
                 times[f"hot{tt:02d}"] = [float(x) for x in tf.read_text().split()]
-        atomic_write_json(args.out.parent / "hot_test.json", {
+        atomic_write_json(args.out.parent / f"{args.split}.json", {
             "generator": GENERATOR, "file": args.out.name,
             "sha256": hashlib.sha256(args.out.read_bytes()).hexdigest(),
             "teacher": teacher_info(teacher), "device": "cpu, 1 thread",
             "protocol": __doc__.split("Protocol of each trajectory (cell, T):")[1].split("Resumable")[0]
             .strip(),
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                         if k not in ("work", "out")},
+                         if k not in ("work", "out", "split")},
             "lattice": {"a0": A0, "x48f": X0, "alpha_per_K": ALPHA},
             "trajectories_planned": [f"hot{i:02d}: {k}/{c} {T:g} K" for i, (k, c, T) in enumerate(plan)],
             "trajectories_done": len(done), "complete": len(done) == len(plan),

@@ -58,8 +58,9 @@ RELAXED_LATTICE = {"a0": 10.895642340313849, "x48f": 0.3328561222692458, "alpha_
 START_KINDS = ("perfect", "vacancy", "frenkel", "antisite")
 
 SPLITS = ("train", "val", "test")
-#: labelled hot pool frames (2000-3000 K, ``generate_hot_train.py``): extra training / validation data
-HOT_SPLITS = ("hot_train", "hot_val")
+#: extra hot training / validation data: labelled 2000-3000 K frames of the MD pool
+#: (``generate_hot_train.py``) and of teacher MD (``generate_hot_test.py --split hot_md_train``)
+HOT_SPLITS = ("hot_train", "hot_val", "hot_md_train")
 _LA2ZR2O7 = "la2zr2o7"
 _INDEX_KEY = "_label_index"
 _PROPS = ("energy", "forces", "stress")
@@ -109,8 +110,9 @@ def load_la2zr2o7(split: str = "train", path: PathLike | None = None,
     ----------
     split : {"train", "val", "test", "all", "hot_train", "hot_val"}
         Which fixed split to read ("all" concatenates train, val, test).  ``hot_train`` /
-        ``hot_val``: teacher-labelled 2000–3000 K frames of the MD pool, the extra
-        training / validation data of the robust model (``generate_hot_train.py``).
+        ``hot_val``: teacher-labelled 2000–3000 K frames of the MD pool
+        (``generate_hot_train.py``); ``hot_md_train``: teacher-MD frames made like the hot
+        test set from other start structures.  Extra training / validation data.
     path : path-like, optional
         Directory with ``train.extxyz.gz`` etc. (default ``data_dir()/la2zr2o7``;
         set ``MDMLKIT_DATA`` to relocate the data root).
