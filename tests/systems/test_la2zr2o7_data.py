@@ -442,3 +442,24 @@ def test_hot_training_splits():
     hot_test = {hashlib.sha1(np.round(a.positions, 3).tobytes()).hexdigest() for a in D.load_hot_test()}
     assert not hot_test & {hashlib.sha1(np.round(a.positions, 3).tobytes()).hexdigest()
                            for fr in frames.values() for a in fr}
+
+
+def test_teacher_md_training_frames():
+    """hot_md_train: the hot test set's protocol with another seed (generate_hot_test.py
+    --split hot_md_train): same cells and temperatures, its own manifest, no shared frame."""
+    if not (SHIPPED / "hot_md_train.extxyz.gz").is_file():
+        pytest.skip("teacher-MD training frames not generated")
+    manifest = json.loads((SHIPPED / "hot_md_train.json").read_text())
+    test_manifest = json.loads((SHIPPED / "hot_test.json").read_text())
+    frames = D.load_la2zr2o7("hot_md_train")
+    assert len(frames) == manifest["n_structures"]
+    assert hashlib.sha256((SHIPPED / manifest["file"]).read_bytes()).hexdigest() == manifest["sha256"]
+    assert manifest["settings"]["seed"] != test_manifest["settings"]["seed"]
+    assert {k: v for k, v in manifest["settings"].items() if k != "seed"} == \
+        {k: v for k, v in test_manifest["settings"].items() if k != "seed"}
+    assert all(a.info["split"] == "hot_md_train" and a.info["kind"] == "md_hot" for a in frames)
+    hot_test = D.load_hot_test()
+    key = lambda a: (a.info["cell"], a.info["defect"], a.info["T"])  # noqa: E731
+    assert sorted(map(key, frames)) == sorted(map(key, hot_test))
+    seen = {hashlib.sha1(np.round(a.positions, 3).tobytes()).hexdigest() for a in hot_test}
+    assert not seen & {hashlib.sha1(np.round(a.positions, 3).tobytes()).hexdigest() for a in frames}
