@@ -17,14 +17,19 @@ def _bench():
     return mod
 
 
+def _tiny_argv(profile: str, schedule: str, out: Path, work: Path) -> list[str]:
+    """A learning-curve profile shrunk to seconds: synthetic Cu/Ni cells, random + AE, one seed."""
+    return ["--profile", profile, "--dataset", "synthetic", "--strategies", "random,autoencoder",
+            "--seeds", "0", "--schedule", schedule, "--n-initial", "4", "--pool-size", "30",
+            "--test-size", "8", "--steps", "4", "--ae-steps", "20", "--hidden", "4",
+            "--out", str(out), "--workdir", str(work), "--no-progress"]
+
+
 @pytest.mark.slow
 def test_production_profile_runs_resumes_and_summarises(tmp_path):
     bench = _bench()
     out, work = tmp_path / "active_production.json", tmp_path / "work"
-    argv = ["--profile", "production", "--dataset", "synthetic", "--strategies", "random,autoencoder",
-            "--seeds", "0", "--schedule", "3,6", "--n-initial", "4", "--pool-size", "30",
-            "--test-size", "8", "--steps", "4", "--ae-steps", "20", "--hidden", "4",
-            "--out", str(out), "--workdir", str(work), "--no-progress"]
+    argv = _tiny_argv("production", "3,6", out, work)
     assert bench.main(argv) == 0
     d = json.loads(out.read_text())
     assert d["complete"] and d["runs_done"] == ["autoencoder/seed_0", "random/seed_0"]
@@ -54,10 +59,7 @@ def test_md_pool_profile_labels_through_the_live_oracle_once(tmp_path):
     once; the result says which oracle labelled it."""
     bench = _bench()
     out, work = tmp_path / "active_md.json", tmp_path / "work"
-    argv = ["--profile", "md-pool", "--dataset", "synthetic", "--strategies", "random,autoencoder",
-            "--seeds", "0", "--schedule", "3,5", "--n-initial", "4", "--pool-size", "30",
-            "--test-size", "8", "--steps", "4", "--ae-steps", "20", "--hidden", "4",
-            "--out", str(out), "--workdir", str(work), "--no-progress"]
+    argv = _tiny_argv("md-pool", "3,5", out, work)
     args = bench.parse_args(argv)
     pool, _, _ = bench.load_data(args)
     assert all(a.calc is None for a in pool)               # nothing to replay
