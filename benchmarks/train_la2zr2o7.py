@@ -195,6 +195,12 @@ def default_work_dir(args: argparse.Namespace) -> Path:
     if getattr(args, "drop_zeta_elements", None):
         keys += ("drop_zeta_elements",)
     spec = {k: getattr(args, k, None) for k in keys}
+    extra = [*(getattr(args, "extra_train", None) or []), *(getattr(args, "extra_val", None) or [])]
+    if extra:  # the extra splits and their content (a regenerated split is another run)
+        data_dir = Path(args.data) if args.data else REPO / "data" / "la2zr2o7"
+        spec["extra_train"], spec["extra_val"] = list(args.extra_train), list(args.extra_val)
+        spec["extra_sha256"] = {n: hashlib.sha256((data_dir / f"{n}.extxyz.gz").read_bytes()).hexdigest()
+                                for n in extra if (data_dir / f"{n}.extxyz.gz").is_file()}
     if spec["init_model"]:
         spec["init_model"] = str(Path(spec["init_model"]).resolve())
     digest = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]

@@ -21,9 +21,14 @@ Protocol of each trajectory (cell, T):
    (energy eV, forces eV/Å, stress eV/Å³), so the labels are exact for the stored
    geometry.
 
-Resumable: each finished trajectory is kept in ``--work``; the output file and
-``hot_test.json`` (settings, counts, timings) are rewritten after every trajectory,
-so a partial run is usable.
+Several ``--seed`` values run the twelve trajectories once per seed (other defect
+placements and random streams); ``--workers`` runs trajectories in parallel processes,
+each with its own teacher. Another ``--seed``, ``--split`` and ``--out`` make
+teacher-MD *training* frames by the same protocol (``hot_md_train``).
+
+Resumable: each finished trajectory is kept in ``--work``/seed<seed>/ (with the
+equilibration model's identity); the output file and ``<split>.json`` (settings, counts,
+timings) are rewritten after every trajectory, so a partial run is usable.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python data/la2zr2o7/generate_hot_test.py
 """
@@ -59,7 +64,7 @@ def start_structure(kind: str, cell: str, T: float, rng: np.random.Generator):
     return start_cell(kind, cell, T, rng, n_defects=1)
 
 
-def trajectory(t: int, kind: str, cell: str, T: float, teacher, args, work: Path) -> list:
+def trajectory(t: int, seed: int, kind: str, cell: str, T: float, teacher, args, work: Path) -> list:
     from ase import Atoms, units
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.constraints import FixCom
@@ -74,9 +79,9 @@ def trajectory(t: int, kind: str, cell: str, T: float, teacher, args, work: Path
     if f.is_file():
         return read_frames(f)
     t0 = time.perf_counter()
-    rng = np.random.default_rng([args.seed, t])
+    rng = np.random.default_rng([seed, t])
     atoms, defect = start_structure(kind, cell, T, rng)
-    atoms.calc = HDNNPCalculator(ROOT / "models" / "la2zr2o7", device="cpu", compile="numba",
+    atoms.calc = HDNNPCalculator(args.model, device="cpu", compile="numba",
                                  extrapolation="ignore")
     MaxwellBoltzmannDistribution(atoms, temperature_K=2 * T, rng=rng)
     Stationary(atoms)
@@ -97,16 +102,47 @@ def trajectory(t: int, kind: str, cell: str, T: float, teacher, args, work: Path
                                           stress=atoms.get_stress(voigt=True).copy())
         step = args.teacher_equil_steps + (j + 1) * args.interval
         snap.info.update(info, generator=GENERATOR, kind="md_hot", cell=cell, T=float(T),
-                         defect=defect, seed=args.seed, md_traj=f"hot{t:02d}",
+                         defect=defect, seed=seed, md_traj=f"hot{t:02d}",
                          hdnnp_equil_fs=args.equil_steps * args.timestep,
                          md_time_fs=float(step * args.timestep),
                          T_kinetic=round(float(atoms.get_temperature()), 1), split=args.split)
         frames.append(snap)
     write_frames(frames, f)
-    log(f"traj {t:2d} {kind:8s} {cell} {T:5.0f} K: {len(frames)} frames, HDNNP {t_hdnnp:.0f} s, "
+    log(f"seed {seed} traj {t:2d} {kind:8s} {cell} {T:5.0f} K: {len(frames)} frames, HDNNP {t_hdnnp:.0f} s, "
         f"total {time.perf_counter() - t0:.0f} s")
     (work / f"hot_{t:02d}.time").write_text(f"{time.perf_counter() - t0:.1f} {t_hdnnp:.1f}\n")
     return frames
+
+
+def model_identity(model: Path) -> dict:
+    """Path (relative to the repository when inside it) and SHA-256 of a model folder's files."""
+    h = hashlib.sha256()
+    for f in sorted(model.iterdir()):
+        if f.is_file():
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    try:
+        name = str(model.resolve().relative_to(ROOT))
+    except ValueError:
+        name = str(model)
+    return {"model": name, "sha256": h.hexdigest()}
+
+
+_TEACHER = None
+
+
+def _run_one(job: tuple, args) -> tuple:
+    """One trajectory in a worker process (the teacher is built once per process)."""
+    global _TEACHER
+    seed, t, kind, cell, T = job
+    work = args.work / f"seed{seed}"
+    if not (work / f"hot_{t:02d}.extxyz").is_file() and _TEACHER is None:
+        import torch
+
+        from mdmlkit.systems.teacher import chgnet_calculator
+
+        torch.set_num_threads(1)
+        _TEACHER = chgnet_calculator(device="cpu", threads=1)
+    return seed, t, trajectory(t, seed, kind, cell, T, _TEACHER, args, work)
 
 
 def main(argv=None) -> int:
@@ -117,56 +153,79 @@ def main(argv=None) -> int:
     p.add_argument("--teacher-equil-steps", type=int, default=25, help="teacher steps before sampling")
     p.add_argument("--timestep", type=float, default=2.0, help="fs")
     p.add_argument("--friction", type=float, default=0.02, help="Langevin friction, 1/fs")
-    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--seed", type=int, nargs="+", default=[2026],
+                   help="one or more seeds; each runs all twelve trajectories")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes (one teacher each)")
+    p.add_argument("--model", type=Path, default=ROOT / "models" / "la2zr2o7",
+                   help="HDNNP model folder for the equilibration stage")
     p.add_argument("--work", type=Path, default=Path.home() / ".cache" / "mdmlkit" / "la2zr2o7_hot")
     p.add_argument("--out", type=Path, default=HERE / "hot_test.extxyz.gz")
     p.add_argument("--split", default="hot_test",
                    help="atoms.info['split'] and the manifest name <split>.json (another --seed, "
                         "--split and --out make teacher-MD *training* frames by the same protocol)")
     args = p.parse_args(argv)
-    import torch
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    torch.set_num_threads(1)
     from mdmlkit.io.frames import write_frames
-    from mdmlkit.systems.teacher import chgnet_calculator, teacher_info
-    from mdmlkit.utils import atomic_write_json
+    from mdmlkit.utils import atomic_write_json, check_run_settings, read_json_file
 
-    args.work.mkdir(parents=True, exist_ok=True)
-    from mdmlkit.utils import check_run_settings
-
-    check_run_settings(args.work, {k: v for k, v in vars(args).items() if k not in ("work", "out", "split")})
-    teacher = chgnet_calculator(device="cpu", threads=1)
+    common = {k: v for k, v in vars(args).items()
+              if k not in ("work", "out", "split", "seed", "workers", "model")}
+    models = {}
+    for seed in args.seed:
+        work = args.work / f"seed{seed}"
+        work.mkdir(parents=True, exist_ok=True)
+        check_run_settings(work, {**common, "seed": seed})
+        ident = work / "equilibration_model.json"
+        if not ident.is_file():
+            atomic_write_json(ident, model_identity(args.model))
+        models[str(seed)] = read_json_file(ident, "equilibration model record", "delete the seed folder")
     plan = [(kind, cell, T) for kind, cell in CELLS for T in TEMPERATURES]
     # interleave cells and temperatures so that a partial set covers all of them
     order = [c * len(TEMPERATURES) + (c + k) % len(TEMPERATURES)
              for k in range(len(TEMPERATURES)) for c in range(len(CELLS))]
-    done: list = []
-    for n, t in enumerate(order):
-        kind, cell, T = plan[t]
-        done.append((t, trajectory(t, kind, cell, T, teacher, args, args.work)))
-        frames = [a for _, fr in sorted(done, key=lambda x: x[0]) for a in fr]
-        write_frames(frames, args.out)
+    jobs = [(seed, t, *plan[t]) for seed in args.seed for t in order]
+    done: dict = {}
+
+    def record(seed: int, t: int, frames: list) -> None:
+        done[(seed, t)] = frames
+        out = [a for key in sorted(done) for a in done[key]]
+        write_frames(out, args.out)
         times = {}
-        for tt, _ in done:
-            tf = args.work / f"hot_{tt:02d}.time"
+        for s_, t_ in done:
+            tf = args.work / f"seed{s_}" / f"hot_{t_:02d}.time"
             if tf.is_file():
-                times[f"hot{tt:02d}"] = [float(x) for x in tf.read_text().split()]
+                times[f"seed{s_}/hot{t_:02d}"] = [float(x) for x in tf.read_text().split()]
+        test = args.split.startswith("hot_test")
         atomic_write_json(args.out.parent / f"{args.split}.json", {
             "generator": GENERATOR, "file": args.out.name,
             "sha256": hashlib.sha256(args.out.read_bytes()).hexdigest(),
-            "teacher": teacher_info(teacher), "device": "cpu, 1 thread",
-            "protocol": __doc__.split("Protocol of each trajectory (cell, T):")[1].split("Resumable")[0]
+            "teacher": {k: out[0].info[k] for k in ("teacher", "teacher_model", "teacher_version")
+                        if k in out[0].info},
+            "device": "cpu, 1 thread per trajectory",
+            "protocol": __doc__.split("Protocol of each trajectory (cell, T):")[1].split("Several")[0]
             .strip(),
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                         if k not in ("work", "out", "split")},
+            "settings": {**common, "seeds": list(args.seed)},
+            "equilibration_model": models,
             "lattice": {"a0": A0, "x48f": X0, "alpha_per_K": ALPHA},
             "trajectories_planned": [f"hot{i:02d}: {k}/{c} {T:g} K" for i, (k, c, T) in enumerate(plan)],
-            "trajectories_done": len(done), "complete": len(done) == len(plan),
-            "n_structures": len(frames),
+            "trajectories_done": len(done), "complete": len(done) == len(jobs),
+            "n_structures": len(out),
             "wall_s_per_trajectory_total_and_hdnnp": times,
-            "use": "test only: never used for training or selection",
+            "use": ("test only: never used for training or selection" if test else
+                    "training: teacher-MD frames by the hot test set's protocol with other seeds; "
+                    "no frame is shared with hot_test"),
         })
-        log(f"{n + 1}/{len(plan)} trajectories, {len(frames)} structures written to {args.out}")
+        log(f"{len(done)}/{len(jobs)} trajectories, {len(out)} structures written to {args.out}")
+
+    if args.workers <= 1:
+        for job in jobs:
+            record(*_run_one(job, args))
+    else:
+        with ProcessPoolExecutor(args.workers) as pool:
+            futures = [pool.submit(_run_one, job, args) for job in jobs]
+            for fut in as_completed(futures):
+                record(*fut.result())
     return 0
 
 

@@ -207,3 +207,20 @@ def test_train_script_work_dir_depends_on_pruned_elements():
     dirs = {mod.default_work_dir(mod.build_parser().parse_args(base + extra))
             for extra in ([], ["--drop-zeta-elements", "O"], ["--drop-zeta-elements", "La", "Zr"])}
     assert len(dirs) == 3
+
+
+def test_train_script_work_dir_depends_on_extra_splits(tmp_path):
+    """A run with extra training splits, with other ones, or with a regenerated extra split
+    (same name, other content) never resumes another run's checkpoint."""
+    mod = _train_script()
+    (tmp_path / "hot_md_train.extxyz.gz").write_bytes(b"first")
+    base = ["--init-model", "m.pt", "--data", str(tmp_path)]
+
+    def work(*extra):
+        return mod.default_work_dir(mod.build_parser().parse_args(base + list(extra)))
+
+    plain, hot = work(), work("--extra-train", "hot_md_train")
+    assert plain != hot != work("--extra-val", "hot_md_train")
+    assert plain == work()  # runs without extra splits keep their folder
+    (tmp_path / "hot_md_train.extxyz.gz").write_bytes(b"second")
+    assert work("--extra-train", "hot_md_train") != hot

@@ -445,8 +445,11 @@ def test_hot_training_splits():
 
 
 def test_teacher_md_training_frames():
-    """hot_md_train: the hot test set's protocol with another seed (generate_hot_test.py
-    --split hot_md_train): same cells and temperatures, its own manifest, no shared frame."""
+    """hot_md_train: the hot test set's protocol with other seeds (generate_hot_test.py
+    --seed ... --split hot_md_train): same cells and temperatures, once per seed, its own
+    manifest with each seed's equilibration model, no shared frame."""
+    from collections import Counter
+
     if not (SHIPPED / "hot_md_train.extxyz.gz").is_file():
         pytest.skip("teacher-MD training frames not generated")
     manifest = json.loads((SHIPPED / "hot_md_train.json").read_text())
@@ -454,12 +457,18 @@ def test_teacher_md_training_frames():
     frames = D.load_la2zr2o7("hot_md_train")
     assert len(frames) == manifest["n_structures"]
     assert hashlib.sha256((SHIPPED / manifest["file"]).read_bytes()).hexdigest() == manifest["sha256"]
-    assert manifest["settings"]["seed"] != test_manifest["settings"]["seed"]
-    assert {k: v for k, v in manifest["settings"].items() if k != "seed"} == \
-        {k: v for k, v in test_manifest["settings"].items() if k != "seed"}
+    seeds = manifest["settings"]["seeds"]
+    assert not set(seeds) & set(test_manifest["settings"]["seeds"])
+    assert {k: v for k, v in manifest["settings"].items() if k != "seeds"} == \
+        {k: v for k, v in test_manifest["settings"].items() if k != "seeds"}
+    assert sorted(manifest["equilibration_model"]) == sorted(map(str, seeds))
+    assert manifest["complete"] and manifest["use"].startswith("training")
+    assert test_manifest["use"].startswith("test only")
     assert all(a.info["split"] == "hot_md_train" and a.info["kind"] == "md_hot" for a in frames)
+    assert {a.info["seed"] for a in frames} == set(seeds)
     hot_test = D.load_hot_test()
     key = lambda a: (a.info["cell"], a.info["defect"], a.info["T"])  # noqa: E731
-    assert sorted(map(key, frames)) == sorted(map(key, hot_test))
+    assert Counter(map(key, frames)) == Counter({k: len(seeds) * n
+                                                  for k, n in Counter(map(key, hot_test)).items()})
     seen = {hashlib.sha1(np.round(a.positions, 3).tobytes()).hexdigest() for a in hot_test}
     assert not seen & {hashlib.sha1(np.round(a.positions, 3).tobytes()).hexdigest() for a in frames}
