@@ -27,8 +27,10 @@ the teacher, stages 1500/2000/2500 K; runs in a few minutes on 2 cores.
 Reported (``benchmarks/results/onthefly_<profile>.json``, written atomically
 after every cell): per cell and stage the MD steps, teacher calls and their
 fraction, roll-backs, drift and largest energy jump, the final minimum
-interatomic distance; test-split and hot-test errors of the potential before
-and after; timings.  Everything checkpoints under ``--workdir`` (the loop's
+interatomic distance; the MD trace (uncertainty, threshold, flags, total energy;
+thinned to <= 1500 checked frames, all flagged ones kept) and every teacher call
+(step, reason, uncertainty, threshold); test-split and hot-test errors of the
+potential before and after; timings.  Everything checkpoints under ``--workdir`` (the loop's
 workdir); a rerun resumes (finished cells are taken from the result file).
 
 Usage::
@@ -114,6 +116,36 @@ def _errors(rec: dict) -> dict:
     return {"test": {k: rec.get(k) for k in keys}, "hot": {k: rec.get(f"hot/{k}") for k in keys}}
 
 
+def _trace_record(trace: dict, max_points: int = 1500) -> dict:
+    """The MD trace for the results file: every k-th checked frame (at most ``max_points``)
+    plus every flagged one; ``step``, ``time_fs``, ``T_target`` (K), ``uncertainty``,
+    ``threshold``, ``flagged`` (0/1), ``E_tot`` (eV)."""
+    n = len(trace.get("step", []))
+    if not n:
+        return {}
+    keep = np.zeros(n, dtype=bool)
+    keep[:: max(1, math.ceil(n / max_points))] = True
+    keep |= np.asarray(trace["flagged"], dtype=bool)
+    keep[-1] = True
+
+    def col(k):
+        return [None if not math.isfinite(v) else round(float(v), 6) for v in np.asarray(trace[k])[keep]]
+
+    return {k: col(k) for k in ("step", "time_fs", "T_target", "uncertainty", "threshold", "flagged",
+                                "E_tot")}
+
+
+def _label_record(selections: list[dict]) -> list[dict]:
+    """Per teacher call of a cell: MD step, reason ("on-the-fly flag" or "on-the-fly guard"),
+    the query's uncertainty and threshold at that frame (None for guards) and the round."""
+    def num(v):
+        return None if v is None or not math.isfinite(float(v)) else float(v)
+
+    return [{"md_step": s.get("md_step"), "reason": s.get("reason"), "round": s.get("round"),
+             "uncertainty": num(s.get("uncertainty")), "threshold": num(s.get("threshold"))}
+            for s in selections]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
@@ -168,9 +200,14 @@ def main(argv=None) -> int:
         old = json.loads(out_path.read_text())
         if old.get("settings") == json.loads(json.dumps(cfg)):
             out["cells"] = old.get("cells", {})
+    otf_selections = [s for s in loop.selections_ if s.get("reason", "").startswith("on-the-fly")]
+    first = 0
     for name, start in cells.items():
         if name in out["cells"]:
             log(f"{name}: done earlier, skipped")
+            n = out["cells"][name]["oracle_calls_this_cell"]
+            out["cells"][name].setdefault("labels", _label_record(otf_selections[first:first + n]))
+            first += n
             continue
         t1 = time.perf_counter()
         n_calls0 = loop.n_oracle_calls_
@@ -194,7 +231,11 @@ def main(argv=None) -> int:
             "time_s": time.perf_counter() - t1, "otf_call_time_s": res.time_s,
             "mean_label_time_s": float(np.mean(label_times)) if label_times else None,
             "n_retrainings": len(retrain), "retrain_time_s_total": float(sum(retrain.values())),
-            "failure": next((e for e in res.events if e.get("status") == "md_failed"), None)}
+            "failure": next((e for e in res.events if e.get("status") == "md_failed"), None),
+            "trace": _trace_record(res.trace)}
+        otf_selections = [s for s in loop.selections_ if s.get("reason", "").startswith("on-the-fly")]
+        out["cells"][name]["labels"] = _label_record(otf_selections[first:])
+        first = len(otf_selections)
         log(f"{name}: {res}; teacher fraction {calls}/{steps}; stages {res.stages}")
         out["errors_after"] = _errors(loop.history_[-1])
         out["time_s"] = time.perf_counter() - t0
