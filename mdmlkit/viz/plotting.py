@@ -211,7 +211,14 @@ def plot_learning_curves(results, metric: str = "force_rmse_meV_A", ax=None, str
     if logy:
         ax.set_yscale("log")
     if logx:
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
         ax.set_xscale("log")
+        # label the budgets themselves: minor log labels overlap on spans of ~1 decade
+        ax.set_xticks(sorted({int(n) for s in (strategies or results.strategies)
+                              for n in results.curve(s, metric)["n_labelled"]}))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title)
