@@ -166,6 +166,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from mdmlkit.errors import CheckpointMismatchError
     from mdmlkit.io.frames import write_frames
     from mdmlkit.utils import atomic_write_json, check_run_settings, read_json_file
 
@@ -176,10 +177,17 @@ def main(argv=None) -> int:
         work = args.work / f"seed{seed}"
         work.mkdir(parents=True, exist_ok=True)
         check_run_settings(work, {**common, "seed": seed})
-        ident = work / "equilibration_model.json"
+        ident, current = work / "equilibration_model.json", model_identity(args.model)
         if not ident.is_file():
-            atomic_write_json(ident, model_identity(args.model))
+            atomic_write_json(ident, current)
         models[str(seed)] = read_json_file(ident, "equilibration model record", "delete the seed folder")
+        cached = len(list(work.glob("hot_*.extxyz")))
+        # a finished seed never runs the model again; a partial one must finish with the same model
+        if models[str(seed)]["sha256"] != current["sha256"] and 0 < cached < len(CELLS) * len(TEMPERATURES):
+            raise CheckpointMismatchError(
+                f"{work} was equilibrated with {models[str(seed)]['model']} (SHA-256 "
+                f"{models[str(seed)]['sha256'][:12]}…), --model {args.model} differs; pass that model "
+                "or use another --work folder")
     plan = [(kind, cell, T) for kind, cell in CELLS for T in TEMPERATURES]
     # interleave cells and temperatures so that a partial set covers all of them
     order = [c * len(TEMPERATURES) + (c + k) % len(TEMPERATURES)

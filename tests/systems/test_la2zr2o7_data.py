@@ -472,3 +472,23 @@ def test_teacher_md_training_frames():
                                                   for k, n in Counter(map(key, hot_test)).items()})
     seen = {hashlib.sha1(np.round(a.positions, 3).tobytes()).hexdigest() for a in hot_test}
     assert not seen & {hashlib.sha1(np.round(a.positions, 3).tobytes()).hexdigest() for a in frames}
+
+
+def test_hot_generator_refuses_to_finish_a_seed_with_another_model(tmp_path):
+    """A seed folder started with one equilibration model refuses another ``--model``
+    (naming both) before any teacher is built or any file written."""
+    import importlib.util
+
+    from mdmlkit.errors import CheckpointMismatchError
+
+    spec = importlib.util.spec_from_file_location("ght", SHIPPED / "generate_hot_test.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    seed_dir = tmp_path / "work" / "seed7"
+    seed_dir.mkdir(parents=True)
+    (seed_dir / "equilibration_model.json").write_text(json.dumps({"model": "old", "sha256": "0" * 64}))
+    (seed_dir / "hot_00.extxyz").write_text("")
+    out = tmp_path / "out.extxyz.gz"
+    with pytest.raises(CheckpointMismatchError, match="equilibrated with old"):
+        gen.main(["--seed", "7", "--work", str(tmp_path / "work"), "--out", str(out), "--split", "x"])
+    assert not out.exists() and not (tmp_path / "x.json").exists()
