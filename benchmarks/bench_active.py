@@ -104,6 +104,10 @@ TARGETS = {"energy_rmse_meV_atom": 2.0, "force_rmse_meV_A": 100.0,
 #: the autoencoder query of the production profile: rank-scaled informativeness x
 #: representativeness, k-means++ batches in the latent space
 AE_PRODUCTION = dict(informativeness_scale="rank", batch_rule="kmeans++", beta=1.0)
+#: n2p2's extrapolation criterion as a query, with a DP-GEN-like upper trust level: candidates more
+#: than 5 range widths outside the labelled range are picked last (a run without it chose broken MD
+#: frames with forces up to 500 eV/Å first; docs/active-learning.md)
+EXTRAPOLATION_PRODUCTION = dict(trust_hi=5.0)
 
 
 def parse_args(argv=None):
@@ -250,7 +254,8 @@ def ood_experiment(args, sfs, model_factory, trainer_kwargs, progress):
     Trainer(model, seed=0, progress=progress, **trainer_kwargs(len(train))).fit(train)
     t_train = time.perf_counter() - t0
     detectors = {"autoencoder": make_query("autoencoder", sfs=sfs, steps=args.ae_steps, seed=0),
-                 "fps": make_query("fps", sfs=sfs)}
+                 "fps": make_query("fps", sfs=sfs),
+                 "extrapolation": make_query("extrapolation", sfs=sfs, threshold=0.05)}
     if args.committee >= 2 and "qbc" in args.strategies and not args.quick:
         detectors["qbc"] = make_query("qbc", model=model_factory(0), n_models=args.committee,
                                       trainer_kwargs=trainer_kwargs)
@@ -310,7 +315,7 @@ def _production_setup(args):
     factory = ModelFactory(sfs, tuple(args.hidden), dtype)
     tk = trainer_settings(args.steps, args.batch, args.lr, decay=0.1)
     params = {"autoencoder": dict(sfs=sfs, steps=args.ae_steps, **AE_PRODUCTION), "fps": dict(sfs=sfs),
-              "qbc": dict(n_models=args.committee, warm_start=not args.cold_start)}
+              "extrapolation": dict(sfs=sfs, **EXTRAPOLATION_PRODUCTION), "qbc": dict(n_models=args.committee, warm_start=not args.cold_start)}
     strategies = {s: make_query(s, **params.get(s, {})) for s in args.strategies}
     return pool, test, hot, sfs, factory, tk, strategies
 
@@ -418,7 +423,7 @@ def production(args) -> int:
     workdir = args.workdir or REPO / "benchmarks" / ".cache" / f"active-{key}"
     out_path = args.out or RESULT.with_name(f"active_{args.profile}.json")
     # random and the AE query for every seed first (the question of the benchmark), then FPS, QBC
-    order = {"random": (0, 0), "autoencoder": (0, 1), "fps": (1, 0), "qbc": (2, 0)}
+    order = {"random": (0, 0), "autoencoder": (0, 1), "extrapolation": (0, 2), "fps": (1, 0), "qbc": (2, 0)}
     tasks = sorted(({"strategy": s, "seed": sd, "args": settings, "workdir": str(workdir / "curves")}
                     for s in args.strategies for sd in args.seeds),
                    key=lambda t: (order.get(t["strategy"], (9, 0))[0], t["seed"],
@@ -435,7 +440,9 @@ def production(args) -> int:
                 f"pool = unlabelled MD frames (data/la2zr2o7_pool), live oracle {args.oracle or 'chgnet'} "
                 "with a disk label cache")
         out = {"benchmark": f"active learning, {args.profile} learning curves ({what})",
-               "complete": complete, "settings": settings, "retraining_rule":
+               "complete": complete, "settings": settings,
+               "query_settings": {"autoencoder": AE_PRODUCTION, "extrapolation": EXTRAPOLATION_PRODUCTION},
+               "retraining_rule":
                    f"round 0 from scratch; later rounds warm start, {args.steps} optimiser steps of "
                    f"{args.batch} structures, lr {args.lr} decayed x0.1 per round, scaling kept",
                "machine_start": machine_start, "machine_end": machine_info(),

@@ -63,6 +63,10 @@ PROFILES = {
                        flag_factor=1.2, ae_steps=1500, new_label_share=0.2),
 }
 
+#: ExtrapolationQuery threshold (range widths): 5 % beyond the labelled range flags a frame; the
+#: hot test frames lie a median 0.5-1.2 widths outside the <= 1000 K training range.
+EXTRAPOLATION_THRESHOLD = 0.05
+
 
 def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
@@ -153,13 +157,17 @@ def main(argv=None) -> int:
                    help="checkpoints (default benchmarks/.cache/onthefly_<profile>)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--n-steps", type=int, default=None, help="MD steps per stage (override)")
+    p.add_argument("--query", choices=("autoencoder", "extrapolation"), default="autoencoder",
+                   help="the flag: autoencoder reconstruction error (default) or n2p2's extrapolation "
+                        "(symmetry functions outside the labelled range); results and work folder "
+                        "get a _<query> suffix for extrapolation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)
 
     import torch
 
-    from mdmlkit.active import ActiveLearningLoop, AutoencoderQuery
+    from mdmlkit.active import ActiveLearningLoop, AutoencoderQuery, ExtrapolationQuery
     from mdmlkit.active.onthefly import finetune_schedule, min_interatomic_distance
     from mdmlkit.potential import HDNNP
     from mdmlkit.utils import atomic_write_json, machine_info
@@ -167,8 +175,11 @@ def main(argv=None) -> int:
     cfg = dict(PROFILES[args.profile])
     if args.n_steps:
         cfg["n_steps"] = args.n_steps
-    workdir = args.workdir or REPO / "benchmarks" / ".cache" / f"onthefly_{args.profile}"
-    out_path = args.out or RESULTS / f"onthefly_{args.profile}.json"
+    if args.query == "extrapolation":
+        cfg["extrapolation_threshold"] = EXTRAPOLATION_THRESHOLD
+    tag = args.profile if args.query == "autoencoder" else f"{args.profile}_{args.query}"
+    workdir = args.workdir or REPO / "benchmarks" / ".cache" / f"onthefly_{tag}"
+    out_path = args.out or RESULTS / f"onthefly_{tag}.json"
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if args.profile == "quick":
@@ -183,8 +194,11 @@ def main(argv=None) -> int:
                   "patience": None, "lr_schedule": "exponential"}
     tk = finetune_schedule(len(cold), initial_kw, steps=cfg["finetune_steps"], batch_size=cfg["batch"],
                            lr=cfg["lr"], lr_schedule="exponential")
-    loop = ActiveLearningLoop(AutoencoderQuery(flag_factor=cfg["flag_factor"], steps=cfg["ae_steps"],
-                                                seed=args.seed), cold[:4], HDNNP(sfs, hidden=hidden,
+    if args.query == "autoencoder":
+        query = AutoencoderQuery(flag_factor=cfg["flag_factor"], steps=cfg["ae_steps"], seed=args.seed)
+    else:
+        query = ExtrapolationQuery(threshold=cfg["extrapolation_threshold"], seed=args.seed)
+    loop = ActiveLearningLoop(query, cold[:4], HDNNP(sfs, hidden=hidden,
                               seed=args.seed, dtype=dtype), oracle=oracle, initial=cold, k=1,
                               n_rounds=0, test=test, val=val, extra_tests={"hot": hot},
                               trainer_kwargs=tk, warm_start=True, workdir=workdir / "loop",
@@ -194,7 +208,7 @@ def main(argv=None) -> int:
     before = _errors(loop.history_[0])
     log(f"cold potential: {before}")
 
-    out = {"profile": args.profile, "settings": cfg, "complete": False, "machine_start": machine_info(),
+    out = {"profile": args.profile, "query": args.query, "settings": cfg, "complete": False, "machine_start": machine_info(),
            "n_initial": len(cold), "errors_before": before, "cells": {}}
     if out_path.is_file():
         old = json.loads(out_path.read_text())

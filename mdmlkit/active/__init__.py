@@ -3,7 +3,8 @@
 * Queries (:mod:`.queries`, scikit-learn estimators with one interface ``fit(train)``,
   ``score(pool)``, ``select(pool, k) -> Selection``): :class:`AutoencoderQuery`
   (reconstruction error × latent density, diverse batches; :mod:`.autoencoder`),
-  :class:`CommitteeQuery` (DP-GEN model deviation), :class:`FarthestPointQuery`,
+  :class:`CommitteeQuery` (DP-GEN model deviation), :class:`ExtrapolationQuery` (n2p2's
+  symmetry-function range), :class:`FarthestPointQuery`,
   :class:`RandomQuery`; :func:`make_query` by name.
 * Oracles (:mod:`.oracle`): :class:`Oracle` wraps any ASE calculator (CHGNet by
   default), labels in parallel worker processes, records faults (exceptions,
@@ -36,6 +37,7 @@ from mdmlkit.active.queries import (
                                     AutoencoderEmbedding,
                                     AutoencoderQuery,
                                     CommitteeQuery,
+                                    ExtrapolationQuery,
                                     FarthestPointQuery,
                                     LoopContext,
                                     Query,
@@ -48,6 +50,7 @@ from mdmlkit.active.sampling import ood_split, random_subset, stratified_subset,
 
 __all__ = [
     "ActiveLearningLoop", "AutoencoderEmbedding", "AutoencoderQuery", "CacheEntry", "CommitteeQuery",
+    "ExtrapolationQuery",
     "FramePool", "LabelCache", "label_key", "oracle_identity",
     "DescriptorCache", "DescriptorTable", "FarthestPointQuery", "LabelResult", "LearningCurves",
     "LoopContext", "METRICS", "OnTheFlyResult", "Oracle", "PairedComparison", "QUERIES", "Query",

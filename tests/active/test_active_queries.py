@@ -394,3 +394,95 @@ def test_ae_kmeanspp_batches_spread_over_latent_space(ae, data):
     assert np.array_equal(again.indices, sel.indices)
     with pytest.raises(InputError, match="batch_rule"):
         AutoencoderQuery(batch_rule="greedy")._check_params()
+
+
+# ----------------------------------------------------------------------------- extrapolation
+
+def _naive_excess(sfs, train, frames) -> np.ndarray:
+    """Per structure, the largest distance of a symmetry function outside the training range,
+    in range widths, by explicit loops over atoms and functions (float64 descriptors)."""
+    acsf = ACSF(sfs).double()
+    Gt = acsf.compute(train)
+    lo = {el: np.asarray(Gt[el]).min(0) for el in sfs.elements}
+    hi = {el: np.asarray(Gt[el]).max(0) for el in sfs.elements}
+    out = []
+    for atoms in frames:
+        G = acsf.compute([atoms])
+        worst = 0.0
+        for el in sfs.elements:
+            for row in np.asarray(G[el]):
+                for f, g in enumerate(row):
+                    w = max(hi[el][f] - lo[el][f], 1e-6)
+                    worst = max(worst, (lo[el][f] - g) / w, (g - hi[el][f]) / w)
+        out.append(worst)
+    return np.array(out)
+
+
+def test_extrapolation_excess_matches_explicit_loops(sfs, data):
+    from mdmlkit.active import ExtrapolationQuery
+
+    q = ExtrapolationQuery(sfs).fit(data["train"])
+    pool = data["id"][:4] + data["hot"][:4] + data["strain"][:2]
+    np.testing.assert_allclose(q.score(pool)["excess"], _naive_excess(sfs, data["train"], pool),
+                               rtol=1e-4, atol=1e-5)
+    # the training structures lie inside their own range; hot ones far outside
+    assert np.all(q.uncertainty(data["train"]) == 0.0)
+    hot, held_out = q.uncertainty(data["hot"]), q.uncertainty(data["id"])
+    assert np.median(hot) > 5 * max(np.median(held_out), 1e-3)
+    assert q.flag(data["hot"]).mean() > 0.9 and q.threshold_ == 0.0
+    # a Ni-free training set: every Ni atom of the pool extrapolates infinitely
+    cu_only = ExtrapolationQuery(sfs).fit(emt_frames(3, "thermal", elements=("Cu",), fractions=(1.0,),
+                                                     seed=9))
+    assert np.all(np.isinf(cu_only.uncertainty(data["id"][:2])))
+
+
+def test_extrapolation_select_widens_the_range_pick_by_pick(sfs, data):
+    from mdmlkit.active import ExtrapolationQuery
+
+    q = ExtrapolationQuery(sfs).fit(data["train"])
+    top = int(np.argmax(q.uncertainty(data["hot"])))
+    pool = data["hot"] + [data["hot"][top].copy()]       # the worst structure twice
+    sel = q.select(pool, 4)
+    assert sel.indices[0] == top and len(pool) - 1 not in sel.indices.tolist()
+    # same as refitting on training + picks and taking the next largest excess
+    chosen = []
+    for _ in range(4):
+        u = ExtrapolationQuery(sfs).fit(data["train"] + [pool[i] for i in chosen]).uncertainty(pool)
+        u[chosen] = -1.0
+        chosen.append(int(np.argmax(u)))
+    assert sel.indices.tolist() == chosen
+    assert [r["excess"] for r in sel.reasons] == pytest.approx(
+        q.score(pool)["excess"][sel.indices].tolist())
+    # an upper trust level: the far-out structures are not picked for their excess, and last
+    ex = q.score(data["hot"])["excess"]
+    hi = float(np.quantile(ex, 0.5))
+    trusted = ExtrapolationQuery(sfs, trust_hi=hi).fit(data["train"]).select(data["hot"], len(ex))
+    first = [r for r in trusted.reasons if not r.get("fill")]
+    assert first and all(0 < r["excess_given_batch"] <= hi for r in first)
+    beyond = [r["excess_given_batch"] > hi for r in trusted.reasons]
+    assert any(beyond) and beyond == sorted(beyond)          # all of them after the others
+    with pytest.raises(InputError, match="trust_hi"):
+        ExtrapolationQuery(sfs, threshold=0.1, trust_hi=0.1).fit(data["train"])
+    # nothing outside the range: the batch is a reproducible random fill
+    inside = ExtrapolationQuery(sfs, seed=4).fit(data["train"]).select(data["train"][:10], 3)
+    again = ExtrapolationQuery(sfs, seed=4).fit(data["train"]).select(data["train"][:10], 3)
+    assert inside.indices.tolist() == again.indices.tolist()
+    assert all(r.get("fill") for r in inside.reasons) and len(set(inside.indices.tolist())) == 3
+
+
+def test_extrapolation_bad_input(sfs, data):
+    from mdmlkit.active import ExtrapolationQuery
+
+    with pytest.raises(NotFittedError):
+        ExtrapolationQuery(sfs).uncertainty(data["id"])
+    with pytest.raises(InputError, match="threshold"):
+        ExtrapolationQuery(sfs, threshold=-0.1).fit(data["train"])
+    with pytest.raises(InputError, match="sfs"):
+        ExtrapolationQuery().fit(data["train"])
+    q = ExtrapolationQuery(sfs).fit(data["train"])
+    with pytest.raises(EmptyTrajectoryError):
+        q.select([], 1)
+    al = bulk("Al", "fcc", a=4.05, cubic=True)
+    with pytest.raises(UnknownElementError, match="structure 1"):
+        q.score([data["id"][0], al])
+    assert "ExtrapolationQuery(" in repr(q) and "fitted on 24" in repr(q)

@@ -181,3 +181,24 @@ def test_kill_and_resume_equals_uninterrupted(model, cold, tmp_path):
     assert len(loop.labelled_) == len(ref_loop.labelled_) and loop.n_oracle_calls_ == 6
     for a, b in zip(loop.labelled_, ref_loop.labelled_):
         np.testing.assert_allclose(a.get_forces(), b.get_forces(), atol=1e-8)
+
+
+def test_extrapolation_flag_labels_hot_frames_until_covered(model, cold):
+    """n2p2's criterion as the on-the-fly flag: hot MD from a cold potential leaves the training
+    range and is labelled; after the refit every labelled frame lies inside the range."""
+    from mdmlkit.active import ExtrapolationQuery
+
+    n0 = len(cold)
+    loop = ActiveLearningLoop(ExtrapolationQuery(threshold=0.05), cold, model, oracle=EMT(), initial=n0,
+                              k=1, n_rounds=0, trainer_kwargs=finetune_schedule(n0, TRAIN, steps=6, batch_size=4),
+                              warm_start=True, progress=False)
+    res = loop.run_on_the_fly(_start(cold), n_steps=80, temperature_K=1500, timestep_fs=2.0,
+                              check_every=10, label_batch=2, min_flag_spacing=20, compile=False,
+                              progress=False)
+    flags = [e for e in res.events if e["status"] == "labelled" and e["reason"] == "flag"]
+    assert flags and all(e["uncertainty"] > e["threshold"] == 0.05 for e in flags)
+    # the first check at 1500 K already lies outside the 200-300 K range
+    assert res.trace["uncertainty"][0] > 0.05
+    q = loop.query_
+    assert q.n_train_ == len(loop.labelled_) == n0 + res.n_labels
+    np.testing.assert_array_equal(q.uncertainty(loop.labelled_[n0:]), 0.0)

@@ -13,6 +13,9 @@ Strategies
 :class:`CommitteeQuery` (``"qbc"``)
     query by committee: DP-GEN's model deviation, the largest atomic force
     standard deviation of a committee of HDNNPs.
+:class:`ExtrapolationQuery` (``"extrapolation"``)
+    n2p2/RuNNer extrapolation: how far a structure's symmetry functions lie outside
+    the labelled set's range (greedy batches that widen the range pick by pick).
 :class:`FarthestPointQuery` (``"fps"``)
     greedy farthest-point sampling in a structure descriptor space.
 :class:`RandomQuery` (``"random"``)
@@ -24,10 +27,11 @@ from mdmlkit.active.queries.autoencoder import AutoencoderEmbedding, Autoencoder
 from mdmlkit.active.queries.base import LoopContext, Query, Selection, prepare_query
 from mdmlkit.active.queries.committee import CommitteeQuery
 from mdmlkit.active.queries.descriptor import DescriptorQuery
+from mdmlkit.active.queries.extrapolation import ExtrapolationQuery
 from mdmlkit.active.queries.farthest_point import FarthestPointQuery
 from mdmlkit.active.queries.random_query import RandomQuery
 from mdmlkit.active.queries.registry import QUERIES, make_query
 
 __all__ = ["AutoencoderEmbedding", "AutoencoderQuery", "CommitteeQuery", "DescriptorQuery",
-           "FarthestPointQuery", "LoopContext", "QUERIES", "Query", "RandomQuery", "Selection",
-           "make_query", "prepare_query"]
+           "ExtrapolationQuery", "FarthestPointQuery", "LoopContext", "QUERIES", "Query", "RandomQuery",
+           "Selection", "make_query", "prepare_query"]

@@ -9,6 +9,7 @@ from typing import Any
 from mdmlkit.active.queries.autoencoder import AutoencoderQuery
 from mdmlkit.active.queries.base import Query
 from mdmlkit.active.queries.committee import CommitteeQuery
+from mdmlkit.active.queries.extrapolation import ExtrapolationQuery
 from mdmlkit.active.queries.farthest_point import FarthestPointQuery
 from mdmlkit.active.queries.random_query import RandomQuery
 from mdmlkit.errors import InputError
@@ -17,7 +18,8 @@ __all__ = ["QUERIES", "make_query"]
 
 #: The built-in strategies by their ``name``.
 QUERIES: Mapping[str, type[Query]] = MappingProxyType(
-    {cls.name: cls for cls in (AutoencoderQuery, CommitteeQuery, FarthestPointQuery, RandomQuery)})
+    {cls.name: cls for cls in (AutoencoderQuery, CommitteeQuery, ExtrapolationQuery, FarthestPointQuery,
+                                 RandomQuery)})
 
 
 def make_query(name: str, **params: Any) -> Query:
