@@ -105,8 +105,9 @@ TARGETS = {"energy_rmse_meV_atom": 2.0, "force_rmse_meV_A": 100.0,
 #: representativeness, k-means++ batches in the latent space
 AE_PRODUCTION = dict(informativeness_scale="rank", batch_rule="kmeans++", beta=1.0)
 #: n2p2's extrapolation criterion as a query, with a DP-GEN-like upper trust level: candidates more
-#: than 5 range widths outside the labelled range are picked last (a run without it chose broken MD
-#: frames with forces up to 500 eV/Å first; docs/active-learning.md)
+#: than 5 range widths outside the labelled range are picked last.  On the MD pool neither variant
+#: works: both pick broken MD frames (atoms 0.5 Å apart, forces up to 500 eV/Å) first
+#: (docs/active-learning.md); it is a flag for on-the-fly MD, whose guards keep frames physical
 EXTRAPOLATION_PRODUCTION = dict(trust_hi=5.0)
 
 
