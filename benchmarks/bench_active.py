@@ -104,11 +104,12 @@ TARGETS = {"energy_rmse_meV_atom": 2.0, "force_rmse_meV_A": 100.0,
 #: the autoencoder query of the production profile: rank-scaled informativeness x
 #: representativeness, k-means++ batches in the latent space
 AE_PRODUCTION = dict(informativeness_scale="rank", batch_rule="kmeans++", beta=1.0)
-#: n2p2's extrapolation criterion as a query, with a DP-GEN-like upper trust level: candidates more
-#: than 5 range widths outside the labelled range are picked last.  On the MD pool neither variant
-#: works: both pick broken MD frames (atoms 0.5 Å apart, forces up to 500 eV/Å) first
-#: (docs/active-learning.md); it is a flag for on-the-fly MD, whose guards keep frames physical
-EXTRAPOLATION_PRODUCTION = dict(trust_hi=5.0)
+#: n2p2's extrapolation criterion as a query, with a DP-GEN-like upper trust level (candidates more
+#: than 5 range widths outside the labelled range are picked last) and a geometric guard: picks with
+#: atoms closer than 1.2 Å (the on-the-fly guard) are rejected.  Without the guard both variants
+#: picked broken MD frames of the pool first (atoms 0.5 Å apart, forces up to 500 eV/Å;
+#: docs/active-learning.md)
+EXTRAPOLATION_PRODUCTION = dict(trust_hi=5.0, min_distance=1.2)
 
 
 def parse_args(argv=None):

@@ -463,6 +463,18 @@ def test_extrapolation_select_widens_the_range_pick_by_pick(sfs, data):
     assert any(beyond) and beyond == sorted(beyond)          # all of them after the others
     with pytest.raises(InputError, match="trust_hi"):
         ExtrapolationQuery(sfs, threshold=0.1, trust_hi=0.1).fit(data["train"])
+    # broken MD: two atoms 0.8 Å apart lie far outside the range but are rejected, and come last
+    broken = data["hot"][top].copy()
+    broken.positions[1] = broken.positions[0] + [0.8, 0.0, 0.0]
+    pool2 = data["hot"][:6] + [broken]
+    assert q.score(pool2)["excess"][6] > 0
+    plain_pick = q.select(pool2, 1).indices[0]
+    guarded = ExtrapolationQuery(sfs, min_distance=1.2).fit(data["train"]).select(pool2, 7)
+    assert guarded.indices[-1] == 6 and guarded.reasons[-1].get("too_close")
+    assert plain_pick == 6                                   # without the guard it would go first
+    with pytest.raises(InputError, match="structures"):
+        ExtrapolationQuery(sfs, min_distance=1.2).fit(data["train"]).select(
+            q.descriptor_cache().table(pool2), 1)
     # nothing outside the range: the batch is a reproducible random fill
     inside = ExtrapolationQuery(sfs, seed=4).fit(data["train"]).select(data["train"][:10], 3)
     again = ExtrapolationQuery(sfs, seed=4).fit(data["train"]).select(data["train"][:10], 3)

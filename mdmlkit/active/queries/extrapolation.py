@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from mdmlkit.active.features import DescriptorCache, DescriptorTable
+from mdmlkit.active.onthefly import min_interatomic_distance
 from mdmlkit.active.queries.base import Selection, check_k, pool_size
 from mdmlkit.active.queries.descriptor import DescriptorQuery
 from mdmlkit.errors import InputError
@@ -72,7 +73,11 @@ class ExtrapolationQuery(DescriptorQuery):
     nearly on top of each other, forces of hundreds of eV/Å) than what the potential
     needs.  When no candidate extrapolates within the trust level any more, the
     batch is filled with a random choice (``seed``; reason ``"fill"``), those above
-    ``trust_hi`` last.
+    ``trust_hi`` last.  With ``min_distance`` (Å) a pick whose closest pair of atoms
+    is nearer than that is rejected (it is broken MD, not chemistry: the descriptors
+    saturate at short range, so no trust level in range widths catches it) and only
+    fills the batch after everything else; this needs the pool's structures, not a
+    :class:`~mdmlkit.active.DescriptorTable`.
 
     On the fly, :meth:`uncertainty` is ``excess`` and ``threshold_`` is
     ``threshold`` (in range widths; 0 flags every extrapolating frame, as n2p2
@@ -88,6 +93,8 @@ class ExtrapolationQuery(DescriptorQuery):
     trust_hi : float, optional
         Upper trust level of ``select`` (range widths; None: no limit).  The
         on-the-fly flag is not affected.
+    min_distance : float, optional
+        ``select`` rejects picks with two atoms closer than this (Å; None: no check).
     min_width : float
         Floor of a range width (functions constant over the training set).
     seed : int
@@ -101,11 +108,12 @@ class ExtrapolationQuery(DescriptorQuery):
     name = "extrapolation"
 
     def __init__(self, sfs=None, threshold: float = 0.0, trust_hi: float | None = None,
-                 min_width: float = 1e-6, seed: int = 0, cache: DescriptorCache | None = None,
-                 progress: bool = False):
+                 min_distance: float | None = None, min_width: float = 1e-6, seed: int = 0,
+                 cache: DescriptorCache | None = None, progress: bool = False):
         self.sfs = sfs
         self.threshold = threshold
         self.trust_hi = trust_hi
+        self.min_distance = min_distance
         self.min_width = min_width
         self.seed = seed
         self.cache = cache
@@ -153,8 +161,12 @@ class ExtrapolationQuery(DescriptorQuery):
         t0 = time.perf_counter()
         k = check_k(k, pool_size(pool))
         self._check_fitted()
+        if self.min_distance is not None and isinstance(pool, DescriptorTable):
+            raise InputError("ExtrapolationQuery(min_distance=...) needs the pool's structures, "
+                             "not a DescriptorTable")
         table = self.descriptor_table(pool, "pool")
         ex0, n_out0 = self._excess(table)
+        rejected = np.zeros(table.n_structures, dtype=bool)
         g_min = {el: v.copy() for el, v in self.G_min_.items()}
         g_max = {el: v.copy() for el, v in self.G_max_.items()}
         rows = {el: np.argsort(table.owner[el], kind="stable") for el in table.elements}
@@ -169,6 +181,10 @@ class ExtrapolationQuery(DescriptorQuery):
             if live.size == 0:
                 break
             i = int(live[np.argmax(ex[live])])           # ties: lower index
+            if self.min_distance is not None and \
+                    min_interatomic_distance(pool[i], self.min_distance) < self.min_distance:
+                taken[i] = rejected[i] = True
+                continue
             chosen.append(i)
             reasons.append({"rank": len(reasons), "score": float(ex[i]), "excess": float(ex0[i]),
                             "excess_given_batch": float(ex[i]), "n_out": float(n_out0[i])})
@@ -188,12 +204,14 @@ class ExtrapolationQuery(DescriptorQuery):
                     np.maximum.at(ex, table.owner[el][r], e.max(axis=1))
         if len(chosen) < k:
             rng = np.random.default_rng([int(self.seed), self.n_train_, table.n_structures])
-            rest = rng.permutation(np.flatnonzero(~taken))
-            rest = np.concatenate([rest[ex[rest] <= hi], rest[ex[rest] > hi]])   # beyond trust_hi last
+            rest = rng.permutation(np.flatnonzero(~taken | rejected))
+            rank = (ex[rest] > hi).astype(int) + 2 * rejected[rest]      # beyond trust_hi, rejected last
+            rest = rest[np.argsort(rank, kind="stable")]
             for i in rest[:k - len(chosen)]:
                 chosen.append(int(i))
                 reasons.append({"rank": len(reasons), "score": float(ex0[i]), "excess": float(ex0[i]),
-                                "excess_given_batch": float(ex[i]), "n_out": float(n_out0[i]), "fill": True})
+                                "excess_given_batch": float(ex[i]), "n_out": float(n_out0[i]), "fill": True,
+                                **({"too_close": True} if rejected[i] else {})})
         return Selection(np.asarray(chosen, dtype=np.int64), reasons, self.name,
                          time.perf_counter() - t0, {"score": ex0, "excess": ex0,
                                                     "n_out": n_out0.astype(float)})
