@@ -39,6 +39,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 WORKDIR = REPO / "benchmarks" / ".cache" / "detectors"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_onthefly import EXTRAPOLATION_THRESHOLD, PROFILES  # noqa: E402  (the same settings)
+
+OTF = PROFILES["production"]
 
 
 def main(argv=None) -> int:
@@ -71,14 +75,16 @@ def main(argv=None) -> int:
         model = HDNNP.load(WORKDIR / "cold_model.pt")
     else:                                   # the on-the-fly benchmark's round-0 recipe, resumable
         model = HDNNP(sfs, hidden=(40, 40), seed=args.seed, dtype=torch.float32)
-        Trainer(model, seed=args.seed, max_epochs=60, batch_size=8, lr=1e-3, patience=None,
+        Trainer(model, seed=args.seed, max_epochs=OTF["initial_epochs"], batch_size=OTF["batch"],
+                lr=OTF["lr"], patience=None,
                 lr_schedule="exponential", checkpoint_dir=WORKDIR / "train",
                 progress=args.progress).fit(cold, val, resume=True)
         model.save(WORKDIR / "cold_model.pt")
     T_hot = np.array([float(a.info["T"]) for a in hot])
-    detectors = {"autoencoder": AutoencoderQuery(sfs, flag_factor=1.2, steps=1500, seed=args.seed),
+    detectors = {"autoencoder": AutoencoderQuery(sfs, flag_factor=OTF["flag_factor"], steps=OTF["ae_steps"],
+                                                 seed=args.seed),
                  "fps": FarthestPointQuery(sfs),
-                 "extrapolation": ExtrapolationQuery(sfs, threshold=0.05)}
+                 "extrapolation": ExtrapolationQuery(sfs, threshold=EXTRAPOLATION_THRESHOLD)}
     out = {"benchmark": "uncertainty detectors on the hot test set (issue 16)", "machine": machine_info(),
            "n_train": len(cold), "n_test": len(test), "n_hot": len(hot), "model": str(args.model or WORKDIR / "cold_model.pt"),
            "detectors": {}}

@@ -472,6 +472,8 @@ def test_extrapolation_select_widens_the_range_pick_by_pick(sfs, data):
     guarded = ExtrapolationQuery(sfs, min_distance=1.2).fit(data["train"]).select(pool2, 7)
     assert guarded.indices[-1] == 6 and guarded.reasons[-1].get("too_close")
     assert plain_pick == 6                                   # without the guard it would go first
+    with pytest.raises(InputError, match="min_distance"):
+        ExtrapolationQuery(sfs, min_distance=0.0).fit(data["train"])
     with pytest.raises(InputError, match="structures"):
         ExtrapolationQuery(sfs, min_distance=1.2).fit(data["train"]).select(
             q.descriptor_cache().table(pool2), 1)

@@ -123,10 +123,11 @@ class ExtrapolationQuery(DescriptorQuery):
         """Record the per-element range of every symmetry function over ``train``."""
         t0 = time.perf_counter()
         if not (np.isfinite(self.threshold) and self.threshold >= 0 and self.min_width > 0
-                and (self.trust_hi is None or self.trust_hi > self.threshold)):
-            raise InputError(f"ExtrapolationQuery: need threshold >= 0, min_width > 0 and trust_hi > "
-                             f"threshold (or None), got {self.threshold!r}, {self.min_width!r}, "
-                             f"{self.trust_hi!r}")
+                and (self.trust_hi is None or self.trust_hi > self.threshold)
+                and (self.min_distance is None or self.min_distance > 0)):
+            raise InputError(f"ExtrapolationQuery: need threshold >= 0, min_width > 0, trust_hi > "
+                             f"threshold and min_distance > 0 (or None), got {self.threshold!r}, "
+                             f"{self.min_width!r}, {self.trust_hi!r}, {self.min_distance!r}")
         table = self.descriptor_table(train, "training set")
         self.G_min_, self.G_max_ = {}, {}
         for el in table.elements:
