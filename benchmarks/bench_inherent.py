@@ -35,6 +35,12 @@ Usage::
     python benchmarks/bench_inherent.py --size 147 --seeds 0 1 2 3
     python benchmarks/bench_inherent.py --stage generate ...   # MD + quench only
     python benchmarks/bench_inherent.py --stage plot            # the PNG of the IS maps
+    python benchmarks/bench_inherent.py --size 55 --pooled      # one map of all seeds' frames
+
+``--pooled`` maps the frames of all the given seeds of a size together (the landscape of a
+size, as a user who ran several heating runs would map it; minima are deduplicated across
+runs, the disconnectivity graph connects minima only within a run) and records it under
+``pooled`` in the results; the per-seed runs stay as they are.
 """
 from __future__ import annotations
 
@@ -226,20 +232,30 @@ def plot(path: Path = PNG) -> None:
 
     from mdmlkit.viz.plotting import MORPHOLOGY_COLOURS
 
-    runs = {k: r for k, r in _load()["runs"].items() if r["size"] in (55, 147)}
-    names = [k for k in sorted(runs, key=lambda k: (runs[k]["size"], k))
-             if (CACHE / f"cu{runs[k]['size']}_s{runs[k]['seed']}"
-                 / f"is_map_{runs[k]['stride']}.npz").exists()]
-    if not names:
+    res = _load()
+    maps = []                                   # (title, record, saved map)
+    for key, runs in (("runs", res["runs"]), ("pooled", res.get("pooled", {}))):
+        for k in sorted(runs, key=lambda k: (runs[k]["size"], k)):
+            r = runs[k]
+            if r["size"] not in (55, 147):
+                continue
+            if key == "runs":
+                f = CACHE / f"cu{r['size']}_s{r['seed']}" / f"is_map_{r['stride']}.npz"
+            else:
+                k = f"{k}, seeds {'+'.join(map(str, r['seeds']))}"
+                f = (CACHE / f"cu{r['size']}_pooled"
+                     / f"is_map_{'_'.join(map(str, r['seeds']))}_{r['stride']}.npz")
+            if f.exists():
+                maps.append((k, r, f))
+    if not maps:
         print("no saved maps to plot")
         return
     ncol = 4
-    nrow = -(-len(names) // ncol)
+    nrow = -(-len(maps) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.8 * nrow), squeeze=False,
                              constrained_layout=True)
-    for ax, k in zip(axes.flat, names):
-        r = runs[k]
-        d = np.load(CACHE / f"cu{r['size']}_s{r['seed']}" / f"is_map_{r['stride']}.npz")
+    for ax, (k, r, f) in zip(axes.flat, maps):
+        d = np.load(f)
         for f in sorted(set(d["morphology"])):
             sel = d["morphology"] == f
             ax.scatter(*d["xy"][sel].T, s=4, color=MORPHOLOGY_COLOURS.get(f, "0.4"),
@@ -249,7 +265,7 @@ def plot(path: Path = PNG) -> None:
                      f"families separated, ARI {s['ari']:.2f}", fontsize=8)
         ax.set_xticks([]), ax.set_yticks([])
         ax.legend(fontsize=6, markerscale=2, loc="best")
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(maps):]:
         ax.set_visible(False)
     fig.suptitle("Inherent-structure maps (Coulomb eigenvalues of the quenched frames, "
                  "LandscapeMap defaults), coloured by classify_minimum", fontsize=10)
@@ -257,6 +273,37 @@ def plot(path: Path = PNG) -> None:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     print(f"wrote {path}")
+
+
+def pooled(size: int, seeds: list[int], stride: int) -> dict:
+    """One IS map (and instantaneous map) of the frames of all ``seeds`` of ``size`` (each run
+    generated or read from the cache as in :func:`generate`); recorded under
+    ``pooled["cu<size>"]`` of the results."""
+    from mdmlkit.landscape.minima import QuenchResult
+
+    if len(seeds) < 2:
+        raise SystemExit("--pooled needs at least two --seeds")
+    frames, results, costs = [], [], []
+    for seed in seeds:
+        f, r, c = generate(size, seed, MD, stride, "")
+        frames += f
+        results.append(r)
+        costs.append(c)
+    d = CACHE / f"cu{size}_pooled"
+    d.mkdir(parents=True, exist_ok=True)
+    rec = analyse(frames, QuenchResult.concatenate(results),
+                  save_map=d / f"is_map_{'_'.join(map(str, seeds))}_{stride}.npz")
+    rec.update(seeds=list(seeds), stride=stride, size=size,
+               quench_cpu_s_per_frame=float(np.mean([c["quench_cpu_s_per_frame"]
+                                                     for c in costs])))
+    print(json.dumps(rec, default=str), flush=True)
+    out = _load()
+    out.setdefault("pooled", {})[f"cu{size}" + (f"_every{stride}" if stride > 1 else "")] = rec
+    out["pooled_what"] = ("one IS map (and one instantaneous map) of the frames of all seeds of "
+                          "a size: minima deduplicated across runs, graph connections only "
+                          "within a run; the per-seed runs are under 'runs'")
+    atomic_write_json(RESULTS, out)
+    return rec
 
 
 def _load() -> dict:
@@ -273,9 +320,14 @@ def main() -> None:
     p.add_argument("--stage", choices=("all", "generate", "plot"), default="all",
                    help="generate: MD + quench only; plot: the figure from the saved maps")
     p.add_argument("--smoke", action="store_true", help="Cu13, 3 ps ramp (not recorded)")
+    p.add_argument("--pooled", action="store_true",
+                   help="one map of the frames of all --seeds (recorded under 'pooled')")
     args = p.parse_args()
     if args.stage == "plot":
         plot()
+        return
+    if args.pooled:
+        pooled(args.size, args.seeds, args.stride)
         return
     md, tag = (SMOKE_MD, "smoke_") if args.smoke else (MD, "")
     size = 13 if args.smoke else args.size

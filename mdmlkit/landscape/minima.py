@@ -55,6 +55,7 @@ import os
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,7 @@ from mdmlkit.landscape.structure import (
     motif_label,
     neighbor_matrix,
 )
+from mdmlkit.parallel import run_tasks
 from mdmlkit.systems.cu_clusters import cu_calculator
 from mdmlkit.utils import ELEMENTS_ATTR, check_elements, check_frames
 
@@ -500,11 +502,13 @@ def quench(frames: Sequence[Atoms] | Atoms, calculator: Any = "asap3", fmax: flo
     max_step_A : float
         Largest displacement of any atom per optimiser step, Å.
     n_jobs : int
-        Worker processes (``concurrent.futures.ProcessPoolExecutor``, spawn start); 1 = serial.
-    executor : concurrent.futures.Executor, optional
-        Run on this executor instead (not shut down here); frames are sent in chunks.
+        Worker processes (``concurrent.futures.ProcessPoolExecutor``, spawn start, one
+        thread each); 1 = serial.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Run on this executor instead (not shut down here); frames are sent in chunks
+        through :func:`mdmlkit.parallel.run_tasks`, so the result equals the serial one.
     progress : bool
-        tqdm progress bar over frames.
+        tqdm progress bar (over frames serially, over chunks of frames in parallel).
     fire_fmax : float
         FIRE -> L-BFGS hand-over tolerance, eV/Å (``"fire+lbfgs"`` only).
     detach_A : float
@@ -539,29 +543,22 @@ def quench(frames: Sequence[Atoms] | Atoms, calculator: Any = "asap3", fmax: flo
     check_elements(frames, elements, source="quench (structure = frame)",
                    owner="the calculator")
 
-    from tqdm.auto import tqdm
-
     items = list(enumerate(frames))
-    out: dict[int, tuple] = {}
-    with tqdm(total=len(items), desc="quench", disable=not progress, leave=False) as bar:
-        if not parallel:
-            for k, atoms in items:
-                out[k] = _quench_frame(k, atoms, spec, st)
-                bar.update(1)
-        else:
-            workers = n_jobs if executor is None else max(n_jobs, os.cpu_count() or 1)
-            size = max(1, math.ceil(len(items) / (4 * workers)))
-            chunks = [items[i:i + size] for i in range(0, len(items), size)]
-            if executor is None:
-                import multiprocessing as mp
-                from concurrent.futures import ProcessPoolExecutor
+    if not parallel:
+        from tqdm.auto import tqdm
 
-                with ProcessPoolExecutor(max_workers=min(n_jobs, len(chunks)),
-                                         mp_context=mp.get_context("spawn")) as pool:
-                    _collect(pool, chunks, spec, st, out, bar)
-            else:
-                _collect(executor, chunks, spec, st, out, bar)
-    rows = [out[k] for k in range(len(frames))]
+        rows = [_quench_frame(k, atoms, spec, st)
+                for k, atoms in tqdm(items, desc="quench", disable=not progress, leave=False)]
+    else:
+        workers = n_jobs if executor is None else max(n_jobs, os.cpu_count() or 1)
+        size = max(1, math.ceil(len(items) / (4 * workers)))
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        names = [f"frames {c[0][0]}..{c[-1][0]}" for c in chunks]
+        parts = run_tasks(partial(_quench_chunk, spec=spec, st=st), chunks,
+                          executor="process" if executor is None else executor,
+                          n_jobs=min(n_jobs, len(chunks)), progress=progress,
+                          desc="quench", names=names)
+        rows = [r for part in parts for r in part]
     return QuenchResult(
         structures=[r[1] for r in rows],
         energies=np.array([r[2] for r in rows], dtype=np.float64),
@@ -572,23 +569,6 @@ def quench(frames: Sequence[Atoms] | Atoms, calculator: Any = "asap3", fmax: flo
         messages=[r[6] for r in rows],
         run_ids=[a.info.get("run_id") for a in frames],
         settings=st)
-
-
-def _collect(executor: Any, chunks: list, spec: tuple[str, Any], st: QuenchSettings,
-             out: dict[int, tuple], bar: Any) -> None:
-    from concurrent.futures import as_completed
-
-    futures = [executor.submit(_quench_chunk, chunk, spec, st) for chunk in chunks]
-    try:
-        for fut in as_completed(futures):
-            rows = fut.result()
-            for r in rows:
-                out[r[0]] = r
-            bar.update(len(rows))
-    except BaseException:
-        for fut in futures:
-            fut.cancel()
-        raise
 
 
 def _check_input(frames: Sequence[Atoms] | Atoms) -> list[Atoms]:

@@ -115,6 +115,21 @@ def test_parallel_equals_serial(ico13):
         assert other.run_ids == ["r0", "r1", "r2", "r3"]
 
 
+def test_dask_client_equals_serial(ico13):
+    """A real dask.distributed client (where installed: the ``dask`` extra) gives the
+    serial result; its futures are not concurrent.futures ones."""
+    distributed = pytest.importorskip("distributed")
+    frames = [_perturbed(ico13, s, scale=0.25) for s in range(4)]
+    serial = quench(frames, progress=False)
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+                            dashboard_address=None) as client:
+        got = quench(frames, executor=client, progress=False)
+    np.testing.assert_array_equal(got.energies, serial.energies)
+    np.testing.assert_array_equal(got.n_steps, serial.n_steps)
+    for a, b in zip(got.structures, serial.structures):
+        np.testing.assert_array_equal(a.positions, b.positions)
+
+
 def test_unconverged_and_exploded_frames_flagged(ico13):
     far_atom = ico13.copy()
     far_atom.append("Cu")
