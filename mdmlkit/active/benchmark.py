@@ -27,6 +27,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from mdmlkit.active.metrics import METRICS, select_metrics
 from mdmlkit.active.oracle import ReplayOracle
 from mdmlkit.active.queries.base import Query
 from mdmlkit.errors import EmptyTrajectoryError, InputError
+from mdmlkit.parallel import run_tasks
 from mdmlkit.utils import atomic_write_json
 
 __all__ = ["LearningCurves", "run_learning_curves", "labels_to_reach", "ood_detection"]
@@ -185,7 +187,7 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
                         warm_start: bool = False, workdir=None, progress: bool = True,
                         callback: Callable[[dict], None] | None = None,
                         extra_tests: Mapping[str, Sequence[Atoms]] | None = None,
-                        oracle=None) -> LearningCurves:
+                        oracle=None, n_jobs: int | None = None, executor: Any = None) -> LearningCurves:
     """Learning curves of several strategies on a pool of candidates (see module docstring).
 
     Parameters
@@ -224,6 +226,14 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
         A live oracle for an unlabelled pool (e.g. ``Oracle("chgnet", cache=...)``): every
         run labels what it chooses through it, and with a :class:`LabelCache` a structure
         chosen by several runs is computed once.
+    n_jobs, executor : optional
+        Where the (strategy, seed) runs go (:func:`mdmlkit.parallel.run_tasks`): serial by
+        default; ``n_jobs > 1`` local processes (one torch thread each); a
+        ``concurrent.futures.Executor`` or a dask ``Client`` as given.  Every run is seeded
+        and independent, so the curves equal the serial ones (runs on one torch thread).
+        In parallel, strategies, ``model`` and ``trainer_kwargs`` must pickle (no lambdas),
+        ``callback`` is called for every run once all have finished, and each process keeps
+        its own descriptor cache.
     """
     from tqdm.auto import tqdm
 
@@ -253,49 +263,76 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
                                {kk: v for kk, v in (trainer_kwargs or {}).items()
                                 if isinstance(v, (int, float, str, bool, type(None)))},
                                "warm_start": warm_start, "strategies": list(strategies)})
-    caches: list[DescriptorCache] = []
     runs = [(name, s) for s in seeds for name in strategies]
-    bar = tqdm(runs, desc="learning curves", disable=not progress, unit="run")
-    for name, seed in bar:
-        bar.set_postfix(strategy=name, seed=seed)
-        m = model(seed) if callable(model) and not hasattr(model, "state_dict") else model
-        query = _query_for_seed(strategies[name], seed)
-        wd = None if workdir is None else Path(workdir) / name / f"seed_{seed}"
-        loop = ActiveLearningLoop(query, pool, m, oracle=oracle, initial=n_initial,
-                                  k=k if isinstance(k, (int, np.integer)) else ks,
-                                  n_rounds=rounds, test=test, val=val, extra_tests=extra_tests,
-                                  trainer_kwargs=trainer_kwargs, warm_start=warm_start, workdir=wd,
-                                  seed=seed, progress=False, cache=_cache_for(caches, m.sfs))
-        t0 = time.perf_counter()
-        loop.run()
-        run_records = []
-        for h in loop.history_:
-            rec = {"strategy": name, "seed": int(seed), "round": int(h["round"]),
-                   "n_labelled": int(h["n_labelled"]),
-                   "query_time_s": float(h.get("query_fit_time_s", 0.0) + h.get("query_select_time_s", 0.0)),
-                   "query_fit_time_s": float(h.get("query_fit_time_s", 0.0)),
-                   "query_select_time_s": float(h.get("query_select_time_s", 0.0)),
-                   "label_time_s": float(h.get("label_time_s", 0.0)),
-                   "train_time_s": float(h.get("train_time_s", 0.0)),
-                   "n_failed_total": int(h.get("n_failed_total", 0))}
-            rec.update(select_metrics(h))
-            rec.update({key: v for key, v in h.items()
-                        if "/" in key and key.rsplit("/", 1)[1] in METRICS})
-            if "by_kind" in h:
-                rec["by_kind"] = h["by_kind"]
-            kinds: dict[str, int] = {}
-            for sel in loop.selections_:
-                if sel["round"] == h["round"] and sel["status"] == "labelled":
-                    kd = str(pool[sel["pool_index"]].info.get("kind", "unknown"))
-                    kinds[kd] = kinds.get(kd, 0) + 1
-            rec["selected_kinds"] = kinds
-            run_records.append(rec)
-        res.records.extend(run_records)
-        res.meta.setdefault("run_wall_s", {})[f"{name}/seed_{seed}"] = time.perf_counter() - t0
-        if callback is not None:
-            callback(run_records)
-    bar.close()
+    one_run = partial(_learning_curve_run, strategies=dict(strategies), pool=pool, test=test,
+                      model=model, oracle=oracle, n_initial=n_initial,
+                      k=k if isinstance(k, (int, np.integer)) else ks, rounds=rounds, val=val,
+                      extra_tests=extra_tests, trainer_kwargs=trainer_kwargs,
+                      warm_start=warm_start, workdir=workdir)
+    if executor is None and (n_jobs is None or n_jobs == 1):
+        caches: list[DescriptorCache] = []     # one descriptor cache shared by the runs
+        bar = tqdm(runs, desc="learning curves", disable=not progress, unit="run")
+        for name, seed in bar:
+            bar.set_postfix(strategy=name, seed=seed)
+            run_records, wall = one_run((name, seed), caches=caches)
+            _add_run(res, run_records, wall, callback)
+        bar.close()
+        return res
+    outs = run_tasks(one_run, runs, executor=executor, n_jobs=n_jobs, progress=progress,
+                     desc="learning curves", names=[f"{n}/seed_{s}" for n, s in runs])
+    for run_records, wall in outs:
+        _add_run(res, run_records, wall, callback)
     return res
+
+
+def _add_run(res: LearningCurves, run_records: list[dict], wall: float,
+             callback: Callable[[dict], None] | None) -> None:
+    res.records.extend(run_records)
+    r = run_records[0]
+    res.meta.setdefault("run_wall_s", {})[f"{r['strategy']}/seed_{r['seed']}"] = wall
+    if callback is not None:
+        callback(run_records)
+
+
+def _learning_curve_run(task: tuple[str, int], *, strategies, pool, test, model, oracle,
+                        n_initial, k, rounds, val, extra_tests, trainer_kwargs, warm_start,
+                        workdir, caches: list[DescriptorCache] | None = None
+                        ) -> tuple[list[dict], float]:
+    """One (strategy, seed) run of :func:`run_learning_curves`: its records and wall time (s)."""
+    name, seed = task
+    m = model(seed) if callable(model) and not hasattr(model, "state_dict") else model
+    query = _query_for_seed(strategies[name], seed)
+    wd = None if workdir is None else Path(workdir) / name / f"seed_{seed}"
+    loop = ActiveLearningLoop(query, pool, m, oracle=oracle, initial=n_initial, k=k,
+                              n_rounds=rounds, test=test, val=val, extra_tests=extra_tests,
+                              trainer_kwargs=trainer_kwargs, warm_start=warm_start, workdir=wd,
+                              seed=seed, progress=False,
+                              cache=_cache_for([] if caches is None else caches, m.sfs))
+    t0 = time.perf_counter()
+    loop.run()
+    run_records = []
+    for h in loop.history_:
+        rec = {"strategy": name, "seed": int(seed), "round": int(h["round"]),
+               "n_labelled": int(h["n_labelled"]),
+               "query_time_s": float(h.get("query_fit_time_s", 0.0) + h.get("query_select_time_s", 0.0)),
+               "query_fit_time_s": float(h.get("query_fit_time_s", 0.0)),
+               "query_select_time_s": float(h.get("query_select_time_s", 0.0)),
+               "label_time_s": float(h.get("label_time_s", 0.0)),
+               "train_time_s": float(h.get("train_time_s", 0.0)),
+               "n_failed_total": int(h.get("n_failed_total", 0))}
+        rec.update(select_metrics(h))
+        rec.update({key: v for key, v in h.items()
+                    if "/" in key and key.rsplit("/", 1)[1] in METRICS})
+        if "by_kind" in h:
+            rec["by_kind"] = h["by_kind"]
+        kinds: dict[str, int] = {}
+        for sel in loop.selections_:
+            if sel["round"] == h["round"] and sel["status"] == "labelled":
+                kd = str(pool[sel["pool_index"]].info.get("kind", "unknown"))
+                kinds[kd] = kinds.get(kd, 0) + 1
+        rec["selected_kinds"] = kinds
+        run_records.append(rec)
+    return run_records, time.perf_counter() - t0
 
 
 def labels_to_reach(results: LearningCurves, target: float | None = None,

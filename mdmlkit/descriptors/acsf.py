@@ -324,23 +324,28 @@ class ACSF(nn.Module):
         self._plan_tables = self._tables()
 
     def _tables(self) -> dict:
-        """The float64 tables of :class:`ACSFPlan` (made once, before any ``.to()``)."""
+        """The float64 tables of :class:`ACSFPlan` (made once, before any ``.to()``).
+
+        Copies, never views of the module's buffers: a buffer's storage can move under a
+        view (``share_memory_()``, which torch's multiprocessing pickler applies to every
+        tensor sent to a worker process, frees the old storage), and a plan reading freed
+        memory would build kernels on garbage."""
         columns, moments = {}, {}
         for c in range(len(self.elements)):
             cols = []
             for kind, name in self._order[c]:
                 if kind == "rad":
                     e = next(key[0] for cc, key, nm, _ in self._radial if nm == name)
-                    cols.append(("radial", e, getattr(self, name).detach().cpu().double().numpy()))
+                    cols.append(("radial", e, getattr(self, name).detach().cpu().double().numpy().copy()))
                 elif kind == "mom":
                     cols.append(("moments", None, None))
             columns[c] = tuple(cols)
         for c, m in self._moment.items():
             g1, g2, W = self._moment_spectrum_map(c)
             moments[c] = MomentTables(tuple(m["elements"]), m["n_max"],
-                                      getattr(self, m["name"]).detach().cpu().double().numpy(),
-                                      g1.numpy(), g2.numpy(), W.numpy())
-        inverse = {c: getattr(self, f"_inv_{c}").cpu().numpy() for c in range(len(self.elements))}
+                                      getattr(self, m["name"]).detach().cpu().double().numpy().copy(),
+                                      g1.numpy().copy(), g2.numpy().copy(), W.numpy().copy())
+        inverse = {c: getattr(self, f"_inv_{c}").cpu().numpy().copy() for c in range(len(self.elements))}
         return {"columns": columns, "moments": moments, "inverse": inverse}
 
     def plan(self) -> ACSFPlan:

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from mdmlkit.active import (
     AutoencoderQuery,
@@ -95,6 +96,30 @@ def test_run_learning_curves_quick(sfs, tmp_path):
     assert [r["force_rmse_meV_A"] for r in again.records] == [r["force_rmse_meV_A"] for r in res.records]
     with pytest.raises(InputError, match="exceeds the pool"):
         run_learning_curves(strategies, pool, test, rounds=10, k=5, model=model)
+
+
+def test_run_learning_curves_in_processes_equals_serial(sfs):
+    """Runs fanned out to two worker processes (spawned, one torch thread each) give the
+    serial curves exactly: every run is seeded and independent."""
+    pool = emt_frames(12, "thermal", (300, 900), reps=(2, 1, 1), seed=43)
+    test = emt_frames(4, "thermal", (300, 900), reps=(2, 1, 1), seed=44)
+    model = HDNNP(sfs, hidden=(4,), seed=0)
+    strategies = {"random": RandomQuery(), "fps": FarthestPointQuery()}
+    kw = dict(seeds=(0, 1), rounds=1, k=2, n_initial=3, model=model, trainer_kwargs=TRAIN,
+              progress=False)
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)                    # as in the workers
+    try:
+        serial = run_learning_curves(strategies, pool, test, **kw)
+    finally:
+        torch.set_num_threads(torch_threads)
+    seen = []
+    parallel = run_learning_curves(strategies, pool, test, n_jobs=2, callback=seen.append, **kw)
+    key = [(r["strategy"], r["seed"], r["round"]) for r in serial.records]
+    assert [(r["strategy"], r["seed"], r["round"]) for r in parallel.records] == key
+    for metric in ("energy_rmse_meV_atom", "force_rmse_meV_A"):
+        assert [r[metric] for r in parallel.records] == [r[metric] for r in serial.records]
+    assert len(seen) == 4 and sorted(parallel.meta["run_wall_s"]) == sorted(serial.meta["run_wall_s"])
 
 
 def test_ood_detection_with_autoencoder(sfs):

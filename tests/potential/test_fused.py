@@ -192,3 +192,30 @@ def test_compiled_calculator_keeps_the_torch_thread_setting():
 def test_n_threads_must_be_positive(model):  # noqa: F811
     with pytest.raises(InputError, match="n_threads"):
         HDNNPCalculator(model, device="cpu", compile="numba", n_threads=0)
+
+
+def test_plan_survives_shared_memory_move(frames):  # noqa: F811
+    """Sending a model to a worker process (torch's multiprocessing pickler calls
+    ``share_memory_()`` on every tensor, moving and freeing the old storage) must not
+    leave the symmetry functions' plan reading freed memory: its tables are copies of the
+    buffers, and the fused kernels built afterwards equal the eager calculator."""
+    from test_calculator import SFS_TEXT
+
+    def tables(pot):
+        plan = pot.acsf.plan()
+        return ([p for cols in plan.columns.values() for kind, _, p in cols if kind == "radial"]
+                + [m.params for m in plan.moments.values()])
+
+    pot = HDNNP(SymmetryFunctionSet.from_text(SFS_TEXT), hidden=(6,), seed=4).fit_scaling(frames)
+    before = [t.copy() for t in tables(pot)]
+    buffers = [b.numpy() for b in pot.acsf.buffers()]
+    assert before and not any(np.shares_memory(t, b) for t in tables(pot) for b in buffers)
+    pot.share_memory()                                        # what a ProcessPoolExecutor does
+    after = tables(pot)
+    assert len(after) == len(before)
+    for a, b in zip(after, before):
+        np.testing.assert_array_equal(a, b)
+    atoms = frames[0].copy()
+    eager = HDNNPCalculator(pot, device="cpu", extrapolation="ignore")
+    atoms.calc = HDNNPCalculator(pot, device="cpu", extrapolation="ignore", compile="numba")
+    assert_same_results(atoms, eager, rtol=1e-7, atol=1e-8)
