@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # the three notebooks with the "demo" profile of notebooks/profiles.json -> outputs/
-# (target: <= 15 min on 2 idle cores after the install; demo-quick: the test-sized settings)
+# (about 20 min on 2 idle cores after the install: 01 5 min, 02 6, 03 9; demo-quick: the test-sized settings)
 demo: venv
 	$(BIN)/mdmlkit run-notebooks --output outputs
 
