@@ -275,21 +275,21 @@ def run_learning_curves(strategies: Mapping[str, Query | Callable[[int], Query]]
         for name, seed in bar:
             bar.set_postfix(strategy=name, seed=seed)
             run_records, wall = one_run((name, seed), caches=caches)
-            _add_run(res, run_records, wall, callback)
+            _add_run(res, f"{name}/seed_{seed}", run_records, wall, callback)
         bar.close()
         return res
     outs = run_tasks(one_run, runs, executor=executor, n_jobs=n_jobs, progress=progress,
                      desc="learning curves", names=[f"{n}/seed_{s}" for n, s in runs])
-    for run_records, wall in outs:
-        _add_run(res, run_records, wall, callback)
+    for (name, seed), (run_records, wall) in zip(runs, outs):
+        _add_run(res, f"{name}/seed_{seed}", run_records, wall, callback)
     return res
 
 
-def _add_run(res: LearningCurves, run_records: list[dict], wall: float,
+def _add_run(res: LearningCurves, key: str, run_records: list[dict], wall: float,
              callback: Callable[[dict], None] | None) -> None:
+    """Add one finished run (``key`` = ``strategy/seed_s``) to ``res`` and report it."""
     res.records.extend(run_records)
-    r = run_records[0]
-    res.meta.setdefault("run_wall_s", {})[f"{r['strategy']}/seed_{r['seed']}"] = wall
+    res.meta.setdefault("run_wall_s", {})[key] = wall
     if callback is not None:
         callback(run_records)
 
