@@ -256,10 +256,10 @@ def plot(path: Path = PNG) -> None:
                              constrained_layout=True)
     for ax, (k, r, f) in zip(axes.flat, maps):
         d = np.load(f)
-        for f in sorted(set(d["morphology"])):
-            sel = d["morphology"] == f
-            ax.scatter(*d["xy"][sel].T, s=4, color=MORPHOLOGY_COLOURS.get(f, "0.4"),
-                       label=f"{f} ({sel.sum()})")
+        for fam in sorted(set(d["morphology"])):
+            sel = d["morphology"] == fam
+            ax.scatter(*d["xy"][sel].T, s=4, color=MORPHOLOGY_COLOURS.get(fam, "0.4"),
+                       label=f"{fam} ({sel.sum()})")
         s = r["inherent"]
         ax.set_title(f"{k}: {s['n_basins']} basins, {s['n_separated']}/{s['n_families']} "
                      f"families separated, ARI {s['ari']:.2f}", fontsize=8)

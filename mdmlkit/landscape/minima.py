@@ -554,10 +554,8 @@ def quench(frames: Sequence[Atoms] | Atoms, calculator: Any = "asap3", fmax: flo
         size = max(1, math.ceil(len(items) / (4 * workers)))
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
         names = [f"frames {c[0][0]}..{c[-1][0]}" for c in chunks]
-        parts = run_tasks(partial(_quench_chunk, spec=spec, st=st), chunks,
-                          executor="process" if executor is None else executor,
-                          n_jobs=min(n_jobs, len(chunks)), progress=progress,
-                          desc="quench", names=names)
+        parts = run_tasks(partial(_quench_chunk, spec=spec, st=st), chunks, executor=executor,
+                          n_jobs=n_jobs, progress=progress, desc="quench", names=names)
         rows = [r for part in parts for r in part]
     return QuenchResult(
         structures=[r[1] for r in rows],
