@@ -273,6 +273,21 @@ class HDNNPCalculator(Calculator):
                 raise UnknownElementError(f"atom {k} is {sym}, which the HDNNP does not know "
                                           f"(elements {self.model.elements})")
 
+    def check_state(self, atoms, tol: float = 1e-15) -> list[str]:
+        """ASE's list of changed properties since the last call, by exact array comparisons
+        (a difference within ASE's ``tol`` counts as a change: one more evaluation, never a
+        stale result); any other ``tol`` goes to ASE's own check."""
+        prev = self.atoms
+        if prev is None or tol != 1e-15:
+            return super().check_state(atoms, tol)
+        props = set(all_changes) - set(self.ignored_changes)
+        changes = [p for p in ("cell", "pbc") if p in props
+                   and not np.array_equal(np.asarray(getattr(prev, p)), np.asarray(getattr(atoms, p)))]
+        a1, a2 = prev.arrays, atoms.arrays
+        changes += sorted(props & (a1.keys() ^ a2.keys()))
+        changes += [p for p in sorted(props & a1.keys() & a2.keys()) if not np.array_equal(a1[p], a2[p])]
+        return changes
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms

@@ -20,6 +20,7 @@ worst excursion (what :meth:`HDNNPCalculator.extrapolation_report
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -300,6 +301,25 @@ class ExtrapolationTally:
                 f"<table><thead><tr>{hdr}</tr></thead><tbody>{body}</tbody></table>")
 
 
+_RANGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _accepted_range(scaler, tolerance: float, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(G_min - tol, G_max + tol)`` with ``tol = tolerance (G_max - G_min)`` in ``g``'s dtype
+    and device, cached per scaler until its statistics change (in-place versions), so an MD
+    step's check is two comparisons per element."""
+    key = (tolerance, g.dtype, g.device, id(scaler.G_min), scaler.G_min._version,
+           id(scaler.G_max), scaler.G_max._version)
+    hit = _RANGES.get(scaler)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    gmin, gmax = scaler.G_min.to(g), scaler.G_max.to(g)
+    tol = tolerance * (gmax - gmin).clamp_min(0.0)
+    bounds = ((gmin - tol).contiguous(), (gmax + tol).contiguous())
+    _RANGES[scaler] = (key, bounds)
+    return bounds
+
+
 def find_extrapolation(model, G: dict[str, torch.Tensor], batch, tolerance: float = DEFAULT_TOLERANCE,
                        structure_offset: int = 0) -> ExtrapolationReport:
     """Out-of-range values in raw descriptors ``G`` (``model.descriptors(batch)``) of ``batch``.
@@ -310,18 +330,24 @@ def find_extrapolation(model, G: dict[str, torch.Tensor], batch, tolerance: floa
     if not model.is_scaling_fitted:
         raise InputError("the model's scaling statistics are not fitted (fit_scaling or n2p2 "
                            "scaling.data): there is no training range to compare with")
-    first_atom = torch.cumsum(batch.n_atoms, 0) - batch.n_atoms
+    first_atom = None
     records: list[ExtrapolationRecord] = []
     for el in model.elements:
         g = G[el].detach()
         if g.shape[0] == 0:
             continue
         sc = model.scalers[el]
-        gmin, gmax = sc.G_min.to(g), sc.G_max.to(g)
-        tol = tolerance * (gmax - gmin).clamp_min(0.0)
-        mask = (g < gmin - tol) | (g > gmax + tol)
+        lo, hi = _accepted_range(sc, tolerance, g)
+        if g.device.type == "cpu":           # numpy: a few µs where torch's small ops take tens
+            gn, lon, hin = g.numpy(), lo.numpy(), hi.numpy()
+            if not ((gn < lon).any() or (gn > hin).any()):
+                continue
+        mask = (g < lo) | (g > hi)
         if not bool(mask.any()):
             continue
+        if first_atom is None:
+            first_atom = torch.cumsum(batch.n_atoms, 0) - batch.n_atoms
+        gmin, gmax = sc.G_min.to(g), sc.G_max.to(g)
         loc, fn = torch.nonzero(mask, as_tuple=True)
         atom = batch.element_index[el][loc]
         st = batch.structure[atom]

@@ -415,3 +415,55 @@ def test_compiled_needs_padded_functions(frames):
     m = HDNNP(sfs, hidden=(4,), seed=0)
     with pytest.raises(ValueError, match="explicit triplets"):
         HDNNPCalculator(m, device="cpu", compile="torch")
+
+
+def test_check_state_matches_ase(model, frames):
+    """The calculator's exact-comparison ``check_state`` reports what ASE's ``compare_atoms``
+    reports (every change of positions, numbers, cell, pbc, charges, magmoms) and recomputes
+    after a change far below any physical length."""
+    from ase.calculators.calculator import compare_atoms
+
+    atoms = frames[0].copy()
+    calc = HDNNPCalculator(model, device="cpu", extrapolation="ignore")
+    atoms.calc = calc
+    e0 = atoms.get_potential_energy()
+    assert calc.check_state(atoms) == []
+    edits = {"positions": lambda a: a.positions.__setitem__((0, 0), a.positions[0, 0] + 1e-3),
+             "numbers": lambda a: a.numbers.__setitem__(0, a.numbers[1] if a.numbers[0] != a.numbers[1]
+                                                          else a.numbers[2]),
+             "cell": lambda a: a.set_cell(a.cell[:] * 1.01),
+             "pbc": lambda a: a.set_pbc([True, True, False]),
+             "initial_charges": lambda a: a.set_initial_charges(np.full(len(a), 0.1)),
+             "initial_magmoms": lambda a: a.set_initial_magnetic_moments(np.full(len(a), 0.5))}
+    for name, edit in edits.items():
+        other = atoms.copy()
+        edit(other)
+        assert sorted(calc.check_state(other)) == sorted(compare_atoms(calc.atoms, other)), name
+        assert name in calc.check_state(other)
+    tiny = atoms.copy()
+    tiny.positions[3, 1] = np.nextafter(tiny.positions[3, 1], np.inf)
+    assert calc.check_state(tiny) == ["positions"]
+    tiny.calc = calc
+    assert tiny.get_potential_energy() == pytest.approx(e0, abs=1e-9)
+
+
+def test_extrapolation_range_follows_new_statistics(model, frames):
+    """The cached accepted range of the extrapolation check is rebuilt when the scaling
+    statistics change in place (a refit), and depends on the tolerance."""
+    import copy
+
+    m = copy.deepcopy(model)
+    atoms = frames[1].copy()
+    atoms.calc = HDNNPCalculator(m, device="cpu", extrapolation="warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        atoms.get_potential_energy()                     # inside the fitted range
+    assert not atoms.calc.last_report
+    el = m.elements[0]
+    with torch.no_grad():
+        m.scalers[el].G_max.copy_(m.scalers[el].G_min)   # collapse the range: now extrapolating
+    atoms.positions[0, 0] += 1e-4
+    with pytest.warns(ExtrapolationWarning):
+        atoms.get_potential_energy()
+    assert atoms.calc.last_report
+    assert {r.element for r in atoms.calc.last_report} >= {el}

@@ -120,6 +120,27 @@ def test_type3_threads(model3, frames):
     np.testing.assert_allclose(out[1][1], out[0][1], atol=1e-11)
 
 
+def test_type3_float32_and_other_activation(frames):
+    """The single-pass kernel in float32, with a softplus network: per-atom energies and forces
+    of the float64 eager calculator to float32 precision."""
+    import copy
+
+    import torch
+
+    m = HDNNP(SymmetryFunctionSet.from_text(SFS_TEXT), hidden=(9, 7), activation="softplus", seed=5)
+    m.fit_scaling(frames).fit_reference_energies(frames, [-2.0 * len(a) for a in frames])
+    m32 = copy.deepcopy(m).to(dtype=torch.float32)
+    for atoms in (frames[0], frames[3]):
+        a = atoms.copy()
+        a.calc = HDNNPCalculator(m32, device="cpu", extrapolation="ignore", compile=True)
+        e32, f32 = a.get_potential_energies(), a.get_forces()
+        a.calc = HDNNPCalculator(m, device="cpu", extrapolation="ignore")
+        e64, f64 = a.get_potential_energies(), a.get_forces()
+        np.testing.assert_allclose(e32, e64, rtol=1e-5, atol=2e-5)
+        np.testing.assert_allclose(f32, f64, atol=2e-4 * np.abs(f64).max())
+        assert np.abs(f64).max() > 1e-2
+
+
 def test_type3_reproduces_n2p2_reference(n2p2_ref):
     """n2p2's own energies and forces (types 2, 3 and 9, cutoff type 6 with an inner cutoff)
     from the n2p2 model directory through ``compile=True``."""

@@ -23,13 +23,15 @@ storing per-pair derivative tables.
   (vectorised recurrences, forward and reverse mode).
 * Angular functions that have no moment form (type 3, n2p2's narrow angular
   functions with their r_jk factor, and type 9 with non-integer zeta) run over
-  explicit triplets (:func:`triplet_values`, :func:`triplet_gradients`): all
-  triplets (j < k within the cutoff, r_jk from the two pair vectors, so no second
-  neighbour search) of one centre are compacted into flat arrays and each stage
-  (R(r_jk) from the same quintic tables, the angular factors, the sums per
-  function, and in reverse mode dE/dcos, dE/dr_ij, dE/dr_ik, dE/dr_jk) is one loop
-  over them; their dE/d(pair vector) joins that of the other functions, so forces
-  and the virial need nothing more.
+  explicit triplets in one pass per atom (:func:`triplet_pass`): all triplets
+  (j < k within the cutoff, r_jk from the two pair vectors, so no second neighbour
+  search) of one centre are compacted into flat arrays and each stage (R(r_jk) from
+  the same quintic tables, the angular factors with derivatives, the sums per
+  function) is one loop over them; the atom's network then runs inside the kernel
+  (:func:`~.networks.atom_network`), and its dE/dG turns the same arrays into dE/dcos,
+  dE/dr_ij, dE/dr_ik, dE/dr_jk, so the triplets are built once per call.  Their
+  dE/d(pair vector) joins that of the other functions, so forces and the virial
+  need nothing more.
 
 The kernels are compiled by numba (a dependency of umap-learn) on first use
 (once per dtype; cached on disk afterwards), run in parallel
@@ -49,7 +51,7 @@ import numpy as np
 import torch
 
 from mdmlkit.descriptors.batch import MIN_DISTANCE
-from mdmlkit.descriptors.kernels.networks import NetworkTables
+from mdmlkit.descriptors.kernels.networks import NetworkTables, atom_network
 from mdmlkit.errors import InputError
 
 __all__ = ["FusedPlan", "FusedEnergy", "numba_threads", "tabulate_radial"]
@@ -375,10 +377,11 @@ if numba is not None:
     def descriptor_gradients(pos, start, pair_j, shifts, species, gG,
                              mom_slot, mom_nu, mom_rc, mgrp_n, mgrp_invh, mgrp_off, mom_lmax,
                              spec_n, spec_g1, spec_g2, g_ptr, g_src, g_w, coef, tab, dfac,
-                             n_chunks, mom, g_acc, g_pair):
+                             n_chunks, mom, zero_pairs, g_acc, g_pair):
         """From dE/dG [N, F]: dE/d(radial sums) ``g_acc`` [N, n_el, D] (for
         :func:`radial_gradients`) and the moment part of dE/d(pair vector) ``g_pair`` [P, 3]
-        (overwritten: zero for pairs outside every moment cutoff)."""
+        (added; with ``zero_pairs`` set first to zero, so pairs outside every moment cutoff
+        get zero)."""
         n_atoms, n_el, D = pos.shape[0], g_acc.shape[1], g_acc.shape[2]
         E, U, H, L, o_spec, o_diag, nbmax = _moment_scratch(pos, start, n_el, D, spec_g1, mom)
         n_chunks = max(1, min(n_atoms, n_chunks))
@@ -396,10 +399,11 @@ if numba is not None:
             g_mom = np.empty((E, U, H), dtype=pos.dtype)
             for i in range(ch * n_atoms // n_chunks, (ch + 1) * n_atoms // n_chunks):
                 c = species[i]
-                for p in range(start[i], start[i + 1]):
-                    g_pair[p, 0] = 0.0
-                    g_pair[p, 1] = 0.0
-                    g_pair[p, 2] = 0.0
+                if zero_pairs:
+                    for p in range(start[i], start[i + 1]):
+                        g_pair[p, 0] = 0.0
+                        g_pair[p, 1] = 0.0
+                        g_pair[p, 2] = 0.0
                 gx_all[:] = 0.0
                 for f in range(g_ptr.shape[1] - 1):
                     q = gG[i, f]
@@ -597,14 +601,17 @@ if numba is not None:
             seg[e] = seg[e - 1]
         seg[0] = 0
 
+    # The per-group loops below run over array views that start at the group's first triplet
+    # (``X[g0:g1]``, index from 0) and index neighbours with unsigned ids: numba's
+    # negative-index wraparound otherwise keeps LLVM from vectorising them.
     @njit(inline="always", cache=True)
-    def _triplet_compact(c, seg, grp_map, grp_rc3, grp_has9, derivatives, nx, ny, nz, nir, R, dR,
-                         jid, kid, cdx, cdy, cdz, ccos, crjk, Rj, dRj, Rk, dRk, gm):
+    def _triplet_compact(c, seg, grp_map, grp_rc3, grp_has9, nx, ny, nz, nir, jid, kid, ccos, crjk,
+                         gm):
         """All triplets (i, j, k) of one centre that contribute (j < k in the element-sorted
         neighbour order, so j's element e1 <= k's element e2; r_jk below the group's type-3
         cutoff, or all in a group with type-9 functions), in arrays over the triplets m,
-        the triplets of group g in ``gm[g]:gm[g + n_groups]``: j, k, r_jk vector, r_jk^2,
-        cos theta, R_u(r_ij) and R_u(r_ik) [U, m] (and dR_u/dr).  Returns their number."""
+        the triplets of group g in ``gm[g]:gm[g + n_groups]``: neighbour ids j, k (unsigned),
+        r_jk^2 and cos theta.  Returns their number."""
         n_el = seg.shape[0] - 1
         n_groups = grp_rc3.shape[0]
         nm = 0
@@ -625,58 +632,42 @@ if numba is not None:
                         # written always, kept by advancing nm (no unpredictable branch)
                         jid[nm] = a_
                         kid[nm] = k
-                        cdx[nm] = dx
-                        cdy[nm] = dy
-                        cdz[nm] = dz
                         crjk[nm] = r2
                         ccos[nm] = (xj * xk + yj * yk + zj * zk) * (irj * nir[k])
                         nm += 1 if (r2 < lim or has9) else 0
                 gm[g + n_groups] = nm
-        if nm > 0:
-            for u in range(R.shape[0]):
-                Ru = R[u]
-                Rju = Rj[u]
-                Rku = Rk[u]
-                for m in range(nm):
-                    Rju[m] = Ru[jid[m]]
-                    Rku[m] = Ru[kid[m]]
-                if derivatives:
-                    dRu = dR[u]
-                    dRju = dRj[u]
-                    dRku = dRk[u]
-                    for m in range(nm):
-                        dRju[m] = dRu[jid[m]]
-                        dRku[m] = dRu[kid[m]]
         return nm
 
     @njit(inline="always", cache=True)
-    def _triplet_rjk(nm, t_lo, t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef, derivatives,
-                     crjk, Q, dQ):
+    def _triplet_rjk(nm, t_lo, t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef, crjk, Q, dQ):
         """r_jk = sqrt(crjk) in place and the radial factors Q [u, m] = R_u(r_jk) of the tables
-        ``t_lo:t_hi`` (d/dr_jk in dQ; zero beyond each table's rc), vectorised over m."""
+        ``t_lo:t_hi`` and d/dr_jk in dQ (zero beyond each table's rc), vectorised over m."""
         for m in range(nm):
             crjk[m] = math.sqrt(crjk[m])
         for t in range(t_lo, t_hi):
-            rc, invh, top, K, off, o = tt_rc[t], tt_invh[t], tt_n[t] - 1, tt_K[t], tt_off[t], tt_col[t]
+            rc, invh, K, o = tt_rc[t], tt_invh[t], tt_K[t], tt_col[t]
+            top = np.uint64(tt_n[t] - 1)
+            stride = np.uint64(6 * K)
             for kk in range(K):
-                Qk = Q[o + kk]
-                dQk = dQ[o + kk]
+                base = coef[tt_off[t] + 6 * kk:]
+                Qk = Q[o + kk, :nm]
+                dQk = dQ[o + kk, :nm]
                 for m in range(nm):
                     r = crjk[m]
-                    x = r * invh
-                    iv = min(int(x), top)
+                    x = min(r, rc) * invh
+                    iv = min(np.uint64(x), top)
                     s = x - iv
-                    q = off + (iv * K + kk) * 6
-                    c1 = coef[q + 1]
-                    c2 = coef[q + 2]
-                    c3 = coef[q + 3]
-                    c4 = coef[q + 4]
-                    c5 = coef[q + 5]
-                    v = coef[q] + s * (c1 + s * (c2 + s * (c3 + s * (c4 + s * c5))))
-                    Qk[m] = v if r < rc else 0.0
-                    if derivatives:
-                        d = invh * (c1 + s * (2.0 * c2 + s * (3.0 * c3 + s * (4.0 * c4 + s * 5.0 * c5))))
-                        dQk[m] = d if r < rc else 0.0
+                    q = iv * stride
+                    c1 = base[q + np.uint64(1)]
+                    c2 = base[q + np.uint64(2)]
+                    c3 = base[q + np.uint64(3)]
+                    c4 = base[q + np.uint64(4)]
+                    c5 = base[q + np.uint64(5)]
+                    v = base[q] + s * (c1 + s * (c2 + s * (c3 + s * (c4 + s * c5))))
+                    d = invh * (c1 + s * (2.0 * c2 + s * (3.0 * c3 + s * (4.0 * c4 + s * 5.0 * c5))))
+                    inside = r < rc
+                    Qk[m] = v if inside else 0.0
+                    dQk[m] = d if inside else 0.0
 
     @njit(inline="always", cache=True)
     def _triplet_angular(nm, c, an_n, an_lam, an_zeta, an_pref, an_zint, derivatives, ccos, A, dA):
@@ -707,189 +698,180 @@ if numba is not None:
 
     @njit(inline="always", cache=True)
     def _triplet_scratch(pos, start, n_el, U, n_ang, n_groups):
-        """Per-chunk buffers of the triplet kernels (see :func:`_gather_triplet_pairs` and
-        :func:`_triplet_compact`): per neighbour [nb] and per triplet [nb (nb - 1) / 2]."""
+        """Per-chunk buffers of :func:`triplet_pass`: per neighbour [nb] (see
+        :func:`_gather_triplet_pairs`) and per triplet [nb (nb - 1) / 2] (see
+        :func:`_triplet_compact`); Q, dQ have U more rows of ones / zeros, the r_jk factor of
+        type-9 functions (q = U + u)."""
         nb = 1
         for i in range(pos.shape[0]):
             nb = max(nb, start[i + 1] - start[i])
         nt = max(1, nb * (nb - 1) // 2)
         dt = pos.dtype
         na = max(n_ang, 1)
+        Q = np.empty((2 * U, nt), dtype=dt)          # uninitialised: every stage writes what it
+        dQ = np.empty((2 * U, nt), dtype=dt)         # reads (the type-9 rows: triplet_pass)
         return (np.zeros(n_el + 1, dtype=np.int64), np.empty(nb, dtype=dt), np.empty(nb, dtype=dt),
                 np.empty(nb, dtype=dt), np.empty(nb, dtype=dt), np.empty(nb, dtype=np.int64),
-                np.empty(nb, dtype=np.int64), np.zeros((U, nb), dtype=dt), np.zeros((U, nb), dtype=dt),
-                np.zeros(U, dtype=dt), np.zeros(U, dtype=dt),
-                np.zeros(nt, dtype=np.int64), np.zeros(nt, dtype=np.int64),
-                np.zeros(nt, dtype=dt), np.zeros(nt, dtype=dt), np.zeros(nt, dtype=dt),
-                np.zeros(nt, dtype=dt), np.zeros(nt, dtype=dt),
-                np.zeros((U, nt), dtype=dt), np.zeros((U, nt), dtype=dt),
-                np.zeros((U, nt), dtype=dt), np.zeros((U, nt), dtype=dt),
-                np.zeros((U, nt), dtype=dt), np.zeros((U, nt), dtype=dt),
-                np.zeros((na, nt), dtype=dt), np.zeros((na, nt), dtype=dt),
-                np.zeros(2 * max(n_groups, 1), dtype=np.int64))
+                np.empty(nb, dtype=np.int64), np.empty((U, nb), dtype=dt), np.empty((U, nb), dtype=dt),
+                np.empty(U, dtype=dt), np.empty(U, dtype=dt),
+                np.empty(nt, dtype=np.uint64), np.empty(nt, dtype=np.uint64),
+                np.empty(nt, dtype=dt), np.empty(nt, dtype=dt), Q, dQ,
+                np.empty((na, nt), dtype=dt), np.empty((na, nt), dtype=dt),
+                np.zeros(2 * max(n_groups, 1), dtype=np.int64),
+                np.empty((4, nt), dtype=dt), np.empty((3, nb), dtype=dt))
+
+    @njit(inline="always", cache=True)
+    def _triplet_sums(c, n_el, grp_map, grp_fptr, fn_col, fn_u, fn_a, fn_q, gm, A, R, Q, jid, kid,
+                      G_row):
+        """Adds each triplet function's sum over the centre's triplets to ``G_row``: function f
+        (column ``fn_col[f]``) of group g adds A_a(cos) R_u(r_ij) R_u(r_ik) Q_q over the
+        group's triplets, Q_q = R_u(r_jk) (type 3, q = u) or 1 (type 9, q = U + u)."""
+        n_groups = grp_fptr.shape[0] - 1
+        for e1 in range(n_el):
+            for e2 in range(e1, n_el):
+                g = grp_map[c, e1, e2]
+                if g < 0:
+                    continue
+                m0, m1 = gm[g], gm[g + n_groups]
+                js = jid[m0:m1]
+                ks = kid[m0:m1]
+                for f in range(grp_fptr[g], grp_fptr[g + 1]):
+                    Ru = R[fn_u[f]]
+                    Aa = A[fn_a[f], m0:m1]
+                    Qq = Q[fn_q[f], m0:m1]
+                    s = 0.0
+                    for m in range(m1 - m0):
+                        s += Aa[m] * Ru[js[m]] * Ru[ks[m]] * Qq[m]
+                    G_row[fn_col[f]] += s
+
+    @njit(fastmath=True, cache=True)       # not inlined: more than 30 arguments (a *args call)
+    def _triplet_backward(c, nm, n_el, grp_map, grp_fptr, fn_col, fn_u, fn_a, fn_q, gm, gG_row,
+                          seg, nx, ny, nz, nir, npr, jid, kid, ccos, crjk, R, dR, Q, dQ, A, dA,
+                          gt, gv, g_pair):
+        """Adds the triplet functions' part of dE/d(pair vector) of one centre to ``g_pair``
+        (its own list entries ``npr``) from its dE/dG row ``gG_row``: per triplet dE/dcos,
+        dE/dr_ij, dE/dr_ik, dE/dr_jk (``gt`` [4, m], one vectorised loop per function), then
+        the three pair vectors."""
+        n_groups = grp_fptr.shape[0] - 1
+        gt[:, :nm] = 0.0
+        for e1 in range(n_el):
+            for e2 in range(e1, n_el):
+                g = grp_map[c, e1, e2]
+                if g < 0:
+                    continue
+                m0, m1 = gm[g], gm[g + n_groups]
+                js = jid[m0:m1]
+                ks = kid[m0:m1]
+                gc, gj, gk, gjk = gt[0, m0:m1], gt[1, m0:m1], gt[2, m0:m1], gt[3, m0:m1]
+                for f in range(grp_fptr[g], grp_fptr[g + 1]):
+                    w = gG_row[fn_col[f]]
+                    Ru = R[fn_u[f]]
+                    dRu = dR[fn_u[f]]
+                    Aa = A[fn_a[f], m0:m1]
+                    dAa = dA[fn_a[f], m0:m1]
+                    Qq = Q[fn_q[f], m0:m1]
+                    dQq = dQ[fn_q[f], m0:m1]
+                    for m in range(m1 - m0):
+                        j = js[m]
+                        k = ks[m]
+                        Rj = Ru[j]
+                        Rk = Ru[k]
+                        wA = w * Aa[m]
+                        wAQ = wA * Qq[m]
+                        RjRk = Rj * Rk
+                        gc[m] += w * dAa[m] * RjRk * Qq[m]
+                        gj[m] += wAQ * dRu[j] * Rk
+                        gk[m] += wAQ * Rj * dRu[k]
+                        gjk[m] += wA * RjRk * dQq[m]
+        nn = seg[n_el]
+        gv[:, :nn] = 0.0
+        # cos = v_j.v_k / (r_j r_k), r_jk = |v_k - v_j| (crjk: r_jk)
+        for m in range(nm):
+            j = jid[m]
+            k = kid[m]
+            xj, yj, zj, irj = nx[j], ny[j], nz[j], nir[j]
+            xk, yk, zk, irk = nx[k], ny[k], nz[k], nir[k]
+            gcm = gt[0, m]
+            cs = gcm * ccos[m]
+            cj = gcm * irj * irk
+            sj = gt[1, m] * irj - cs * irj * irj
+            sk = gt[2, m] * irk - cs * irk * irk
+            h = gt[3, m] / crjk[m]
+            hx, hy, hz = h * (xk - xj), h * (yk - yj), h * (zk - zj)
+            gv[0, j] += cj * xk + sj * xj - hx
+            gv[1, j] += cj * yk + sj * yj - hy
+            gv[2, j] += cj * zk + sj * zj - hz
+            gv[0, k] += cj * xj + sk * xk + hx
+            gv[1, k] += cj * yj + sk * yk + hy
+            gv[2, k] += cj * zj + sk * zk + hz
+        for n in range(nn):
+            p = npr[n]
+            g_pair[p, 0] += gv[0, n]
+            g_pair[p, 1] += gv[1, n]
+            g_pair[p, 2] += gv[2, n]
 
     @njit(parallel=True, fastmath=True, cache=True)
-    def triplet_values(pos, start, pair_j, shifts, species, tr_rc, tt_ptr, tt_rc, tt_n, tt_invh,
-                       tt_K, tt_off, tt_col, an_n, an_lam, an_zeta, an_pref, an_zint, grp_map,
-                       grp_rc3, grp_has9, grp_fptr, fn_col, fn_u, fn_a, fn_q, coef, n_chunks, G):
-        """Adds the angular functions evaluated over explicit triplets (type 3, and type 9
-        outside the moments) to G [N, F]: for centre i and its neighbour pairs (j, k) (each
-        unordered pair once, j of element e1 <= e2 of k) in the group ``grp_map[c, e1, e2]``,
-        function f (column ``fn_col[f]``) adds A_a(cos theta_ijk) R_u(r_ij) R_u(r_ik) Q_q,
-        with Q_q = R_u(r_jk) (type 3, q = u) or 1 (type 9, q = U + u); r_jk from the two pair
-        vectors.  Per centre element c: gather cutoff ``tr_rc[c]``, radial tables
-        ``tt_ptr[c]:tt_ptr[c + 1]`` (columns u), (lambda, zeta) pairs ``an_*[c, a]``; per
-        group g: type-3 cutoff ``grp_rc3[g]`` (0: none), any type 9, functions
-        ``grp_fptr[g]:grp_fptr[g + 1]``.  All triplets of a centre are evaluated together,
-        each stage one loop over them."""
+    def triplet_pass(pos, start, pair_j, shifts, species, tr_rc, tt_ptr, tt_rc, tt_n, tt_invh,
+                     tt_K, tt_off, tt_col, an_n, an_lam, an_zeta, an_pref, an_zint, grp_map,
+                     grp_rc3, grp_has9, grp_fptr, fn_col, fn_u, fn_a, fn_q, coef,
+                     n_layers, layers, weights, scale, e_ref, width, n_chunks, G, e_atoms, gG,
+                     g_pair):
+        """One pass per atom over the angular functions evaluated on explicit triplets (type 3,
+        and type 9 outside the moments), the atomic network and the triplets' gradient.
+
+        ``G`` [N, F] holds the other functions (radial sums and moments) on entry.  Per centre
+        i: its triplets (each unordered neighbour pair (j, k) once, j of element e1 <= e2 of
+        k, in the group ``grp_map[c, e1, e2]``; r_jk from the two pair vectors) with their
+        radial factors R_u(r_ij), R_u(r_ik), R_u(r_jk) (quintic tables ``tt_ptr[c]:tt_ptr[c +
+        1]``, columns u), angular factors A_a (pairs ``an_*[c, a]``) and derivatives are
+        built once; the triplet sums complete ``G[i]``; the element network
+        (:func:`~.networks.atom_network`) gives ``e_atoms[i]`` (eV) and ``gG[i]`` = dE/dG;
+        and from the same triplet arrays the triplet part of dE/d(pair vector) is written to
+        i's own list entries of ``g_pair`` (all of them set, so threads never share a row;
+        :func:`descriptor_gradients` adds the moment part, :func:`radial_gradients` the
+        radial part).  Per group g: type-3 cutoff ``grp_rc3[g]`` (0: none), any type 9,
+        functions ``grp_fptr[g]:grp_fptr[g + 1]``."""
         n_atoms, n_el = pos.shape[0], tr_rc.shape[0]
         n_groups = grp_rc3.shape[0]
         U = _triplet_width(tt_K, tt_col)
         n_chunks = max(1, min(n_atoms, n_chunks))
+        L = layers.shape[1]
+        has9 = grp_has9.any()
         for ch in prange(n_chunks):
-            (seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval, jid, kid, cdx, cdy, cdz, ccos, crjk,
-             Rj, dRj, Rk, dRk, Q, dQ, A, dA, gm) = _triplet_scratch(pos, start, n_el, U,
-                                                                    an_lam.shape[1], n_groups)
+            (seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval, jid, kid, ccos, crjk, Q, dQ, A, dA,
+             gm, gt, gv) = _triplet_scratch(pos, start, n_el, U, an_lam.shape[1], n_groups)
+            if has9:
+                Q[U:] = 1.0
+                dQ[U:] = 0.0
+            H = np.zeros((L + 1, width), dtype=pos.dtype)
+            Dn = np.zeros((L + 1, width), dtype=pos.dtype)
             for i in range(ch * n_atoms // n_chunks, (ch + 1) * n_atoms // n_chunks):
                 c = species[i]
-                if tr_rc[c] == 0.0:
-                    continue
+                for p in range(start[i], start[i + 1]):
+                    g_pair[p, 0] = 0.0
+                    g_pair[p, 1] = 0.0
+                    g_pair[p, 2] = 0.0
+                nm = 0
                 t_lo, t_hi = tt_ptr[c], tt_ptr[c + 1]
-                _gather_triplet_pairs(pos, start, pair_j, shifts, species, i, tr_rc[c], t_lo, t_hi,
-                                      tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef, False,
-                                      seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval)
-                nm = _triplet_compact(c, seg, grp_map, grp_rc3, grp_has9, False, nx, ny, nz, nir, R,
-                                      dR, jid, kid, cdx, cdy, cdz, ccos, crjk, Rj, dRj, Rk, dRk, gm)
-                if nm == 0:
-                    continue
-                _triplet_rjk(nm, t_lo, t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef,
-                             False, crjk, Q, dQ)
-                _triplet_angular(nm, c, an_n, an_lam, an_zeta, an_pref, an_zint, False, ccos, A, dA)
-                for e1 in range(n_el):
-                    for e2 in range(e1, n_el):
-                        g = grp_map[c, e1, e2]
-                        if g < 0:
-                            continue
-                        m0, m1 = gm[g], gm[g + n_groups]
-                        for f in range(grp_fptr[g], grp_fptr[g + 1]):
-                            u = fn_u[f]
-                            Aa = A[fn_a[f]]
-                            Rju = Rj[u]
-                            Rku = Rk[u]
-                            s = 0.0
-                            if fn_q[f] < U:
-                                Qu = Q[u]
-                                for m in range(m0, m1):
-                                    s += Aa[m] * Rju[m] * Rku[m] * Qu[m]
-                            else:
-                                for m in range(m0, m1):
-                                    s += Aa[m] * Rju[m] * Rku[m]
-                            G[i, fn_col[f]] += s
-
-    @njit(parallel=True, fastmath=True, cache=True)
-    def triplet_gradients(pos, start, pair_j, shifts, species, tr_rc, tt_ptr, tt_rc, tt_n, tt_invh,
-                          tt_K, tt_off, tt_col, an_n, an_lam, an_zeta, an_pref, an_zint, grp_map,
-                          grp_rc3, grp_has9, grp_fptr, fn_col, fn_u, fn_a, fn_q, coef, gG, n_chunks,
-                          g_pair):
-        """Adds the triplet functions' part of dE/d(pair vector) to ``g_pair`` [P, 3] (on the
-        centre's own list entries, so threads never write the same row) from dE/dG [N, F]."""
-        n_atoms, n_el = pos.shape[0], tr_rc.shape[0]
-        n_groups = grp_rc3.shape[0]
-        U = _triplet_width(tt_K, tt_col)
-        n_chunks = max(1, min(n_atoms, n_chunks))
-        for ch in prange(n_chunks):
-            (seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval, jid, kid, cdx, cdy, cdz, ccos, crjk,
-             Rj, dRj, Rk, dRk, Q, dQ, A, dA, gm) = _triplet_scratch(pos, start, n_el, U,
-                                                                    an_lam.shape[1], n_groups)
-            nb = nx.shape[0]
-            nt = jid.shape[0]
-            gvx = np.zeros(nb, dtype=pos.dtype)
-            gvy = np.zeros(nb, dtype=pos.dtype)
-            gvz = np.zeros(nb, dtype=pos.dtype)
-            gcos = np.zeros(nt, dtype=pos.dtype)
-            grj = np.zeros(nt, dtype=pos.dtype)
-            grk = np.zeros(nt, dtype=pos.dtype)
-            grjk = np.zeros(nt, dtype=pos.dtype)
-            for i in range(ch * n_atoms // n_chunks, (ch + 1) * n_atoms // n_chunks):
-                c = species[i]
-                if tr_rc[c] == 0.0:
-                    continue
-                t_lo, t_hi = tt_ptr[c], tt_ptr[c + 1]
-                _gather_triplet_pairs(pos, start, pair_j, shifts, species, i, tr_rc[c], t_lo, t_hi,
-                                      tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef, True,
-                                      seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval)
-                nm = _triplet_compact(c, seg, grp_map, grp_rc3, grp_has9, True, nx, ny, nz, nir, R,
-                                      dR, jid, kid, cdx, cdy, cdz, ccos, crjk, Rj, dRj, Rk, dRk, gm)
-                if nm == 0:
-                    continue
-                _triplet_rjk(nm, t_lo, t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef,
-                             True, crjk, Q, dQ)
-                _triplet_angular(nm, c, an_n, an_lam, an_zeta, an_pref, an_zint, True, ccos, A, dA)
-                for m in range(nm):
-                    gcos[m] = 0.0
-                    grj[m] = 0.0
-                    grk[m] = 0.0
-                    grjk[m] = 0.0
-                for e1 in range(n_el):
-                    for e2 in range(e1, n_el):
-                        g = grp_map[c, e1, e2]
-                        if g < 0:
-                            continue
-                        m0, m1 = gm[g], gm[g + n_groups]
-                        for f in range(grp_fptr[g], grp_fptr[g + 1]):
-                            u = fn_u[f]
-                            wf = gG[i, fn_col[f]]
-                            Aa = A[fn_a[f]]
-                            dAa = dA[fn_a[f]]
-                            Rju = Rj[u]
-                            Rku = Rk[u]
-                            dRju = dRj[u]
-                            dRku = dRk[u]
-                            if fn_q[f] < U:
-                                Qu = Q[u]
-                                dQu = dQ[u]
-                                for m in range(m0, m1):
-                                    wAQ = wf * Aa[m] * Qu[m]
-                                    RjRk = Rju[m] * Rku[m]
-                                    gcos[m] += wf * dAa[m] * RjRk * Qu[m]
-                                    grj[m] += wAQ * dRju[m] * Rku[m]
-                                    grk[m] += wAQ * Rju[m] * dRku[m]
-                                    grjk[m] += wf * Aa[m] * RjRk * dQu[m]
-                            else:
-                                for m in range(m0, m1):
-                                    wA = wf * Aa[m]
-                                    gcos[m] += wf * dAa[m] * Rju[m] * Rku[m]
-                                    grj[m] += wA * dRju[m] * Rku[m]
-                                    grk[m] += wA * Rju[m] * dRku[m]
-                nn = seg[n_el]
-                for n in range(nn):
-                    gvx[n] = 0.0
-                    gvy[n] = 0.0
-                    gvz[n] = 0.0
-                # cos = v_j.v_k / (r_j r_k), r_jk = |v_k - v_j| (crjk: r_jk where grjk != 0)
-                for m in range(nm):
-                    j = jid[m]
-                    k = kid[m]
-                    xj, yj, zj, irj = nx[j], ny[j], nz[j], nir[j]
-                    xk, yk, zk, irk = nx[k], ny[k], nz[k], nir[k]
-                    gc = gcos[m]
-                    cs = gc * ccos[m]
-                    cj = gc * irj * irk
-                    sj = grj[m] * irj - cs * irj * irj
-                    sk = grk[m] * irk - cs * irk * irk
-                    h = grjk[m] / crjk[m] if grjk[m] != 0.0 else 0.0
-                    hx, hy, hz = h * cdx[m], h * cdy[m], h * cdz[m]
-                    gvx[j] += cj * xk + sj * xj - hx
-                    gvy[j] += cj * yk + sj * yj - hy
-                    gvz[j] += cj * zk + sj * zj - hz
-                    gvx[k] += cj * xj + sk * xk + hx
-                    gvy[k] += cj * yj + sk * yk + hy
-                    gvz[k] += cj * zj + sk * zk + hz
-                for n in range(nn):
-                    p = npr[n]
-                    g_pair[p, 0] += gvx[n]
-                    g_pair[p, 1] += gvy[n]
-                    g_pair[p, 2] += gvz[n]
+                if tr_rc[c] != 0.0:
+                    _gather_triplet_pairs(pos, start, pair_j, shifts, species, i, tr_rc[c], t_lo,
+                                          t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef,
+                                          True, seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval)
+                    nm = _triplet_compact(c, seg, grp_map, grp_rc3, grp_has9, nx, ny, nz, nir, jid,
+                                          kid, ccos, crjk, gm)
+                if nm > 0:
+                    _triplet_rjk(nm, t_lo, t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef,
+                                 crjk, Q, dQ)
+                    _triplet_angular(nm, c, an_n, an_lam, an_zeta, an_pref, an_zint, True, ccos,
+                                     A, dA)
+                    _triplet_sums(c, n_el, grp_map, grp_fptr, fn_col, fn_u, fn_a, fn_q, gm, A, R,
+                                  Q, jid, kid, G[i])
+                e_atoms[i] = atom_network(c, G[i], n_layers, layers, weights, scale, e_ref, H, Dn,
+                                          gG[i])
+                if nm > 0:
+                    _triplet_backward(c, nm, n_el, grp_map, grp_fptr, fn_col, fn_u, fn_a, fn_q, gm,
+                                      gG[i], seg, nx, ny, nz, nir, npr, jid, kid, ccos, crjk, R, dR,
+                                      Q, dQ, A, dA, gt, gv, g_pair)
 
     @njit(cache=True)
     def _scatter_pairs(pair_i, pair_j, g_pair, out):
@@ -985,7 +967,7 @@ class FusedPlan:
     * the functions evaluated over explicit triplets (type 3, type 9 outside the
       moments; ``n_triplet_functions``): per centre element their radial factors
       (tables), (lambda, zeta) pairs and groups by neighbour-element pair
-      (:meth:`triplet_tables`, see :func:`triplet_values`).
+      (:meth:`triplet_tables`, see :func:`triplet_pass`).
 
     Raises :class:`~mdmlkit.errors.InputError` for moment functions of one element with
     different cutoffs.
@@ -1097,7 +1079,7 @@ class FusedPlan:
     def _triplet_plan(self, acsf, plan, n_cat: dict, table, dt) -> None:
         """Tables of the functions the eager module evaluates over explicit triplets (type 3,
         type 9 outside the moments): the n2p2 columns past the radial and moment blocks
-        of ``plan.columns`` (see :func:`triplet_values` for the arrays)."""
+        of ``plan.columns`` (see :func:`triplet_pass` for the arrays)."""
         n_el = self.n_el
         U = 1
         per_c = {}
@@ -1165,7 +1147,7 @@ class FusedPlan:
         self.fn_col, self.fn_u, self.fn_a, self.fn_q = (np.ascontiguousarray(q[:, k]) for k in range(4))
 
     def triplet_tables(self) -> tuple:
-        """Table arguments of :func:`triplet_values` / :func:`triplet_gradients` (up to ``coef``)."""
+        """Table arguments of :func:`triplet_pass` (up to ``coef``)."""
         return (self.tr_rc, self.tt_ptr, self.tt_rc, self.tt_n, self.tt_invh, self.tt_K, self.tt_off,
                 self.tt_col, self.an_n, self.an_lam, self.an_zeta, self.an_pref, self.an_zint,
                 self.grp_map, self.grp_rc3, self.grp_has9, self.grp_fptr,
@@ -1260,17 +1242,18 @@ class FusedEnergy:
         mom = np.empty((n, *plan.shape), dt)
         desc = plan.descriptor_tables()
         descriptor_values(pos, start, pair_j, shifts, species, acc, *desc, chunks, G, mom)
-        if plan.n_triplet_functions:
-            triplet_values(pos, start, pair_j, shifts, species, *plan.triplet_tables(), chunks, G)
-        e_atoms, gG = self.networks.evaluate(model, G, self._rows(batch))
         g_acc = np.empty((n, plan.n_el, plan.D), dt)
         g_pair = np.empty((pair_j.shape[0], 3), dt)
         virial = np.empty((n, 3, 3), dt)
+        if plan.n_triplet_functions:         # triplets, networks and triplet gradients in one pass
+            e_atoms = np.empty(n, dt)
+            gG = np.empty_like(G)
+            triplet_pass(pos, start, pair_j, shifts, species, *plan.triplet_tables(),
+                         *self.networks.packed(model), chunks, G, e_atoms, gG, g_pair)
+        else:
+            e_atoms, gG = self.networks.evaluate(model, G, self._rows(batch))
         descriptor_gradients(pos, start, pair_j, shifts, species, gG,
-                             *desc, chunks, mom, g_acc, g_pair)
-        if plan.n_triplet_functions:
-            triplet_gradients(pos, start, pair_j, shifts, species, *plan.triplet_tables(),
-                              gG, chunks, g_pair)
+                             *desc, chunks, mom, not plan.n_triplet_functions, g_acc, g_pair)
         radial_gradients(pos, start, pair_j, shifts, species, *plan.radial_tables(), chunks,
                          g_acc, g_pair, virial)
         g_pos = np.empty((n, 3), dt)

@@ -12,20 +12,29 @@ in reverse mode, one matrix product per layer and element:
 
 for every atom i of element e.  All n2p2 activations are supported with
 :class:`mdmlkit.potential.activations.Activation`'s definitions
-(:data:`ACTIVATIONS`).  The matrices are rebuilt only when a parameter or buffer
+(:data:`ACTIVATIONS`).  :meth:`NetworkTables.packed` gives the same matrices as flat
+arrays for :func:`atom_network`, which runs one atom's network (forward and reverse)
+inside a numba kernel: the single-pass triplet kernel of :mod:`.fused` evaluates each
+atom's network between its symmetry functions and its gradients.  The matrices are rebuilt only when a parameter or buffer
 of the model changes (torch's in-place version counters), so a model retrained in
 place is never evaluated with stale weights.
 """
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
 
 from mdmlkit.errors import InputError
 
-__all__ = ["ACTIVATIONS", "NetworkTables"]
+__all__ = ["ACTIVATIONS", "ACTIVATION_CODES", "NetworkTables", "atom_network"]
+
+try:                                     # numba comes with umap-learn, a core dependency
+    from numba import njit
+except ImportError:                      # pragma: no cover - exercised only without numba
+    njit = None
 
 
 def _logistic(z):
@@ -70,6 +79,10 @@ ACTIVATIONS = {"linear": lambda z: (z, None), "tanh": _tanh, "logistic": _sigm, 
                "exp": _exp, "harmonic": lambda z: (z * z, 2.0 * z)}
 
 
+#: Activation name -> integer code of :func:`atom_network` (the order of :data:`ACTIVATIONS`).
+ACTIVATION_CODES = {name: k for k, name in enumerate(ACTIVATIONS)}
+
+
 def _parameter_versions(model) -> tuple:
     """Identity and in-place version of every tensor the tables are made from (direct
     attribute reads: iterating ``model.parameters()`` would cost more than a small MD step)."""
@@ -94,6 +107,7 @@ class NetworkTables:
         self.dtype = np.dtype(dtype)
         self._key = None
         self._layers = None
+        self._flat = None
         self._refresh(model)
 
     def __repr__(self) -> str:
@@ -132,6 +146,7 @@ class NetworkTables:
                 layers.append(el_layers)
         self._elements = list(model.elements)
         self._layers = layers
+        self._flat = None
         self._scale = dt.type(float(model.energy_scale_buf))
         self._e_ref = model.atom_energy.detach().cpu().numpy().astype(dt)
 
@@ -160,3 +175,95 @@ class NetworkTables:
                 g = g @ w
             gG[ix, :f] = g
         return e_atoms, gG
+
+    def packed(self, model) -> tuple:
+        """The networks as flat arrays for :func:`atom_network` (rebuilt when ``model``
+        changed): ``(n_layers [n_el], layers [n_el, L, 5] (weight offset, bias offset,
+        inputs, outputs, activation code), weights (W [out, in] row-major, then b), scale,
+        E_ref [n_el], width)``; ``width`` is the widest layer (scratch size)."""
+        self._refresh(model)
+        if self._flat is None:
+            n_el = len(self._layers)
+            L = max(len(ls) for ls in self._layers)
+            n_layers = np.array([len(ls) for ls in self._layers], np.int64)
+            table = np.zeros((n_el, L, 5), np.int64)
+            chunks, off, width = [], 0, 1
+            for e, ls in enumerate(self._layers):
+                for k, (_, w, b, act) in enumerate(ls):
+                    n_out, n_in = w.shape
+                    name = next(n for n, fn in ACTIVATIONS.items() if fn is act)
+                    table[e, k] = (off, off + w.size, n_in, n_out, ACTIVATION_CODES[name])
+                    chunks += [w.ravel(), b]
+                    off += w.size + b.size
+                    width = max(width, n_in, n_out)
+            self._flat = (n_layers, table, np.concatenate(chunks).astype(self.dtype),
+                          self._scale, self._e_ref, width)
+        return self._flat
+
+
+if njit is not None:
+    @njit(inline="always", cache=True)
+    def _activate(code, z):
+        """(f(z), f'(z)) of activation ``code`` (:data:`ACTIVATION_CODES`)."""
+        if code == 1:                              # tanh
+            t = math.tanh(z)
+            return t, 1.0 - t * t
+        if code == 0:                              # linear
+            return z, 1.0
+        if code == 2 or code == 7:                 # logistic, revlogistic
+            s = 0.5 * (1.0 + math.tanh(0.5 * z))
+            return (s, s * (1.0 - s)) if code == 2 else (1.0 - s, -s * (1.0 - s))
+        if code == 3:                              # softplus
+            if z > 35.0:
+                return z, 1.0
+            return max(z, 0.0) + math.log1p(math.exp(-abs(z))), 0.5 * (1.0 + math.tanh(0.5 * z))
+        if code == 4:                              # relu
+            return (z, 1.0) if z > 0.0 else (0.0, 0.0)
+        if code == 5:                              # gaussian
+            g = math.exp(-0.5 * z * z)
+            return g, -z * g
+        if code == 6:                              # cos
+            return math.cos(z), -math.sin(z)
+        if code == 8:                              # exp
+            e = math.exp(-z)
+            return e, -e
+        return z * z, 2.0 * z                      # harmonic
+
+    @njit(inline="always", cache=True)
+    def atom_network(e, x, n_layers, layers, weights, scale, e_ref, H, D, g_out):
+        """Energy (eV) of one atom of element ``e`` from its raw symmetry functions ``x``
+        [F] (the network's inputs in its first columns) and dE/dx in ``g_out`` (zero past
+        the element's inputs).  Scratch: ``H``, ``D`` [L + 1, width] (activations and slopes)."""
+        n_in0 = layers[e, 0, 2]
+        for q in range(n_in0):
+            H[0, q] = x[q]
+        L = n_layers[e]
+        for k in range(L):
+            wo, bo, n_in, n_out, code = (layers[e, k, 0], layers[e, k, 1], layers[e, k, 2],
+                                         layers[e, k, 3], layers[e, k, 4])
+            for o in range(n_out):
+                z = weights[bo + o]
+                row = wo + o * n_in
+                for q in range(n_in):
+                    z += weights[row + q] * H[k, q]
+                H[k + 1, o], D[k, o] = _activate(code, z)
+        energy = H[L, 0] * scale + e_ref[e]
+        # reverse mode: D[k] becomes dE/dz of layer k, H[k] dE/d(inputs of layer k)
+        D[L - 1, 0] *= scale
+        for q in range(g_out.shape[0]):
+            g_out[q] = 0.0
+        for k in range(L - 1, -1, -1):
+            wo, n_in, n_out = layers[e, k, 0], layers[e, k, 2], layers[e, k, 3]
+            g = g_out if k == 0 else H[k]
+            if k > 0:
+                for q in range(n_in):
+                    g[q] = 0.0
+            for o in range(n_out):
+                go = D[k, o]
+                row = wo + o * n_in
+                for q in range(n_in):
+                    g[q] += go * weights[row + q]
+            if k > 0:
+                for q in range(n_in):
+                    D[k - 1, q] *= g[q]
+        return energy
