@@ -31,7 +31,9 @@ Compiled kernels, for long MD runs of one system (``compile=``):
 
 * ``"numba"`` (CPU; what ``compile=True`` picks on a CPU): fused numba loops over
   the pairs of every atom (:mod:`mdmlkit.descriptors.kernels.fused`) for the symmetry
-  functions and for dE/d(pair vector); only the atomic networks run in torch.
+  functions and for dE/d(pair vector); the atomic networks run as numpy matrix
+  products (:mod:`~mdmlkit.descriptors.kernels.networks`), or inside the kernel for
+  models with angular functions on explicit triplets (type 3, non-integer zeta).
   Radial factors come from quintic tables (error < 1e-8), so energies and forces
   equal the eager ones to ~1e-9 relative.  Compiled once per dtype and cached on
   disk; uses ``torch.get_num_threads()`` threads at call time (or ``n_threads``) and
@@ -44,7 +46,8 @@ Compiled kernels, for long MD runs of one system (``compile=``):
   within ~1e-3 meV/atom and ~0.05 meV/Å of float64 for the shipped La2Zr2O7
   models, far below their errors.
 
-Both need models whose functions are all types 2 and 9 with integer zeta <= 8.
+``"numba"`` takes every n2p2 type 2, 3 and 9 function; ``"torch"`` needs types 2 and 9
+with integer zeta <= 8.
 
 Extrapolation over many calls (MD): every check is added to a running
 :class:`~mdmlkit.potential.extrapolation.ExtrapolationTally` (calls that
@@ -139,8 +142,8 @@ class HDNNPCalculator(Calculator):
     compile : bool or {"numba", "torch"}
         Run energies, forces and stress through compiled kernels (see the
         module docstring): ``True`` picks ``"numba"`` on a CPU and ``"torch"``
-        on a GPU; needs a model whose functions are all types 2 and 9 with
-        integer zeta <= 8 (InputError otherwise).  With ``"torch"`` the
+        on a GPU; ``"torch"`` needs a model whose functions are all types 2
+        and 9 with integer zeta <= 8 (InputError otherwise).  With ``"torch"`` the
         kernel's neighbour tables are sized from the first list with 10 %
         headroom; when a later list needs more slots (e.g. a hot run started
         from a perfect crystal) it compiles once more, which can take

@@ -1,6 +1,7 @@
 """The atomic networks in numpy (:mod:`mdmlkit.descriptors.kernels.networks`), used by the
-fused MD kernels: energies and dE/dG against the model's own torch networks and autograd,
-for every activation and scaling mode, both dtypes, and weights changed in place."""
+fused MD kernels, and per atom inside numba (``atom_network``): energies and dE/dG against
+the model's own torch networks and autograd, for every activation and scaling mode, both
+dtypes, and weights changed in place."""
 from __future__ import annotations
 
 import functools
