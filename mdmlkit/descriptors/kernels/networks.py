@@ -15,8 +15,8 @@ for every atom i of element e.  All n2p2 activations are supported with
 (:data:`ACTIVATIONS`).  :meth:`NetworkTables.packed` gives the same matrices as flat
 arrays for :func:`atom_network`, which runs one atom's network (forward and reverse)
 inside a numba kernel: the single-pass triplet kernel of :mod:`.fused` evaluates each
-atom's network between its symmetry functions and its gradients.  The matrices are rebuilt only when a parameter or buffer
-of the model changes (torch's in-place version counters), so a model retrained in
+atom's network between its symmetry functions and its gradients.  The matrices are
+rebuilt only when a parameter or buffer of the model changes (torch's in-place version counters), so a model retrained in
 place is never evaluated with stale weights.
 """
 from __future__ import annotations
@@ -241,11 +241,12 @@ if njit is not None:
         for k in range(L):
             wo, bo, n_in, n_out, code = (layers[e, k, 0], layers[e, k, 1], layers[e, k, 2],
                                          layers[e, k, 3], layers[e, k, 4])
-            for o in range(n_out):
+            h_in = H[k, :n_in]
+            for o in range(n_out):        # row views from 0: vectorised dot products
+                w_row = weights[wo + o * n_in:wo + (o + 1) * n_in]
                 z = weights[bo + o]
-                row = wo + o * n_in
                 for q in range(n_in):
-                    z += weights[row + q] * H[k, q]
+                    z += w_row[q] * h_in[q]
                 H[k + 1, o], D[k, o] = _activate(code, z)
         energy = H[L, 0] * scale + e_ref[e]
         # reverse mode: D[k] becomes dE/dz of layer k, H[k] dE/d(inputs of layer k)
@@ -254,15 +255,14 @@ if njit is not None:
             g_out[q] = 0.0
         for k in range(L - 1, -1, -1):
             wo, n_in, n_out = layers[e, k, 0], layers[e, k, 2], layers[e, k, 3]
-            g = g_out if k == 0 else H[k]
+            g = g_out[:n_in] if k == 0 else H[k, :n_in]
             if k > 0:
-                for q in range(n_in):
-                    g[q] = 0.0
+                g[:] = 0.0
             for o in range(n_out):
                 go = D[k, o]
-                row = wo + o * n_in
+                w_row = weights[wo + o * n_in:wo + (o + 1) * n_in]
                 for q in range(n_in):
-                    g[q] += go * weights[row + q]
+                    g[q] += go * w_row[q]
             if k > 0:
                 for q in range(n_in):
                     D[k - 1, q] *= g[q]
