@@ -142,7 +142,7 @@ class NetworkTables:
                         raise InputError(f"activation {act.name!r} of {el} has no numpy form")
                     w = w.numpy().astype(dt)
                     el_layers.append((np.ascontiguousarray(w.T), w, b.numpy().astype(dt),
-                                      ACTIVATIONS[act.name]))
+                                      ACTIVATIONS[act.name], act.name))
                 layers.append(el_layers)
         self._elements = list(model.elements)
         self._layers = layers
@@ -164,12 +164,12 @@ class NetworkTables:
             f = layers[0][1].shape[1]
             h = G[ix, :f]
             slopes = []
-            for wT, _, b, act in layers:
+            for wT, _, b, act, _ in layers:
                 h, d = act(h @ wT + b)
                 slopes.append(d)
             e_atoms[ix] = h[:, 0] * self._scale + self._e_ref[e]
             g = np.full((len(ix), 1), self._scale, self.dtype)
-            for (_, w, _, _), d in zip(reversed(layers), reversed(slopes)):
+            for (_, w, _, _, _), d in zip(reversed(layers), reversed(slopes)):
                 if d is not None:
                     g = g * d
                 g = g @ w
@@ -189,9 +189,8 @@ class NetworkTables:
             table = np.zeros((n_el, L, 5), np.int64)
             chunks, off, width = [], 0, 1
             for e, ls in enumerate(self._layers):
-                for k, (_, w, b, act) in enumerate(ls):
+                for k, (_, w, b, _, name) in enumerate(ls):
                     n_out, n_in = w.shape
-                    name = next(n for n, fn in ACTIVATIONS.items() if fn is act)
                     table[e, k] = (off, off + w.size, n_in, n_out, ACTIVATION_CODES[name])
                     chunks += [w.ravel(), b]
                     off += w.size + b.size
