@@ -29,7 +29,7 @@ machine hit all variants alike): float64 (the default), float32, float64
 with a fresh neighbour list every step (``skin=0``), float64 and float32 with
 ``compile="numba"`` (the fused numba kernels of :mod:`mdmlkit.descriptors.kernels.fused`,
 what ``compile=True`` picks on a CPU) and with ``compile="torch"`` (one
-``torch.compile``d kernel); compiled variants need models without type 3, and
+``torch.compile``d kernel); the torch-compiled variants need models without type 3, and
 their compilation happens in the warm-up steps, whose time is recorded as
 ``warmup_s``.  The CHGNet teacher
 (``pip install mdmlkit[teacher]``) is timed in the same run, half of its steps
@@ -307,11 +307,11 @@ def main(argv=None) -> dict:
                 variants = [("float64", torch.float64, args.skin, False),
                             ("float32", torch.float32, args.skin, False),
                             ("float64_fresh_list", torch.float64, 0.0, False)]
-                if model.acsf.plan().padded and not args.no_compile:
+                if not args.no_compile:     # the numba kernels take every type (3 too)
                     if torch.device(device).type == "cpu" and importlib.util.find_spec("numba"):
                         variants += [("float64_numba", torch.float64, args.skin, "numba"),
                                      ("float32_numba", torch.float32, args.skin, "numba")]
-                    if not args.no_torch_compile:
+                    if model.acsf.plan().padded and not args.no_torch_compile:
                         variants += [("float64_compiled", torch.float64, args.skin, "torch"),
                                      ("float32_compiled", torch.float32, args.skin, "torch")]
                 for variant, dtype, skin, compiled in variants:

@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --drop-zeta-above: prune only the functions centred on these elements "
                         "(default: all); e.g. O, whose 56 of 88 atoms and O-O pairs carry most of the "
                         "moment kernel's cost, while La and Zr keep their zeta = 8 functions")
+    p.add_argument("--widen", type=int, nargs="+", default=None, metavar="N",
+                   help="with --init-model: widen the hidden layers to these widths first "
+                        "(HDNNP.widened: new units start with zero outgoing weight, so training "
+                        "continues from the same predictions with more capacity)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
@@ -190,6 +194,8 @@ def default_work_dir(args: argparse.Namespace) -> Path:
     keys = ("data", "rc", "n_radial", "n_angular", "zetas", "n_per_element", "n_select_structures",
             "hidden", "activation", "epochs", "lr_epochs", "batch_size", "lr", "lr_final", "energy_weight",
             "force_weight", "patience", "subset", "seed", "dtype", "init_model", "long_radial")
+    if getattr(args, "widen", None):
+        keys += ("widen",)
     if getattr(args, "drop_zeta_above", 0.0):
         keys += ("drop_zeta_above",)
     if getattr(args, "drop_zeta_elements", None):
@@ -237,6 +243,8 @@ def error_table(ev: dict, per_structure: bool = False) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.widen and not args.init_model:
+        parser.error("--widen needs --init-model")
     if args.drop_zeta_above and not args.init_model:
         parser.error("--drop-zeta-above prunes a trained model: give --init-model (or --zetas for a new one)")
     if args.drop_zeta_elements and not args.drop_zeta_above:
@@ -307,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[train] no functions with zeta > {args.drop_zeta_above:g} centred on "
                           f"{', '.join(sorted(centres))}: nothing removed",
                           flush=True)
+            if args.widen:
+                model = model.widened(args.widen, seed=args.seed)
+                print(f"[train] widened the hidden layers to {args.widen} (new units: zero outgoing "
+                      f"weight); {model.n_parameters()} parameters", flush=True)
         else:
             sfs = select_symmetry_functions(train, args, work)
             if args.long_radial:

@@ -511,6 +511,57 @@ class HDNNP(nn.Module):
                 stats[el][key][cols] = stats_old[el][key]
         return new.set_scaling(stats)
 
+    def widened(self, hidden: Sequence[int] | Mapping[str, Sequence[int]],
+                init_scale: float = 1.0, seed: int | None = 0) -> HDNNP:
+        """A copy of this model with wider hidden layers that predicts exactly what it does.
+
+        Growing a trained model (Net2Net's "wider" step) gives it capacity without
+        starting again from scratch. Each hidden layer keeps its units and weights. New
+        units get Glorot-uniform incoming weights times ``init_scale`` and zero biases.
+        Every weight *from* a new unit starts at zero: into the old units and into the
+        output. So old units see exactly their old inputs, and the energy, forces and
+        stress are unchanged. Training continues from there (a warm start). The zero
+        outgoing weights get gradients from the first step, and the new units follow.
+
+        Parameters
+        ----------
+        hidden : sequence of int, or dict element -> sequence
+            New hidden widths, one per existing hidden layer (the depth stays), each at
+            least the current width.
+        init_scale : float
+            Factor on the new units' Glorot-uniform incoming weights.
+        seed : int or None
+            Seed of the new units' random draws (a private RNG state; None: the global one).
+        """
+        hid = _per_element(hidden, self.elements, "hidden", lambda h: [int(n) for n in h])
+        for el in self.elements:
+            old = self.layer_sizes(el)[1:-1]
+            if len(hid[el]) != len(old) or any(n < o for n, o in zip(hid[el], old)):
+                raise InputError(f"{el}: hidden widths {hid[el]} cannot widen {old} "
+                                 "(same number of layers, none narrower)")
+        config = {**self.config(), "hidden": hid}
+        new = HDNNP(self.sfs, dtype=self.dtype, device=self.device, seed=0, **config)
+        rng = contextlib.nullcontext() if seed is None else torch.random.fork_rng(devices=[])
+        with rng, torch.no_grad():
+            if seed is not None:
+                torch.manual_seed(int(seed))
+            for el in self.elements:
+                for src, dst in zip(self.networks[el].linears, new.networks[el].linears):
+                    n_out, n_in = src.weight.shape
+                    w = torch.empty_like(dst.weight)
+                    nn.init.xavier_uniform_(w)
+                    w.mul_(float(init_scale))
+                    w[:, n_in:] = 0.0           # nothing flows out of a new unit at first
+                    w[:n_out, :n_in] = src.weight
+                    dst.weight.copy_(w)
+                    dst.bias.zero_()
+                    dst.bias[:n_out] = src.bias
+            new.scalers.load_state_dict(self.scalers.state_dict())
+            new.atom_energy.copy_(self.atom_energy)
+            new.energy_scale_buf.copy_(self.energy_scale_buf)
+            new.scaling_fitted.copy_(self.scaling_fitted)
+        return new
+
     def without_functions(self, functions, data, batch_size: int = 16,
                           progress: bool = False) -> HDNNP:
         """A copy of this model without some symmetry functions, their weight folded

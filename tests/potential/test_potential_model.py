@@ -365,6 +365,37 @@ def test_with_functions_keeps_predictions(model, frames):
         model.with_functions([], frames)
 
 
+def test_widened_keeps_predictions_and_trains_new_units(model, frames):
+    """Wider hidden layers (Net2Net "wider"): the same energies and forces at first, the old
+    weights in place, and the new units move after one optimiser step."""
+    wide = model.widened({el: [n + 5 for n in model.layer_sizes(el)[1:-1]] for el in model.elements})
+    for el in model.elements:
+        assert wide.layer_sizes(el) == [model.layer_sizes(el)[0],
+                                        *[n + 5 for n in model.layer_sizes(el)[1:-1]], 1]
+        old, new = model.networks[el].linears, wide.networks[el].linears
+        for a, b in zip(old, new):
+            n_out, n_in = a.weight.shape
+            assert torch.equal(b.weight[:n_out, :n_in], a.weight)
+            assert torch.all(b.weight[:, n_in:] == 0)
+        assert torch.all(new[0].weight[model.layer_sizes(el)[1]:] != 0)
+    batch = AtomsBatch.from_atoms(frames, model.elements, model.cutoff)
+    e0, f0 = model.energy_and_forces(batch)
+    e1, f1 = wide.energy_and_forces(batch)
+    assert torch.allclose(e0, e1, rtol=0, atol=1e-12) and torch.allclose(f0, f1, rtol=0, atol=1e-12)
+    assert wide.n_parameters() > model.n_parameters()
+    # one gradient step on the energies moves the zero outgoing weights of the new units
+    opt = torch.optim.SGD(wide.parameters(), lr=1e-2)
+    loss = ((wide(batch) - e0.detach() - 1.0) ** 2).sum()
+    loss.backward()
+    opt.step()
+    out = wide.networks["O"].linears[-1].weight
+    assert torch.any(out[:, model.layer_sizes("O")[-2]:] != 0)
+    with pytest.raises(ValueError, match="cannot widen"):
+        model.widened({el: [1] * (len(model.layer_sizes(el)) - 2) for el in model.elements})
+    with pytest.raises(ValueError, match="cannot widen"):
+        model.widened([64])
+
+
 def test_without_functions_inverts_with_functions(model, frames):
     """Removing zero-weight functions gives back the original model's predictions exactly."""
     extra = long_radial_functions()
