@@ -19,11 +19,13 @@ Steps (all resumable; rerunning the same command continues where it stopped):
    machine, the timings and whether the accuracy target (test energy RMSE
    <= 2 meV/atom, force RMSE <= 0.15 eV/Å) is met.
 
-The shipped model (``models/la2zr2o7``) came from five stages: this script with its
+The shipped model (``models/la2zr2o7``) came from eight stages: this script with its
 defaults (96 functions per element, 96-64-64-1 networks, loss E + 0.1 F) for 45 epochs
 of a 60-epoch learning-rate schedule, then two warm starts that weight energies more,
 then the same model grown by radial functions reaching 9 Å (``--long-radial 9``, zero
-initial weight) and trained in two more warm starts::
+initial weight) and trained in two more warm starts; stage 6 adds hot teacher-MD frames
+(``--extra-train hot_md_train``), stage 7 widens the networks to 128-128 (``--widen 128
+128``) and stage 8 weights energies more. The first five::
 
     python benchmarks/train_la2zr2o7.py --epochs 45 --lr-epochs 60 --out /tmp/stage1 \
         --results /tmp/stage1/accuracy.json
@@ -36,7 +38,8 @@ initial weight) and trained in two more warm starts::
     python benchmarks/train_la2zr2o7.py --init-model /tmp/stage4/model.pt --epochs 12 \
         --lr 1e-4 --lr-final 3e-6 --force-weight 0.002
 
-(about 65 + 25 + 20 + 37 + 22 min on a 2-core machine, 1 torch thread, the other core busy).
+(about 65 + 25 + 20 + 37 + 22 min on a 2-core machine, 1 torch thread, the other core busy);
+all eight commands are in ``docs/la2zr2o7-model.md`` and in the results JSON (``recipe``).
 
 Usage::
 
