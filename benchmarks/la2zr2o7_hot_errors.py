@@ -28,16 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def decompose(calc, frames) -> dict:
-    """Per-frame energy errors (meV/atom) split into trajectory means and within-trajectory scatter."""
+def decompose(frames, errors_meV_atom) -> dict:
+    """Per-frame energy errors (meV/atom, model − label; one per frame, in order) split into
+    trajectory means and within-trajectory scatter (frames grouped by ``info["md_traj"]``)."""
     errors: dict[str, list[float]] = {}
     labels: dict[str, str] = {}
-    for atoms in frames:
-        ref = atoms.get_potential_energy()
-        probe = atoms.copy()
-        probe.calc = calc
+    for atoms, err in zip(frames, errors_meV_atom, strict=True):
         traj = str(atoms.info["md_traj"])
-        errors.setdefault(traj, []).append(1000.0 * (probe.get_potential_energy() - ref) / len(atoms))
+        errors.setdefault(traj, []).append(float(err))
         labels[traj] = f"{atoms.info['defect']} {atoms.info['cell']} {float(atoms.info['T']):.0f} K"
     means = np.array([np.mean(v) for v in errors.values()])
     within = np.concatenate([np.asarray(v) - np.mean(v) for v in errors.values()])
@@ -53,12 +51,12 @@ def decompose(calc, frames) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     from ase.io import read
 
-    from mdmlkit.potential import HDNNPCalculator
+    from mdmlkit.potential import HDNNP, evaluate
     from mdmlkit.utils import atomic_write_json, machine_info
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", action="append", default=None, metavar="NAME=PATH",
-                   help="model.pt or n2p2 directory (repeatable; default la2zr2o7=models/la2zr2o7)")
+                   help="model.pt or a folder with one (repeatable; default la2zr2o7=models/la2zr2o7)")
     p.add_argument("--sets", nargs="+", default=["hot_test", "hot_md_train"])
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "la2zr2o7_hot_errors.json")
     args = p.parse_args(argv)
@@ -67,8 +65,12 @@ def main(argv: list[str] | None = None) -> dict:
     sets = {s: read(REPO / "data" / "la2zr2o7" / f"{s}.extxyz.gz", ":") for s in args.sets}
     result = {"description": __doc__.splitlines()[0], "models": {}, "machine": machine_info(("numpy", "torch", "ase"))}
     for name, path in models.items():
-        calc = HDNNPCalculator(path, extrapolation="ignore")
-        result["models"][name] = {"path": path, **{s: decompose(calc, fr) for s, fr in sets.items()}}
+        model = HDNNP.load(Path(path) / "model.pt" if Path(path).is_dir() else path)
+        result["models"][name] = {"path": path}
+        for s, fr in sets.items():
+            ev = evaluate(model, fr, source=f"{s} split")
+            de = 1000.0 * (ev["energy_pred_per_atom"] - ev["energy_ref_per_atom"])
+            result["models"][name][s] = decompose(fr, de)
         for s in sets:
             r = result["models"][name][s]
             print(f"{name:12s} {s:13s} RMSE {r['energy_rmse_meV_atom']:5.2f}  trajectory means "
