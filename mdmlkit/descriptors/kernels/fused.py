@@ -301,7 +301,7 @@ if numba is not None:
     @njit(parallel=True, fastmath=True, cache=True)
     def descriptor_values(pos, start, pair_j, shifts, species, acc,
                           mom_slot, mom_nu, mom_rc, mgrp_n, mgrp_invh, mgrp_off, mom_lmax,
-                          spec_n, spec_g1, spec_g2, g_ptr, g_src, g_w, coef, tab, dfac,
+                          mom_lsu, spec_n, spec_g1, spec_g2, g_ptr, g_src, g_w, coef, tab, dfac,
                           n_chunks, G, mom):
         """Symmetry functions G [N, F] of every atom from the radial sums ``acc`` of
         :func:`radial_sums` and the harmonic moments (kept in ``mom`` [N, E, U, H] for the
@@ -313,7 +313,9 @@ if numba is not None:
         Moments of centre element c: neighbours of element e in slot ``mom_slot[c, e]``
         (-1: none) within ``mom_rc[c]``, radial factors from the table ``mgrp_*[c]``
         (``mom_nu[c]`` columns), degrees <= ``mom_lmax[c]``; P pairs the slots
-        (``spec_g1[c, g]``, ``spec_g2[c, g]``) for g < ``spec_n[c]``.
+        (``spec_g1[c, g]``, ``spec_g2[c, g]``) for g < ``spec_n[c]``.  Moments of slot s
+        and radial column u run to degree ``mom_lsu[c, s, u]`` only (-1: none), the
+        highest degree any function uses (the rest of ``mom`` stays zero).
         """
         n_atoms, n_el, D = pos.shape[0], acc.shape[2], acc.shape[3]
         E, U, H, L, o_spec, o_diag, nbmax = _moment_scratch(pos, start, n_el, D, spec_g1, mom)
@@ -334,7 +336,6 @@ if numba is not None:
                 nu = mom_nu[c]
                 if nu > 0:
                     lmax = mom_lmax[c]
-                    nh = (lmax + 1) * (lmax + 1)
                     _gather_moment_pairs(pos, start, pair_j, shifts, species, i, c, mom_slot,
                                          mom_rc[c], mgrp_n, mgrp_invh, mgrp_off, nu, coef, False,
                                          slot_n, sx, sy, sz, sr, sp, R, R, val, val)
@@ -342,14 +343,18 @@ if numba is not None:
                         ns = slot_n[s]
                         if ns == 0:
                             continue
-                        _harmonics_soa(sx[s], sy[s], sz[s], ns, lmax, tab, dfac, Y)
+                        ls = -1
+                        for u in range(nu):
+                            ls = max(ls, mom_lsu[c, s, u])
+                        if ls >= 0:
+                            _harmonics_soa(sx[s], sy[s], sz[s], ns, ls, tab, dfac, Y)
                         for u in range(nu):
                             Ru = R[s, u]
                             a = 0.0
                             for n in range(ns):
                                 a += Ru[n] * Ru[n]
                             x[o_diag + s * U + u] = a
-                            for h in range(nh):
+                            for h in range((mom_lsu[c, s, u] + 1) * (mom_lsu[c, s, u] + 1)):
                                 Yh = Y[h]
                                 a = 0.0
                                 for n in range(ns):
@@ -376,7 +381,7 @@ if numba is not None:
     @njit(parallel=True, fastmath=True, cache=True)
     def descriptor_gradients(pos, start, pair_j, shifts, species, gG,
                              mom_slot, mom_nu, mom_rc, mgrp_n, mgrp_invh, mgrp_off, mom_lmax,
-                             spec_n, spec_g1, spec_g2, g_ptr, g_src, g_w, coef, tab, dfac,
+                             mom_lsu, spec_n, spec_g1, spec_g2, g_ptr, g_src, g_w, coef, tab, dfac,
                              n_chunks, mom, zero_pairs, g_acc, g_pair):
         """From dE/dG [N, F]: dE/d(radial sums) ``g_acc`` [N, n_el, D] (for
         :func:`radial_gradients`) and the moment part of dE/d(pair vector) ``g_pair`` [P, 3]
@@ -416,7 +421,6 @@ if numba is not None:
                 if nu == 0:
                     continue
                 lmax = mom_lmax[c]
-                nh = (lmax + 1) * (lmax + 1)
                 g_mom[:, :, :] = 0.0
                 for g in range(spec_n[c]):
                     ga = spec_g1[c, g]
@@ -434,8 +438,12 @@ if numba is not None:
                     ns = slot_n[s]
                     if ns == 0:
                         continue
-                    _harmonics_soa(sx[s], sy[s], sz[s], ns, lmax, tab, dfac, Y)
-                    for h in range(nh):
+                    ls = -1
+                    for u in range(nu):
+                        ls = max(ls, mom_lsu[c, s, u])
+                    if ls >= 0:
+                        _harmonics_soa(sx[s], sy[s], sz[s], ns, ls, tab, dfac, Y)
+                    for h in range((ls + 1) * (ls + 1)):
                         gYh = gY[h]
                         for n in range(ns):
                             gYh[n] = 0.0
@@ -450,7 +458,7 @@ if numba is not None:
                         gdg = 2.0 * gx_all[o_diag + s * U + u]
                         for n in range(ns):
                             gRu[n] = gdg * Ru[n]                   # dE/dR_u of each pair
-                        for h in range(nh):
+                        for h in range((mom_lsu[c, s, u] + 1) * (mom_lsu[c, s, u] + 1)):
                             gm = g_mom[s, u, h]
                             Yh = Y[h]
                             gYh = gY[h]
@@ -459,8 +467,9 @@ if numba is not None:
                                 gYh[n] += gm * Ru[n]
                         for n in range(ns):
                             gr[n] += gRu[n] * dRu[n]
-                    _harmonics_soa_backward(sx[s], sy[s], sz[s], ns, lmax, tab, dfac, Y, gY,
-                                            gx, gy, gz)
+                    if ls > 0:
+                        _harmonics_soa_backward(sx[s], sy[s], sz[s], ns, ls, tab, dfac, Y, gY,
+                                                gx, gy, gz)
                     for n in range(ns):
                         ux = sx[s, n]
                         uy = sy[s, n]
@@ -961,7 +970,9 @@ class FusedPlan:
       blocks, tabulated once per cutoff radius (:func:`tabulate_radial`, error below
       ``tol``; ``rgrp_*``: cutoff, intervals, 1/spacing, columns, offset in ``coef``, first
       column d);
-    * per centre element, the radial factors of its moments in one table (``mgrp_*``);
+    * per centre element, the radial factors of its moments in one table (``mgrp_*``),
+      and per (centre, neighbour slot, radial column) the highest harmonic degree any of
+      its functions uses (``mom_lsu``; moments beyond it are never computed);
     * the sparse rows that map each atom's pair sums to its symmetry functions in n2p2
       order (``g_ptr``, ``g_src``, ``g_w``; see :func:`descriptor_values`);
     * the functions evaluated over explicit triplets (type 3, type 9 outside the
@@ -1075,6 +1086,16 @@ class FusedPlan:
             self.g_ptr[c, f_max] = len(src_all)
         self.g_src = np.array(src_all + [0], np.int64)
         self.g_w = np.array(w_all + [0.0], dtype=dt)
+        # highest degree of each (centre, slot, radial column) that a function uses
+        self.mom_lsu = np.full((n_el, E, U), -1, np.int64)
+        L = l_max + 1
+        for c in range(n_el):
+            for q in self.g_src[self.g_ptr[c, 0]:self.g_ptr[c, f_max]]:
+                q = int(q) - o_spec
+                if 0 <= q < NG * U * L:
+                    g, u, l = q // (U * L), q // L % U, q % L
+                    for slot in (self.spec_g1[c, g], self.spec_g2[c, g]):
+                        self.mom_lsu[c, slot, u] = max(self.mom_lsu[c, slot, u], l)
 
     def _triplet_plan(self, acsf, plan, n_cat: dict, table, dt) -> None:
         """Tables of the functions the eager module evaluates over explicit triplets (type 3,
@@ -1167,7 +1188,7 @@ class FusedPlan:
     def descriptor_tables(self) -> tuple:
         """Table arguments of :func:`descriptor_values` / :func:`descriptor_gradients`."""
         return (self.mom_slot, self.mom_nu, self.mom_rc, self.mgrp_n, self.mgrp_invh, self.mgrp_off,
-                self.mom_lmax, self.spec_n, self.spec_g1, self.spec_g2, self.g_ptr, self.g_src,
+                self.mom_lmax, self.mom_lsu, self.spec_n, self.spec_g1, self.spec_g2, self.g_ptr, self.g_src,
                 self.g_w, self.coef, self.tab, self.dfac)
 
 
