@@ -75,8 +75,11 @@ class AtomsBatch:
         self.pair_i = pair_i
         self.pair_j = pair_j
         self.cell_shifts = cell_shifts
-        self.shifts = torch.einsum("pk,pkl->pl", cell_shifts.to(cells.dtype),
-                                   cells[structure[pair_i]])
+        if cells.shape[0] == 1:        # one cell: a matrix product, no per-pair gather
+            self.shifts = cell_shifts.to(cells.dtype) @ cells[0]
+        else:
+            self.shifts = torch.einsum("pk,pkl->pl", cell_shifts.to(cells.dtype),
+                                       cells[structure[pair_i]])
         self.element_index = {el: torch.nonzero(species == k).flatten()
                               for k, el in enumerate(self.elements)}
         local = torch.empty_like(species)
@@ -158,12 +161,13 @@ class AtomsBatch:
             check_cell(cell, pbc, cutoff, where=f"structure {s}")
             i, j, sh = neighbor_list(pos, cell, pbc, cutoff, method=neighbor_method)
             if len(i):
-                d = np.linalg.norm(pos[j] - pos[i] + sh @ cell, axis=1)
-                k = int(np.argmin(d))
-                if d[k] < min_distance:
+                v = pos[j] - pos[i] + sh @ cell
+                k = int(np.argmin(np.einsum("pk,pk->p", v, v)))
+                dk = float(np.sqrt(v[k] @ v[k]))
+                if dk < min_distance:
                     raise AtomsTooCloseError(
                         f"structure {s}: atoms {i[k]} ({symbols[i[k]]}) and {j[k]} "
-                        f"({symbols[j[k]]}) are {d[k]:.4f} Å apart "
+                        f"({symbols[j[k]]}) are {dk:.4f} Å apart "
                         f"(image {sh[k].tolist()}), less than {min_distance} Å")
             pos_all.append(pos)
             num_all.append(atoms.numbers)

@@ -336,5 +336,7 @@ def neighbor_list(positions: np.ndarray, cell: np.ndarray | None, pbc, cutoff: f
     i = np.asarray(i, np.int64)
     j = np.asarray(j, np.int64)
     s = np.asarray(s, np.int64).reshape(-1, 3)
-    order = np.argsort(i, kind="stable")
-    return i[order], j[order], s[order]
+    if len(i) > 1 and np.any(i[1:] < i[:-1]):     # (matscipy's lists come sorted)
+        order = np.argsort(i, kind="stable")
+        i, j, s = i[order], j[order], s[order]
+    return i, j, s
