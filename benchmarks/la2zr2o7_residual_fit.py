@@ -176,6 +176,11 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hot", action="store_true",
                    help="fit on train + hot_md_train, judge on the hot test set too, and try denser angular functions")
+    p.add_argument("--hot-train-seeds", type=int, default=None, metavar="K",
+                   help="with --hot: fit on the first K hot_md_train seeds only (default: all but the "
+                        "last, which always selects); e.g. 1 against the default 2 asks whether more "
+                        "hot trajectories help")
+    p.add_argument("--own-only", action="store_true", help="fit on the model's own features only")
     p.add_argument("--output", default=None,
                    help="results JSON (default benchmarks/results/la2zr2o7_residual_fit[_hot].json)")
     args = p.parse_args(argv)
@@ -198,14 +203,19 @@ def main(argv=None) -> dict:
     long = [f for f in long_radial_functions(els, args.long_radial)
             if f not in model.sfs.functions[f.central]]
     extra = {"long_radial": ACSF(SymmetryFunctionSet(els, long, model.sfs.cutoff_type, model.sfs.alpha))}
-    if args.hot:
+    if args.own_only:
+        extra = {}
+    if args.hot and not args.own_only:
         extra["angular"] = ACSF(SymmetryFunctionSet(els, dense_angular(model), model.sfs.cutoff_type,
                                                     model.sfs.alpha))
     data = {s: features(model, extra, load_la2zr2o7(s)) for s in ("train", "val", "test")}
     if args.hot:       # hot_md_train: two seeds' trajectories train, the third's select
         hot = load_la2zr2o7("hot_md_train")
-        last = max(int(a.info["seed"]) for a in hot)
-        data["train"] = _join([data["train"], features(model, extra, [a for a in hot if a.info["seed"] != last])])
+        seeds = sorted({int(a.info["seed"]) for a in hot})
+        last, fit_seeds = seeds[-1], seeds[:-1][:args.hot_train_seeds]
+        if fit_seeds:
+            data["train"] = _join([data["train"], features(model, extra,
+                                                           [a for a in hot if a.info["seed"] in fit_seeds])])
         data["hot_val"] = features(model, extra, [a for a in hot if a.info["seed"] == last])
         data["select"] = _join([data["val"], data["hot_val"]])
         data["hot_test"] = features(model, extra, load_hot_test())
@@ -221,6 +231,7 @@ def main(argv=None) -> dict:
               + ", ".join(f"{s} {v:.3f}" for s, v in fits[name]["rmse_meV_atom"].items()), flush=True)
     result = {"description": __doc__.split("\n\n")[0], "model": args.model, "model_cutoff_A": model.cutoff,
               "long_radial_A": args.long_radial, "hot": args.hot,
+              "hot_train_seeds": fit_seeds if args.hot else None,
               "extra_functions": {k: len(a.sfs.functions[els[0]]) for k, a in extra.items()},
               "hidden": args.hidden, "iterations": args.iterations,
               "model_rmse_meV_atom": model_rmse, "fits": fits, "wall_s": time.perf_counter() - t0,
