@@ -49,20 +49,20 @@ def decompose(frames, errors_meV_atom) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from ase.io import read
-
     from mdmlkit.potential import HDNNP, evaluate
+    from mdmlkit.systems.la2zr2o7 import load_hot_test, load_la2zr2o7
     from mdmlkit.utils import atomic_write_json, machine_info
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", action="append", default=None, metavar="NAME=PATH",
                    help="model.pt or a folder with one (repeatable; default la2zr2o7=models/la2zr2o7)")
-    p.add_argument("--sets", nargs="+", default=["hot_test", "hot_md_train"])
+    p.add_argument("--sets", nargs="+", default=["hot_test", "hot_md_train"],
+                   help="hot_test or any split of load_la2zr2o7 (frames need info md_traj, defect, cell, T)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "la2zr2o7_hot_errors.json")
     args = p.parse_args(argv)
     models = dict(m.split("=", 1) for m in (args.model or ["la2zr2o7=models/la2zr2o7"]))
     t0 = time.perf_counter()
-    sets = {s: read(REPO / "data" / "la2zr2o7" / f"{s}.extxyz.gz", ":") for s in args.sets}
+    sets = {s: load_hot_test() if s == "hot_test" else load_la2zr2o7(s) for s in args.sets}
     result = {"description": __doc__.splitlines()[0], "models": {}, "machine": machine_info(("numpy", "torch", "ase"))}
     for name, path in models.items():
         model = HDNNP.load(Path(path) / "model.pt" if Path(path).is_dir() else path)
