@@ -38,7 +38,13 @@ scaling and reference energies of round 0 kept.  Committee members (QBC) follow
 the same rule.  (strategy, seed) runs go to ``--workers`` processes; finished
 runs are reloaded from their checkpoints, so an interrupted benchmark resumes
 where it stopped, and the result JSON is rewritten (``"complete": false``)
-after every finished run.  Reported per strategy: the four curves (test and hot
+after every finished run.  Strategies or seeds can be added later: the runs
+of an existing result JSON with the same settings (apart from ``--strategies``
+and ``--seeds``) are kept in it and not run again, and all runs of one
+profile share one work folder and its label cache.  FPS, QBC and the
+extrapolation query reject picks with atoms closer than 1.2 Å (broken MD
+frames of the unlabelled pool, which these outlier-seeking queries would pick
+first; random and the autoencoder query have no such guard).  Reported per strategy: the four curves (test and hot
 test, energy and force RMSE) with mean and spread over seeds, labels to reach
 random's final accuracy and the absolute targets (2 meV/atom, 100 meV/Å),
 and paired differences to random with 95 % confidence intervals.
@@ -110,6 +116,13 @@ AE_PRODUCTION = dict(informativeness_scale="rank", batch_rule="kmeans++", beta=1
 #: picked broken MD frames of the pool first (atoms 0.5 Å apart, forces up to 500 eV/Å;
 #: docs/active-learning.md)
 EXTRAPOLATION_PRODUCTION = dict(trust_hi=5.0, min_distance=1.2)
+#: farthest-point sampling and QBC in the production profiles: the same geometric guard (FPS takes
+#: the farthest outliers first and QBC the largest force deviation, and 79 of the MD pool's 20 290
+#: frames have atoms closer than 1.2 Å)
+FPS_PRODUCTION = dict(min_distance=1.2)
+QBC_PRODUCTION = dict(min_distance=1.2)
+#: settings that do not change a (strategy, seed) run, nor the work folder
+RUN_INDEPENDENT = ("out", "workdir", "no_progress", "workers", "replot", "strategies", "seeds")
 
 
 def parse_args(argv=None):
@@ -316,10 +329,30 @@ def _production_setup(args):
     dtype = torch.float64 if args.float64 else torch.float32
     factory = ModelFactory(sfs, tuple(args.hidden), dtype)
     tk = trainer_settings(args.steps, args.batch, args.lr, decay=0.1)
-    params = {"autoencoder": dict(sfs=sfs, steps=args.ae_steps, **AE_PRODUCTION), "fps": dict(sfs=sfs),
-              "extrapolation": dict(sfs=sfs, **EXTRAPOLATION_PRODUCTION), "qbc": dict(n_models=args.committee, warm_start=not args.cold_start)}
+    params = {"autoencoder": dict(sfs=sfs, steps=args.ae_steps, **AE_PRODUCTION),
+              "fps": dict(sfs=sfs, **FPS_PRODUCTION),
+              "extrapolation": dict(sfs=sfs, **EXTRAPOLATION_PRODUCTION),
+              "qbc": dict(n_models=args.committee, warm_start=not args.cold_start, **QBC_PRODUCTION)}
     strategies = {s: make_query(s, **params.get(s, {})) for s in args.strategies}
     return pool, test, hot, sfs, factory, tk, strategies
+
+
+def earlier_runs(path: Path, shared: dict, todo: set) -> list[dict]:
+    """Records of the finished (strategy, seed) runs in the result JSON ``path`` whose settings
+    equal ``shared`` (apart from :data:`RUN_INDEPENDENT`) and that are not in ``todo``; [] when
+    the file is missing or was made with other settings."""
+    if not Path(path).is_file():
+        return []
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return []
+    theirs = {k: v for k, v in d.get("settings", {}).items() if k not in RUN_INDEPENDENT}
+    if theirs != shared:
+        return []
+    done = {tuple(x.rsplit("/seed_", 1)) for x in d.get("runs_done", [])}
+    keep = {(s, int(sd)) for s, sd in done} - set(todo)
+    return [r for r in d.get("records", []) if (r.get("strategy"), int(r.get("seed", -1))) in keep]
 
 
 def _plain(d: dict) -> dict:
@@ -421,18 +454,25 @@ def production(args) -> int:
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "workdir", "no_progress",
                                                                   "workers", "replot")}
     settings = json.loads(json.dumps(settings, default=str))
-    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    shared = {k: v for k, v in settings.items() if k not in RUN_INDEPENDENT}
+    key = hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:10]
     workdir = args.workdir or REPO / "benchmarks" / ".cache" / f"active-{key}"
     out_path = args.out or RESULT.with_name(f"active_{args.profile}.json")
-    # random and the AE query for every seed first (the question of the benchmark), then FPS, QBC
-    order = {"random": (0, 0), "autoencoder": (0, 1), "extrapolation": (0, 2), "fps": (1, 0), "qbc": (2, 0)}
+    earlier = earlier_runs(out_path, shared, {(s, sd) for s in args.strategies for sd in args.seeds})
+    if earlier:
+        print(f"keeping {len({(r['strategy'], r['seed']) for r in earlier})} finished runs of "
+              f"{out_path.name} (same settings)", flush=True)
+    settings["strategies"] = sorted(set(args.strategies) | {r["strategy"] for r in earlier})
+    settings["seeds"] = sorted(set(args.seeds) | {int(r["seed"]) for r in earlier})
+    # random and the AE query for every seed first (the question of the benchmark), then FPS and QBC
+    order = {"random": (0, 0), "autoencoder": (0, 1), "extrapolation": (0, 2), "fps": (1, 0), "qbc": (1, 1)}
     tasks = sorted(({"strategy": s, "seed": sd, "args": settings, "workdir": str(workdir / "curves")}
                     for s in args.strategies for sd in args.seeds),
                    key=lambda t: (order.get(t["strategy"], (9, 0))[0], t["seed"],
                                   order.get(t["strategy"], (9, 0))[1]))
     print(f"production learning curves: {len(tasks)} runs on {args.workers} worker(s); "
           f"checkpoints in {workdir}", flush=True)
-    records: list[dict] = []
+    records: list[dict] = list(earlier)
     metrics = PRODUCTION_METRICS
 
     def report(done_records, complete):
@@ -443,7 +483,9 @@ def production(args) -> int:
                 "with a disk label cache")
         out = {"benchmark": f"active learning, {args.profile} learning curves ({what})",
                "complete": complete, "settings": settings,
-               "query_settings": {"autoencoder": AE_PRODUCTION, "extrapolation": EXTRAPOLATION_PRODUCTION},
+               "query_settings": {"autoencoder": AE_PRODUCTION, "extrapolation": EXTRAPOLATION_PRODUCTION,
+                                  "fps": FPS_PRODUCTION, "qbc": {"n_models": args.committee,
+                                                                 **QBC_PRODUCTION}},
                "retraining_rule":
                    f"round 0 from scratch; later rounds warm start, {args.steps} optimiser steps of "
                    f"{args.batch} structures, lr {args.lr} decayed x0.1 per round, scaling kept",

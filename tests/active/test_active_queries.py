@@ -171,6 +171,31 @@ def test_fps_on_structures(sfs, data):
     assert np.median(q.uncertainty(data["hot"])) > np.median(q.uncertainty(data["id"]))
 
 
+def _broken_copy(atoms, d: float = 0.8):
+    """``atoms`` with atom 1 moved to ``d`` Å from atom 0 (broken MD)."""
+    broken = atoms.copy()
+    broken.positions[1] = broken.positions[0] + [d, 0.0, 0.0]
+    return broken
+
+
+def test_fps_min_distance_rejects_broken_frames(sfs, data):
+    pool = data["id"][:5] + [_broken_copy(data["id"][5], 0.5)] + data["hot"][1:3]
+    q = FarthestPointQuery(sfs).fit(data["train"])
+    assert 5 in q.select(pool, 2).indices.tolist()        # the broken frame is an outlier
+    guarded = FarthestPointQuery(sfs, min_distance=1.2).fit(data["train"])
+    sel = guarded.select(pool, len(pool))
+    assert sel.indices[-1] == 5 and sel.reasons[-1].get("too_close")
+    assert not any(r.get("too_close") for r in sel.reasons[:-1])
+    # without the rejected frame the greedy order is what FPS gives on the clean pool
+    clean = [a for i, a in enumerate(pool) if i != 5]
+    ref = FarthestPointQuery(sfs).fit(data["train"]).select(clean, len(clean)).indices
+    assert [i - (i > 5) for i in sel.indices[:-1].tolist()] == ref.tolist()
+    with pytest.raises(InputError, match="min_distance"):
+        FarthestPointQuery(sfs, min_distance=-1.0).fit(data["train"])
+    with pytest.raises(InputError, match="structures"):
+        guarded.select(guarded.descriptor_cache().table(pool), 1)
+
+
 # ----------------------------------------------------------------------------- QBC
 
 @pytest.fixture(scope="module")
@@ -212,6 +237,18 @@ def test_qbc_selects_largest_force_deviation(committee, data):
     q2 = CommitteeQuery(committee=committee, trust_hi=hi).fit(data["train"][:4])
     sel2 = q2.select(pool, 2)
     assert all(eps[i] < hi for i in sel2.indices)
+
+
+def test_qbc_min_distance_rejects_broken_frames(committee, data):
+    pool = data["id"][:4] + [_broken_copy(data["id"][4], 0.6)] + data["hot"][:3]
+    q = CommitteeQuery(committee=committee).fit(data["train"][:4])
+    eps = q.score(pool)["max_force_deviation"]
+    sel = CommitteeQuery(committee=committee, min_distance=1.2).fit(data["train"][:4]).select(pool, 8)
+    order = [i for i in np.argsort(-eps, kind="stable").tolist() if i != 4]
+    assert sel.indices.tolist() == order + [4]
+    assert sel.reasons[-1].get("too_close") and not sel.reasons[0].get("too_close")
+    with pytest.raises(InputError, match="min_distance"):
+        CommitteeQuery(committee=committee, min_distance=0).fit(data["train"][:4])
 
 
 def test_qbc_needs_model_or_committee(data):

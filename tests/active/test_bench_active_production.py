@@ -71,3 +71,31 @@ def test_md_pool_profile_labels_through_the_live_oracle_once(tmp_path):
     # 2 runs x 12 labels, the 4 initial structures shared: at most 20 distinct labels computed
     assert 12 <= len(entries) <= 20
     assert all(r["force_rmse_meV_A"] > 0 for r in d["records"])
+
+
+@pytest.mark.slow
+def test_strategies_added_later_keep_the_finished_runs(tmp_path):
+    """A second invocation with another strategy keeps the finished runs of the result JSON
+    (same settings) and runs only the new one; other settings start a fresh result."""
+    bench = _bench()
+    out, work = tmp_path / "active_md.json", tmp_path / "work"
+    argv = _tiny_argv("md-pool", "3,5", out, work)
+    assert bench.main(argv) == 0
+    first = json.loads(out.read_text())
+    i = argv.index("--strategies")
+    more = argv[:i + 1] + ["fps"] + argv[i + 2:]
+    assert bench.main(more) == 0
+    d = json.loads(out.read_text())
+    assert d["complete"] and d["runs_done"] == ["autoencoder/seed_0", "fps/seed_0", "random/seed_0"]
+    assert d["settings"]["strategies"] == ["autoencoder", "fps", "random"]
+    assert d["query_settings"]["fps"] == bench.FPS_PRODUCTION
+    key = lambda r: (r["strategy"], r["round"])  # noqa: E731
+    kept = sorted((r for r in d["records"] if r["strategy"] != "fps"), key=key)
+    assert [(key(r), r["force_rmse_meV_A"]) for r in kept] == \
+        [(key(r), r["force_rmse_meV_A"]) for r in sorted(first["records"], key=key)]
+    assert sorted({r["n_labelled"] for r in d["records"] if r["strategy"] == "fps"}) == [4, 7, 12]
+    # other training settings: the earlier runs are not mixed in
+    j = more.index("--steps")
+    other = more[:j + 1] + ["5"] + more[j + 2:]
+    assert bench.main(other) == 0
+    assert json.loads(out.read_text())["runs_done"] == ["fps/seed_0"]

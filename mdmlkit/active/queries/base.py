@@ -34,7 +34,7 @@ from mdmlkit.active.features import DescriptorCache, DescriptorTable
 from mdmlkit.errors import EmptyTrajectoryError, InputError, NotFittedError
 
 __all__ = ["Selection", "Query", "LoopContext", "prepare_query", "check_k", "pool_size", "top_k",
-           "plain"]
+           "plain", "check_min_distance", "too_close"]
 
 
 @dataclass
@@ -110,6 +110,34 @@ def top_k(score: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest scores (NaN lowest), ties broken by the lower index."""
     order = np.lexsort((np.arange(score.size), -np.nan_to_num(score, nan=-np.inf)))
     return order[:k]
+
+
+def check_min_distance(query: Query, pool=None) -> None:
+    """Validate a query's ``min_distance`` (Å, or None) and that ``pool`` holds structures.
+
+    The geometric guard of a query: a pick whose closest pair of atoms is nearer than
+    ``min_distance`` is broken MD (atoms nearly on top of each other, forces of hundreds of
+    eV/Å), not chemistry, and is rejected.  Checking it needs the structures themselves, not
+    a :class:`~mdmlkit.active.DescriptorTable` or a feature array."""
+    md = getattr(query, "min_distance", None)
+    if md is None:
+        return
+    if isinstance(md, bool) or not isinstance(md, (int, float, np.floating)) or not md > 0:
+        raise InputError(f"{type(query).__name__}: min_distance must be > 0 Å or None, got {md!r}")
+    if pool is not None and isinstance(pool, (DescriptorTable, np.ndarray)):
+        raise InputError(f"{type(query).__name__}(min_distance=...) needs the pool's structures, "
+                         f"not a {type(pool).__name__}")
+
+
+def too_close(pool, i: int, min_distance: float | None) -> bool:
+    """True when structure ``i`` of ``pool`` has two atoms closer than ``min_distance`` (Å;
+    minimum image); always False for ``min_distance=None``."""
+    if min_distance is None:
+        return False
+    from mdmlkit.active.onthefly import min_interatomic_distance
+
+    atoms = pool if isinstance(pool, Atoms) else pool[int(i)]
+    return min_interatomic_distance(atoms, float(min_distance)) < float(min_distance)
 
 
 def plain(v):

@@ -7,7 +7,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mdmlkit.active.features import as_frames
-from mdmlkit.active.queries.base import LoopContext, Query, Selection, check_k, plain, pool_size
+from mdmlkit.active.queries.base import (
+    LoopContext,
+    Query,
+    Selection,
+    check_k,
+    check_min_distance,
+    plain,
+    pool_size,
+    too_close,
+)
 from mdmlkit.errors import InputError
 from mdmlkit.potential.committee import Committee
 from mdmlkit.potential.training.trainer import Trainer
@@ -28,7 +37,10 @@ class CommitteeQuery(Query):
     DP-GEN trust levels ``trust_lo``/``trust_hi`` (eV/Å), candidates with
     trust_lo ≤ ε_F < trust_hi come first; those above ``trust_hi`` (probably
     unphysical) and below ``trust_lo`` (already well described) only fill up a
-    batch when too few candidates lie in the window.
+    batch when too few candidates lie in the window.  With ``min_distance`` (Å) a pick
+    whose closest pair of atoms is nearer than that (broken MD, whose force deviation is
+    among the largest) is rejected and only fills the batch after everything else
+    (reason ``"too_close"``).
 
     Parameters
     ----------
@@ -51,6 +63,8 @@ class CommitteeQuery(Query):
         of training fresh ones each :meth:`fit`.
     trust_lo, trust_hi : float, optional
         DP-GEN trust levels, eV/Å.
+    min_distance : float, optional
+        ``select`` rejects picks with two atoms closer than this (Å; None: no check).
     flag_factor, threshold
         ``threshold_`` (eV/Å) for on-the-fly flagging: ``threshold``, else
         ``flag_factor`` × the largest ε_F over the training set.
@@ -66,7 +80,7 @@ class CommitteeQuery(Query):
     def __init__(self, model=None, n_models: int = 4, trainer_kwargs=None,
                  committee=None, bootstrap: bool = False, warm_start: bool = False,
                  trust_lo: float | None = None, trust_hi: float | None = None,
-                 flag_factor: float = 1.2, threshold: float | None = None, seed: int = 0,
+                 min_distance: float | None = None, flag_factor: float = 1.2, threshold: float | None = None, seed: int = 0,
                  batch_size: int = 32):
         self.model = model
         self.n_models = n_models
@@ -76,6 +90,7 @@ class CommitteeQuery(Query):
         self.warm_start = warm_start
         self.trust_lo = trust_lo
         self.trust_hi = trust_hi
+        self.min_distance = min_distance
         self.flag_factor = flag_factor
         self.threshold = threshold
         self.seed = seed
@@ -91,6 +106,7 @@ class CommitteeQuery(Query):
     def fit(self, train) -> CommitteeQuery:
         """Train the committee on ``train`` (labelled Atoms), or adopt ``committee``."""
         t0 = time.perf_counter()
+        check_min_distance(self)
         train = as_frames(train, "training set")
         if self.committee is not None and self.model is None:
             self.committee_ = self.committee
@@ -140,11 +156,19 @@ class CommitteeQuery(Query):
         t0 = time.perf_counter()
         k = check_k(k, pool_size(pool))
         self._check_fitted()
+        check_min_distance(self, pool)
         sc = self.score(pool)
         eps = np.nan_to_num(sc["max_force_deviation"], nan=-np.inf)
-        idx = np.lexsort((np.arange(eps.size), -eps, ~sc["in_trust_window"]))[:k]
-        reasons = [{"rank": r, **{key: plain(v[i]) for key, v in sc.items()}}
-                   for r, i in enumerate(idx)]
+        order = np.lexsort((np.arange(eps.size), -eps, ~sc["in_trust_window"]))
+        idx, rejected = [], []
+        for i in order:
+            if len(idx) == k:
+                break
+            (rejected if too_close(pool, i, self.min_distance) else idx).append(int(i))
+        idx += rejected[:k - len(idx)]                 # only when nothing else is left
+        reasons = [{"rank": r, **{key: plain(v[i]) for key, v in sc.items()},
+                    **({"too_close": True} if i in rejected else {})} for r, i in enumerate(idx)]
+        idx = np.asarray(idx, dtype=np.int64)
         return Selection(idx, reasons, self.name, time.perf_counter() - t0, sc)
 
     def uncertainty(self, frames) -> np.ndarray:

@@ -16,8 +16,7 @@ import time
 import numpy as np
 
 from mdmlkit.active.features import DescriptorCache, DescriptorTable
-from mdmlkit.active.onthefly import min_interatomic_distance
-from mdmlkit.active.queries.base import Selection, check_k, pool_size
+from mdmlkit.active.queries.base import Selection, check_k, check_min_distance, pool_size, too_close
 from mdmlkit.active.queries.descriptor import DescriptorQuery
 from mdmlkit.errors import InputError
 
@@ -123,11 +122,11 @@ class ExtrapolationQuery(DescriptorQuery):
         """Record the per-element range of every symmetry function over ``train``."""
         t0 = time.perf_counter()
         if not (np.isfinite(self.threshold) and self.threshold >= 0 and self.min_width > 0
-                and (self.trust_hi is None or self.trust_hi > self.threshold)
-                and (self.min_distance is None or self.min_distance > 0)):
-            raise InputError(f"ExtrapolationQuery: need threshold >= 0, min_width > 0, trust_hi > "
-                             f"threshold and min_distance > 0 (or None), got {self.threshold!r}, "
-                             f"{self.min_width!r}, {self.trust_hi!r}, {self.min_distance!r}")
+                and (self.trust_hi is None or self.trust_hi > self.threshold)):
+            raise InputError(f"ExtrapolationQuery: need threshold >= 0, min_width > 0 and trust_hi > "
+                             f"threshold, got {self.threshold!r}, {self.min_width!r}, "
+                             f"{self.trust_hi!r}")
+        check_min_distance(self)
         table = self.descriptor_table(train, "training set")
         self.G_min_, self.G_max_ = {}, {}
         for el in table.elements:
@@ -162,9 +161,7 @@ class ExtrapolationQuery(DescriptorQuery):
         t0 = time.perf_counter()
         k = check_k(k, pool_size(pool))
         self._check_fitted()
-        if self.min_distance is not None and isinstance(pool, DescriptorTable):
-            raise InputError("ExtrapolationQuery(min_distance=...) needs the pool's structures, "
-                             "not a DescriptorTable")
+        check_min_distance(self, pool)
         table = self.descriptor_table(pool, "pool")
         ex0, n_out0 = self._excess(table)
         rejected = np.zeros(table.n_structures, dtype=bool)
@@ -182,8 +179,7 @@ class ExtrapolationQuery(DescriptorQuery):
             if live.size == 0:
                 break
             i = int(live[np.argmax(ex[live])])           # ties: lower index
-            if self.min_distance is not None and \
-                    min_interatomic_distance(pool[i], self.min_distance) < self.min_distance:
+            if too_close(pool, i, self.min_distance):
                 taken[i] = rejected[i] = True
                 continue
             chosen.append(i)

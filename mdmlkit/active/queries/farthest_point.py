@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mdmlkit.active.features import DescriptorCache
-from mdmlkit.active.queries.base import Selection, check_k, pool_size, top_k
+from mdmlkit.active.queries.base import Selection, check_k, check_min_distance, pool_size, too_close, top_k
 from mdmlkit.active.queries.descriptor import DescriptorQuery
 from mdmlkit.errors import EmptyTrajectoryError, InputError
 
@@ -32,6 +32,12 @@ class FarthestPointQuery(DescriptorQuery):
     ``threshold_`` = ``threshold`` or ``flag_factor`` × the largest
     nearest-neighbour distance within the training set.
 
+    Outliers come first in FPS, and in a raw MD pool the farthest outliers are often broken
+    frames (atoms nearly on top of each other).  With ``min_distance`` (Å) a pick whose closest
+    pair of atoms is nearer than that is rejected (it does not shrink the distances of the
+    others) and only fills the batch after everything else (reason ``"too_close"``); this
+    needs the pool's structures, not a feature array.
+
     Parameters
     ----------
     sfs : SymmetryFunctionSet, optional
@@ -40,6 +46,8 @@ class FarthestPointQuery(DescriptorQuery):
         Per-element statistics of the standardised functions in the structure features.
     flag_factor, threshold
         On-the-fly flagging threshold (see above).
+    min_distance : float, optional
+        ``select`` rejects picks with two atoms closer than this (Å; None: no check).
     cache : DescriptorCache, optional
         Descriptor cache to share (default: a private one, ``cache_``).
     progress : bool
@@ -50,11 +58,13 @@ class FarthestPointQuery(DescriptorQuery):
 
     def __init__(self, sfs=None, stats: Sequence[str] = ("mean", "std"),
                  flag_factor: float = 1.2, threshold: float | None = None,
-                 cache: DescriptorCache | None = None, progress: bool = False):
+                 min_distance: float | None = None, cache: DescriptorCache | None = None,
+                 progress: bool = False):
         self.sfs = sfs
         self.stats = stats
         self.flag_factor = flag_factor
         self.threshold = threshold
+        self.min_distance = min_distance
         self.cache = cache
         self.progress = progress
 
@@ -87,6 +97,7 @@ class FarthestPointQuery(DescriptorQuery):
 
     def fit(self, train) -> FarthestPointQuery:
         t0 = time.perf_counter()
+        check_min_distance(self)
         self.mu_ = self.sigma_ = None
         self.X_train_ = self._features(train, "training set", fit=True)
         self.n_train_ = self.X_train_.shape[0]
@@ -120,18 +131,26 @@ class FarthestPointQuery(DescriptorQuery):
         t0 = time.perf_counter()
         k = check_k(k, pool_size(pool))
         self._check_fitted()
+        check_min_distance(self, pool)
         X = self._features(pool, "pool")
         d0 = self._dmin(X)
         d = d0.copy()
         taken = np.zeros(X.shape[0], dtype=bool)
-        chosen, reasons = [], []
-        for r in range(k):
+        chosen, reasons, rejected = [], [], []
+        while len(chosen) < k and not taken.all():
             i = int(top_k(np.where(taken, -np.inf, d), 1)[0])
-            reasons.append({"rank": r, "score": float(d[i]), "distance_to_train": float(d0[i]),
+            taken[i] = True
+            if too_close(pool, i, self.min_distance):
+                rejected.append(i)
+                continue
+            reasons.append({"rank": len(chosen), "score": float(d[i]), "distance_to_train": float(d0[i]),
                             "distance_to_labelled_or_batch": float(d[i])})
             chosen.append(i)
-            taken[i] = True
             d = np.minimum(d, np.linalg.norm(X - X[i], axis=1))
+        for i in rejected[:k - len(chosen)]:           # only when nothing else is left
+            reasons.append({"rank": len(chosen), "score": float(d0[i]), "distance_to_train": float(d0[i]),
+                            "distance_to_labelled_or_batch": float(d[i]), "too_close": True})
+            chosen.append(i)
         return Selection(np.asarray(chosen, dtype=np.int64), reasons, self.name,
                          time.perf_counter() - t0, {"score": d0, "distance_to_train": d0})
 
