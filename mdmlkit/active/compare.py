@@ -11,6 +11,13 @@ gives::
 
 For error metrics d̄ < 0 means the strategy is better.  A difference counts as
 demonstrated when the CI excludes zero.
+
+One round of a warm-started curve can be far off the trend (a restarted learning
+rate lands the weights somewhere worse), so a verdict at one budget is fragile.
+:func:`curve_ratio` judges the whole curve: per seed, the mean over the rounds
+after the shared initial set of ln(e_strategy / e_baseline); the paired t
+interval of those per-seed means, exponentiated, is a geometric-mean error
+ratio with its confidence interval (< 1: the strategy is better).
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ from mdmlkit.errors import InputError
 if TYPE_CHECKING:
     from mdmlkit.active.benchmark import LearningCurves
 
-__all__ = ["PairedComparison", "paired_comparison"]
+__all__ = ["CurveRatio", "PairedComparison", "curve_ratio", "paired_comparison"]
 
 
 @dataclass(frozen=True)
@@ -156,4 +163,99 @@ def paired_comparison(curves: LearningCurves, baseline: str = "random",
             difference=diff, n_pairs=np.isfinite(diff).sum(axis=0),
             mean_difference=stats[:, 0], ci_low=stats[:, 1], ci_high=stats[:, 2],
             p_value=stats[:, 3])
+    return out
+
+
+@dataclass(frozen=True)
+class CurveRatio:
+    """Whole-curve comparison of one strategy with the baseline (see the module docstring).
+
+    Attributes
+    ----------
+    strategy, baseline, metric : str
+    confidence : float
+    seeds : ndarray of int
+        Seeds with at least one paired round.
+    rounds : ndarray of int
+        Rounds compared (``first_round`` on, present for both strategies).
+    log_ratio : ndarray [n_seeds]
+        Per seed, mean over its paired rounds of ln(e_strategy / e_baseline).
+    ratio, ci_low, ci_high, p_value : float
+        exp of the mean log ratio and of its paired t interval; two-sided p of the
+        paired t test (NaN with fewer than two seeds).
+    """
+
+    strategy: str
+    baseline: str
+    metric: str
+    confidence: float
+    seeds: np.ndarray
+    rounds: np.ndarray
+    log_ratio: np.ndarray
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+    @property
+    def demonstrated(self) -> bool:
+        """The interval of the ratio excludes 1."""
+        return bool(self.ci_high < 1.0 or self.ci_low > 1.0)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly fields."""
+        return {"strategy": self.strategy, "baseline": self.baseline, "metric": self.metric,
+                "confidence": self.confidence, "seeds": self.seeds.tolist(),
+                "rounds": self.rounds.tolist(), "log_ratio_per_seed": self.log_ratio.tolist(),
+                "ratio": self.ratio, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                "p_value": self.p_value, "demonstrated": self.demonstrated}
+
+    def verdict(self) -> str:
+        """A sentence: the geometric-mean error ratio and whether its interval excludes 1."""
+        n = int(self.seeds.size)
+        head = (f"errors {self.ratio:.2f}x {self.baseline}'s over rounds "
+                f"{self.rounds.min()}-{self.rounds.max()}") if self.rounds.size else "no paired rounds"
+        if n < 2:
+            return f"{head}; one seed only: no spread to judge it by"
+        level = f"{100 * self.confidence:.0f} %"
+        what = ("better" if self.ratio < 1 else "worse") if self.demonstrated else "no demonstrated difference"
+        return f"{head} ({level} interval {self.ci_low:.2f}-{self.ci_high:.2f}, {n} seeds): {what}"
+
+
+def curve_ratio(curves: LearningCurves, baseline: str = "random", metric: str = "force_rmse_meV_A",
+                confidence: float = 0.95, first_round: int = 1) -> dict[str, CurveRatio]:
+    """Every other strategy against ``baseline`` over whole curves, paired by seed.
+
+    Per seed, ln(e_strategy / e_baseline) is averaged over the rounds from ``first_round``
+    on that both runs have (round 0 is the shared random initial set); the per-seed means
+    give a paired t interval, reported as a geometric-mean error ratio.  Errors must be
+    positive.  Returns ``{strategy: CurveRatio}`` in the order of ``curves.strategies``.
+    """
+    if baseline not in curves.strategies:
+        raise InputError(f"baseline strategy {baseline!r} not in the results {curves.strategies}")
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence must lie in (0, 1), got {confidence}")
+    ref = curves.curve(baseline, metric)
+    out = {}
+    for s in curves.strategies:
+        if s == baseline:
+            continue
+        c = curves.curve(s, metric)
+        seeds = np.intersect1d(c["seeds"], ref["seeds"])
+        n_rounds = min(c["values"].shape[1], ref["values"].shape[1])
+        a = c["values"][[int(np.flatnonzero(c["seeds"] == sd)[0]) for sd in seeds], first_round:n_rounds]
+        b = ref["values"][[int(np.flatnonzero(ref["seeds"] == sd)[0]) for sd in seeds], first_round:n_rounds]
+        if np.any(a <= 0) or np.any(b <= 0):
+            raise InputError(f"curve_ratio needs positive errors; {metric!r} has values <= 0")
+        with np.errstate(invalid="ignore"):
+            lr = np.log(a / b)
+        ok = np.isfinite(lr)
+        rounds = np.arange(first_round, n_rounds)[ok.any(axis=0)]
+        keep = ok.any(axis=1)
+        per_seed = np.array([lr[i][ok[i]].mean() for i in np.flatnonzero(keep)])
+        mean, lo, hi, p = _paired_stats(per_seed, confidence)
+        out[s] = CurveRatio(strategy=s, baseline=baseline, metric=metric, confidence=float(confidence),
+                            seeds=seeds[keep], rounds=rounds.astype(np.int64), log_ratio=per_seed,
+                            ratio=float(np.exp(mean)), ci_low=float(np.exp(lo)),
+                            ci_high=float(np.exp(hi)), p_value=p)
     return out

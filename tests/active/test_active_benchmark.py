@@ -182,6 +182,37 @@ def test_paired_comparison_pairs_by_seed_and_handles_one_seed():
         paired_comparison(LearningCurves(recs), baseline="qbc")
 
 
+def test_curve_ratio_is_a_paired_t_interval_of_per_seed_mean_log_ratios():
+    from scipy.stats import ttest_1samp
+
+    from mdmlkit.active import curve_ratio
+
+    rng = np.random.default_rng(3)
+    n = [10, 20, 40, 80]
+    base = np.exp(rng.normal(4, 0.3, size=(4, 4)))
+    ratio = np.exp(rng.normal(np.log(0.7), 0.2, size=(4, 4)))       # ≈ 0.7× the baseline, noisy
+    ratio[:, 0] = 1.0                                               # the shared initial set
+    vals = {"random": base.tolist(), "ae": (base * ratio).tolist()}
+    vals["ae"][2][3] = float("nan")                                # one round missing for seed 2
+    out = curve_ratio(_curves(vals, n), confidence=0.9)["ae"]
+    lr = np.log(np.array(vals["ae"]) / base)[:, 1:]
+    per_seed = np.array([row[np.isfinite(row)].mean() for row in lr])
+    np.testing.assert_allclose(out.log_ratio, per_seed)
+    ref = ttest_1samp(per_seed, 0.0)
+    lo, hi = ref.confidence_interval(0.9)
+    assert out.ratio == pytest.approx(np.exp(per_seed.mean()))
+    assert (out.ci_low, out.ci_high) == pytest.approx((np.exp(lo), np.exp(hi)))
+    assert out.p_value == pytest.approx(ref.pvalue)
+    assert out.rounds.tolist() == [1, 2, 3] and out.seeds.tolist() == [0, 1, 2, 3]
+    assert out.demonstrated and "better" in out.verdict()
+    assert out.to_dict()["ratio"] == out.ratio
+    # the same curve against itself: ratio 1, nothing demonstrated; errors must be positive
+    same = curve_ratio(_curves({"random": base.tolist(), "b": base.tolist()}, n))["b"]
+    assert same.ratio == pytest.approx(1.0) and not same.demonstrated
+    with pytest.raises(InputError, match="positive"):
+        curve_ratio(_curves({"random": base.tolist(), "b": (base * 0).tolist()}, n))
+
+
 def test_summary_frame_on_known_curves():
     n = [10, 20, 30, 40]
     res = _curves({"random": [[100, 80, 64, 50], [100, 82, 60, 54]],     # final 52 ± 2
