@@ -80,6 +80,25 @@ def test_predict_statistics_match_members(committee, data):
         np.testing.assert_allclose(p["atomic_force_deviation"][s], dev, rtol=1e-9)
 
 
+def test_compiled_predictions_equal_eager(committee, data):
+    """compile=True (fused kernels, one neighbour list per structure) gives the eager results,
+    also for structures of different sizes in one call and for the query built on it."""
+    pytest.importorskip("numba")
+    from mdmlkit.active import CommitteeQuery
+
+    _, val = data
+    frames = val[:3] + [val[3].repeat((2, 1, 1))]
+    eager, fused = committee.predict(frames), committee.predict(frames, compile=True)
+    np.testing.assert_allclose(fused["energies"], eager["energies"], rtol=1e-9)
+    for key in ("max_atomic_force_deviation", "mean_atomic_force_deviation", "energy_std_per_atom"):
+        np.testing.assert_allclose(fused[key], eager[key], rtol=1e-6, atol=1e-8)
+    for a, b in zip(fused["forces_mean"], eager["forces_mean"]):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-8)     # tabulated radial factors
+    q = CommitteeQuery(committee=committee, compile=True).fit(val)
+    ref = CommitteeQuery(committee=committee).fit(val)
+    assert q.select(frames, 2).indices.tolist() == ref.select(frames, 2).indices.tolist()
+
+
 def test_identical_members_have_zero_deviation(sfs, data):
     train, _ = data
     m = HDNNP(sfs, hidden=(4,), seed=1)

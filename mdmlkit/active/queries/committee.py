@@ -72,6 +72,9 @@ class CommitteeQuery(Query):
         Member ``m`` uses seed ``1000 · seed + m``.
     batch_size : int
         Structures per prediction batch.
+    compile : bool
+        Score with the fused CPU kernels (:meth:`Committee.predict` ``compile=True``;
+        needs numba): the same deviations, several times faster on large pools.
     """
 
     name = "qbc"
@@ -80,8 +83,9 @@ class CommitteeQuery(Query):
     def __init__(self, model=None, n_models: int = 4, trainer_kwargs=None,
                  committee=None, bootstrap: bool = False, warm_start: bool = False,
                  trust_lo: float | None = None, trust_hi: float | None = None,
-                 min_distance: float | None = None, flag_factor: float = 1.2, threshold: float | None = None, seed: int = 0,
-                 batch_size: int = 32):
+                 min_distance: float | None = None, flag_factor: float = 1.2,
+                 threshold: float | None = None, seed: int = 0, batch_size: int = 32,
+                 compile: bool = False):
         self.model = model
         self.n_models = n_models
         self.trainer_kwargs = trainer_kwargs
@@ -95,6 +99,7 @@ class CommitteeQuery(Query):
         self.threshold = threshold
         self.seed = seed
         self.batch_size = batch_size
+        self.compile = compile
 
     def loop_params(self, context: LoopContext) -> dict[str, Any]:
         """The loop's model and trainer settings where missing (no model when a committee is given)."""
@@ -131,7 +136,8 @@ class CommitteeQuery(Query):
                                                   trainer_kwargs=kwargs, bootstrap=self.bootstrap)
         self.n_train_ = len(train)
         self.train_deviation_ = self.committee_.predict(
-            train, batch_size=self.batch_size, source="training set")["max_atomic_force_deviation"]
+            train, batch_size=self.batch_size, compile=self.compile,
+            source="training set")["max_atomic_force_deviation"]
         self._calibrate(self.train_deviation_)
         self.fit_time_s_ = time.perf_counter() - t0
         return self
@@ -141,7 +147,7 @@ class CommitteeQuery(Query):
         (eV/Å) and ``energy_std_per_atom`` (eV/atom)."""
         self._check_fitted()
         frames = as_frames(pool, "pool")
-        p = self.committee_.predict(frames, batch_size=self.batch_size, source="pool")
+        p = self.committee_.predict(frames, batch_size=self.batch_size, compile=self.compile, source="pool")
         eps = np.asarray(p["max_atomic_force_deviation"], dtype=float)
         out = {"max_force_deviation": eps, "mean_force_deviation": p["mean_atomic_force_deviation"],
                "energy_std_per_atom": p["energy_std_per_atom"]}
@@ -174,4 +180,4 @@ class CommitteeQuery(Query):
     def uncertainty(self, frames) -> np.ndarray:
         self._check_fitted()
         return self.committee_.predict(as_frames(frames, "frames"), batch_size=self.batch_size,
-                                       source="frames")["max_atomic_force_deviation"]
+                                       compile=self.compile, source="frames")["max_atomic_force_deviation"]
