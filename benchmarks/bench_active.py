@@ -38,10 +38,11 @@ scaling and reference energies of round 0 kept.  Committee members (QBC) follow
 the same rule.  (strategy, seed) runs go to ``--workers`` processes; finished
 runs are reloaded from their checkpoints, so an interrupted benchmark resumes
 where it stopped, and the result JSON is rewritten (``"complete": false``)
-after every finished run.  Strategies or seeds can be added later: the runs
-of an existing result JSON with the same settings (apart from ``--strategies``
-and ``--seeds``) are kept in it and not run again, and all runs of one
-profile share one work folder and its label cache.  FPS, QBC and the
+after every finished run.  Strategies or seeds can be added later: the
+finished runs of an existing result JSON with the same settings (apart from
+``--strategies`` and ``--seeds``) are kept in it and never run again (another
+``--out`` starts afresh), and all runs of one profile share one work folder
+and its label cache.  FPS, QBC and the
 extrapolation query reject picks with atoms closer than 1.2 Å (broken MD
 frames of the unlabelled pool, which these outlier-seeking queries would pick
 first; random and the autoencoder query have no such guard).  Reported per strategy: the four curves (test and hot
@@ -337,10 +338,10 @@ def _production_setup(args):
     return pool, test, hot, sfs, factory, tk, strategies
 
 
-def earlier_runs(path: Path, shared: dict, todo: set) -> list[dict]:
-    """Records of the finished (strategy, seed) runs in the result JSON ``path`` whose settings
-    equal ``shared`` (apart from :data:`RUN_INDEPENDENT`) and that are not in ``todo``; [] when
-    the file is missing or was made with other settings."""
+def earlier_runs(path: Path, shared: dict) -> list[dict]:
+    """Records of the finished (strategy, seed) runs in the result JSON ``path`` when its
+    settings equal ``shared`` (apart from :data:`RUN_INDEPENDENT`); [] when the file is missing
+    or was made with other settings."""
     if not Path(path).is_file():
         return []
     try:
@@ -351,7 +352,7 @@ def earlier_runs(path: Path, shared: dict, todo: set) -> list[dict]:
     if theirs != shared:
         return []
     done = {tuple(x.rsplit("/seed_", 1)) for x in d.get("runs_done", [])}
-    keep = {(s, int(sd)) for s, sd in done} - set(todo)
+    keep = {(s, int(sd)) for s, sd in done}
     return [r for r in d.get("records", []) if (r.get("strategy"), int(r.get("seed", -1))) in keep]
 
 
@@ -461,16 +462,17 @@ def production(args) -> int:
     key = hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:10]
     workdir = args.workdir or REPO / "benchmarks" / ".cache" / f"active-{key}"
     out_path = args.out or RESULT.with_name(f"active_{args.profile}.json")
-    earlier = earlier_runs(out_path, shared, {(s, sd) for s in args.strategies for sd in args.seeds})
+    earlier = earlier_runs(out_path, shared)
+    finished = {(r["strategy"], int(r["seed"])) for r in earlier}
     if earlier:
-        print(f"keeping {len({(r['strategy'], r['seed']) for r in earlier})} finished runs of "
-              f"{out_path.name} (same settings)", flush=True)
+        print(f"keeping {len(finished)} finished runs of {out_path.name} (same settings; another "
+              "--out or deleting the file starts afresh)", flush=True)
     settings["strategies"] = sorted(set(args.strategies) | {r["strategy"] for r in earlier})
     settings["seeds"] = sorted(set(args.seeds) | {int(r["seed"]) for r in earlier})
     # random and the AE query for every seed first (the question of the benchmark), then FPS and QBC
     order = {"random": (0, 0), "autoencoder": (0, 1), "extrapolation": (0, 2), "fps": (1, 0), "qbc": (1, 1)}
     tasks = sorted(({"strategy": s, "seed": sd, "args": settings, "workdir": str(workdir / "curves")}
-                    for s in args.strategies for sd in args.seeds),
+                    for s in args.strategies for sd in args.seeds if (s, sd) not in finished),
                    key=lambda t: (order.get(t["strategy"], (9, 0))[0], t["seed"],
                                   order.get(t["strategy"], (9, 0))[1]))
     print(f"production learning curves: {len(tasks)} runs on {args.workers} worker(s); "

@@ -94,6 +94,14 @@ def test_strategies_added_later_keep_the_finished_runs(tmp_path):
     assert [(key(r), r["force_rmse_meV_A"]) for r in kept] == \
         [(key(r), r["force_rmse_meV_A"]) for r in sorted(first["records"], key=key)]
     assert sorted({r["n_labelled"] for r in d["records"] if r["strategy"] == "fps"}) == [4, 7, 12]
+    # asking again for a finished run (its checkpoints gone) takes it from the JSON, trains nothing
+    import shutil
+
+    shutil.rmtree(work / "curves")
+    assert bench.main(argv) == 0
+    again = json.loads(out.read_text())
+    assert again["runs_done"] == d["runs_done"] and not (work / "curves").exists()
+    assert sorted(again["records"], key=key) == sorted(d["records"], key=key)
     # other training settings: the earlier runs are not mixed in
     j = more.index("--steps")
     other = more[:j + 1] + ["5"] + more[j + 2:]
