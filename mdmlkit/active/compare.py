@@ -117,6 +117,25 @@ def _paired_stats(d: np.ndarray, confidence: float) -> tuple[float, float, float
     return mean, mean - half, mean + half, p
 
 
+def _paired_curves(curves: LearningCurves, baseline: str, metric: str, confidence: float):
+    """For every strategy but ``baseline``: (strategy, seeds both have, its values, the
+    baseline's values), the value arrays [n_seeds, n_rounds both have] in the order of seeds."""
+    if baseline not in curves.strategies:
+        raise InputError(f"baseline strategy {baseline!r} not in the results {curves.strategies}")
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence must lie in (0, 1), got {confidence}")
+    ref = curves.curve(baseline, metric)
+    for s in curves.strategies:
+        if s == baseline:
+            continue
+        c = curves.curve(s, metric)
+        seeds = np.intersect1d(c["seeds"], ref["seeds"])
+        n_rounds = min(c["values"].shape[1], ref["values"].shape[1])
+        rows_s = [int(np.flatnonzero(c["seeds"] == sd)[0]) for sd in seeds]
+        rows_b = [int(np.flatnonzero(ref["seeds"] == sd)[0]) for sd in seeds]
+        yield s, seeds, c["values"][rows_s, :n_rounds], ref["values"][rows_b, :n_rounds]
+
+
 def paired_comparison(curves: LearningCurves, baseline: str = "random",
                       metric: str = "force_rmse_meV_A", confidence: float = 0.95
                       ) -> dict[str, PairedComparison]:
@@ -135,21 +154,10 @@ def paired_comparison(curves: LearningCurves, baseline: str = "random",
 
     Returns ``{strategy: PairedComparison}`` in the order of ``curves.strategies``.
     """
-    if baseline not in curves.strategies:
-        raise InputError(f"baseline strategy {baseline!r} not in the results {curves.strategies}")
-    if not 0.0 < confidence < 1.0:
-        raise InputError(f"confidence must lie in (0, 1), got {confidence}")
-    ref = curves.curve(baseline, metric)
     out = {}
-    for s in curves.strategies:
-        if s == baseline:
-            continue
-        c = curves.curve(s, metric)
-        seeds = np.intersect1d(c["seeds"], ref["seeds"])
-        n_rounds = min(c["values"].shape[1], ref["values"].shape[1])
-        rows_s = [int(np.flatnonzero(c["seeds"] == sd)[0]) for sd in seeds]
-        rows_b = [int(np.flatnonzero(ref["seeds"] == sd)[0]) for sd in seeds]
-        diff = c["values"][rows_s, :n_rounds] - ref["values"][rows_b, :n_rounds]
+    for s, seeds, a, b in _paired_curves(curves, baseline, metric, confidence):
+        diff = a - b
+        n_rounds = diff.shape[1]
         stats = np.array([_paired_stats(diff[:, r], confidence) for r in range(n_rounds)]
                          ).reshape(n_rounds, 4)
         paired = {int(sd) for sd in seeds}
@@ -231,20 +239,10 @@ def curve_ratio(curves: LearningCurves, baseline: str = "random", metric: str = 
     give a paired t interval, reported as a geometric-mean error ratio.  Errors must be
     positive.  Returns ``{strategy: CurveRatio}`` in the order of ``curves.strategies``.
     """
-    if baseline not in curves.strategies:
-        raise InputError(f"baseline strategy {baseline!r} not in the results {curves.strategies}")
-    if not 0.0 < confidence < 1.0:
-        raise InputError(f"confidence must lie in (0, 1), got {confidence}")
-    ref = curves.curve(baseline, metric)
     out = {}
-    for s in curves.strategies:
-        if s == baseline:
-            continue
-        c = curves.curve(s, metric)
-        seeds = np.intersect1d(c["seeds"], ref["seeds"])
-        n_rounds = min(c["values"].shape[1], ref["values"].shape[1])
-        a = c["values"][[int(np.flatnonzero(c["seeds"] == sd)[0]) for sd in seeds], first_round:n_rounds]
-        b = ref["values"][[int(np.flatnonzero(ref["seeds"] == sd)[0]) for sd in seeds], first_round:n_rounds]
+    for s, seeds, a, b in _paired_curves(curves, baseline, metric, confidence):
+        n_rounds = a.shape[1]
+        a, b = a[:, first_round:], b[:, first_round:]
         if np.any(a <= 0) or np.any(b <= 0):
             raise InputError(f"curve_ratio needs positive errors; {metric!r} has values <= 0")
         with np.errstate(invalid="ignore"):
