@@ -211,7 +211,8 @@ class Committee:
         try:
             if compile:
                 self._predict_fused(frames, e_all, f_all)
-            for b in range(0, len(frames) if not compile else 0, batch_size):
+            batch_starts = [] if compile else range(0, len(frames), batch_size)
+            for b in batch_starts:
                 # one neighbour list per batch, shared by all members
                 batch = AtomsBatch.from_atoms(list(frames[b:b + batch_size]), elements=self.elements,
                                               cutoff=self.cutoff, device=p0.device, dtype=p0.dtype)
