@@ -297,15 +297,16 @@ def ood_experiment(args, sfs, model_factory, trainer_kwargs, progress):
 
 # ----------------------------------------------------------------------------- production
 
-def live_oracle(args, workdir: Path):
+def live_oracle(args, workdir: Path, n_workers: int = 1):
     """The oracle of an unlabelled (``pool_source="md"``) pool: the teacher with a disk label
-    cache under ``workdir`` shared by all runs; None for a labelled pool (replay)."""
+    cache under ``workdir`` shared by all runs (``n_workers`` labelling processes); None for a
+    labelled pool (replay)."""
     if getattr(args, "pool_source", "split") != "md":
         return None
     from mdmlkit.active import LabelCache, Oracle
 
     spec = args.oracle or ("ase.calculators.emt:EMT" if args.dataset == "synthetic" else "chgnet")
-    return Oracle(spec, cache=LabelCache(Path(workdir) / "labels"), timeout_s=900)
+    return Oracle(spec, cache=LabelCache(Path(workdir) / "labels"), timeout_s=900, n_workers=n_workers)
 
 
 def _production_setup(args):
@@ -336,6 +337,14 @@ def _production_setup(args):
               "qbc": dict(n_models=args.committee, warm_start=not args.cold_start, **QBC_PRODUCTION)}
     strategies = {s: make_query(s, **params.get(s, {})) for s in args.strategies}
     return pool, test, hot, sfs, factory, tk, strategies
+
+
+def work_folder(settings: dict) -> Path:
+    """The default work folder (checkpoints, label cache) of a learning-curve profile: one per
+    setting, whatever the strategies and seeds (:data:`RUN_INDEPENDENT`)."""
+    shared = {k: v for k, v in settings.items() if k not in RUN_INDEPENDENT}
+    key = hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:10]
+    return REPO / "benchmarks" / ".cache" / f"active-{key}"
 
 
 def earlier_runs(path: Path, shared: dict) -> list[dict]:
@@ -422,8 +431,10 @@ def summarise(res) -> dict:
     return out
 
 
-def plot_production(res, path: Path, complete: bool = True, profile: str = "production") -> Path:
-    """Four panels (test/hot test × energy/force RMSE vs labels, log-log) -> ``path`` (PNG)."""
+def plot_production(res, path: Path, complete: bool = True, profile: str = "production",
+                    title: str | None = None) -> Path:
+    """Four panels (test/hot test × energy/force RMSE vs labels, log-log) -> ``path`` (PNG);
+    ``title`` replaces the default one (the command that made the curves)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -439,7 +450,7 @@ def plot_production(res, path: Path, complete: bool = True, profile: str = "prod
             ax.text(0.5, 0.5, f"no {m} in the results", ha="center", transform=ax.transAxes)
             continue
         plot_learning_curves(res, m, ax=ax, logx=True, logy=True, target=TARGETS[m])
-    fig.suptitle(f"La2Zr2O7 HDNNP learning curves (benchmarks/bench_active.py --profile {profile})"
+    fig.suptitle((title or f"La2Zr2O7 HDNNP learning curves (benchmarks/bench_active.py --profile {profile})")
                  + ("" if complete else f" — partial: {len(set((r['strategy'], r['seed']) for r in res.records))} runs"))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -459,8 +470,7 @@ def production(args) -> int:
                                                                   "workers", "replot")}
     settings = json.loads(json.dumps(settings, default=str))
     shared = {k: v for k, v in settings.items() if k not in RUN_INDEPENDENT}
-    key = hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:10]
-    workdir = args.workdir or REPO / "benchmarks" / ".cache" / f"active-{key}"
+    workdir = args.workdir or work_folder(settings)
     out_path = args.out or RESULT.with_name(f"active_{args.profile}.json")
     earlier = earlier_runs(out_path, shared)
     finished = {(r["strategy"], int(r["seed"])) for r in earlier}

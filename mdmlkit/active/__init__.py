@@ -13,7 +13,8 @@
 * Pools (:mod:`.pool`): :class:`FramePool`, unlabelled frames on disk, read lazily.
 * :class:`ActiveLearningLoop` (:mod:`.loop`): select → label → retrain →
   evaluate, checkpointed and resumable, on a clone of the query
-  (:func:`prepare_query`); ``run_on_the_fly`` (:mod:`.onthefly`) labels MD frames
+  (:func:`prepare_query`); :func:`replay_selections` repeats the choices of a query
+  that needs no trained potential (:mod:`.replay`); ``run_on_the_fly`` (:mod:`.onthefly`) labels MD frames
   the query flags.
 * Benchmarks (:mod:`.benchmark`): :func:`run_learning_curves`,
   :func:`labels_to_reach`, :func:`ood_detection`; strategy vs baseline over
@@ -47,6 +48,7 @@ from mdmlkit.active.queries import (
                                     make_query,
                                     prepare_query,
 )
+from mdmlkit.active.replay import initial_indices, replay_selections, replayable
 from mdmlkit.active.sampling import ood_split, random_subset, stratified_subset, temperature
 
 __all__ = [
@@ -59,5 +61,6 @@ __all__ = [
     "RandomQuery", "ReplayOracle", "Selection", "SymmetryFunctionAutoencoder", "labels_to_reach",
     "make_query", "metric_label", "ood_detection", "ood_split", "paired_comparison",
     "prepare_query", "random_subset", "stratified_subset", "run_learning_curves", "run_on_the_fly", "temperature",
-    "finetune_schedule", "min_interatomic_distance",
+    "finetune_schedule", "min_interatomic_distance", "initial_indices", "replay_selections",
+    "replayable",
 ]

@@ -33,13 +33,12 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from sklearn.base import clone
 
 from mdmlkit.active.features import DescriptorCache
 from mdmlkit.active.loop import ActiveLearningLoop
 from mdmlkit.active.metrics import METRICS, select_metrics
 from mdmlkit.active.oracle import ReplayOracle
-from mdmlkit.active.queries.base import Query
+from mdmlkit.active.queries.base import Query, query_for_seed
 from mdmlkit.errors import EmptyTrajectoryError, InputError
 from mdmlkit.parallel import run_tasks
 from mdmlkit.utils import atomic_write_json
@@ -159,16 +158,6 @@ class LearningCurves:
         """Write JSON atomically."""
         atomic_write_json(path, self.to_dict())
         return Path(path)
-
-
-def _query_for_seed(spec, seed: int) -> Query:
-    """A clone of ``spec`` with ``seed`` set (when it has one), or ``spec(seed)``."""
-    if isinstance(spec, Query):
-        q = clone(spec)
-        return q.set_params(seed=seed) if "seed" in q.get_params(deep=False) else q
-    if callable(spec):
-        return spec(seed)
-    raise InputError(f"strategy must be a Query or a callable seed -> Query, got {spec!r}")
 
 
 def _cache_for(caches: list[DescriptorCache], sfs) -> DescriptorCache:
@@ -301,7 +290,7 @@ def _learning_curve_run(task: tuple[str, int], *, strategies, pool, test, model,
     """One (strategy, seed) run of :func:`run_learning_curves`: its records and wall time (s)."""
     name, seed = task
     m = model(seed) if callable(model) and not hasattr(model, "state_dict") else model
-    query = _query_for_seed(strategies[name], seed)
+    query = query_for_seed(strategies[name], seed)
     wd = None if workdir is None else Path(workdir) / name / f"seed_{seed}"
     loop = ActiveLearningLoop(query, pool, m, oracle=oracle, initial=n_initial, k=k,
                               n_rounds=rounds, test=test, val=val, extra_tests=extra_tests,

@@ -46,6 +46,7 @@ from mdmlkit.active.metrics import METRICS, metric_label, select_metrics
 from mdmlkit.active.onthefly import run_on_the_fly
 from mdmlkit.active.oracle import as_oracle
 from mdmlkit.active.queries.base import LoopContext, Query, prepare_query
+from mdmlkit.active.replay import initial_indices
 from mdmlkit.errors import (
     CheckpointFallbackWarning,
     CheckpointMismatchError,
@@ -550,8 +551,7 @@ class ActiveLearningLoop:
     def _initial_round(self) -> None:
         t0 = time.perf_counter()
         if isinstance(self.initial, (int, np.integer)):
-            rng = np.random.default_rng([self.seed, 0])
-            idx = np.sort(rng.choice(len(self.pool), int(self.initial), replace=False))
+            idx = initial_indices(self.seed, len(self.pool), int(self.initial))
             info = self.label_structures(idx.tolist(), 0, [{"rank": r, "reason": "initial random"}
                                                  for r in range(len(idx))], count=False)
         else:

@@ -195,15 +195,16 @@ def plot_learning_curves(results, metric: str = "force_rmse_meV_A", ax=None, str
     ax = _ax(ax)
     for k, s in enumerate(strategies or results.strategies):
         c = results.curve(s, metric)
+        ok = np.isfinite(c["n_labelled"]) & np.isfinite(c["mean"])   # rounds not (yet) run: gaps
+        n, mean, std = c["n_labelled"][ok], c["mean"][ok], c["std"][ok]
         colour = f"C{k}"
         n_seeds = c["values"].shape[0]
-        ax.plot(c["n_labelled"], c["mean"], "o-", ms=3, color=colour, lw=1.8,
+        ax.plot(n, mean, "o-", ms=3, color=colour, lw=1.8,
                 label=f"{s} ({n_seeds} seed{'s' if n_seeds != 1 else ''})")
-        ax.fill_between(c["n_labelled"], c["mean"] - c["std"], c["mean"] + c["std"], color=colour,
-                        alpha=0.15, linewidths=0)
+        ax.fill_between(n, mean - std, mean + std, color=colour, alpha=0.15, linewidths=0)
         if seeds and n_seeds > 1:
-            for v in c["values"]:
-                ax.plot(c["n_labelled"], v, color=colour, lw=0.6, alpha=0.4)
+            for v in c["values"][:, ok]:
+                ax.plot(n, v, color=colour, lw=0.6, alpha=0.4)
     if target is not None:
         ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:g}")
     ax.set_xlabel("labelled structures (count)")
@@ -216,7 +217,7 @@ def plot_learning_curves(results, metric: str = "force_rmse_meV_A", ax=None, str
         ax.set_xscale("log")
         # label the budgets themselves: minor log labels overlap on spans of ~1 decade
         ax.set_xticks(sorted({int(n) for s in (strategies or results.strategies)
-                              for n in results.curve(s, metric)["n_labelled"]}))
+                              for n in results.curve(s, metric)["n_labelled"] if np.isfinite(n)}))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7)

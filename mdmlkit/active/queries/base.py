@@ -34,7 +34,7 @@ from mdmlkit.active.features import DescriptorCache, DescriptorTable
 from mdmlkit.errors import EmptyTrajectoryError, InputError, NotFittedError
 
 __all__ = ["Selection", "Query", "LoopContext", "prepare_query", "check_k", "pool_size", "top_k",
-           "plain", "check_min_distance", "too_close"]
+           "plain", "check_min_distance", "too_close", "query_for_seed"]
 
 
 @dataclass
@@ -250,6 +250,17 @@ class Query(BaseEstimator):
         else:
             finite = train_uncertainty[np.isfinite(train_uncertainty)]
             self.threshold_ = float(self.flag_factor * finite.max()) if finite.size else np.inf
+
+
+def query_for_seed(spec, seed: int) -> Query:
+    """A clone of the query ``spec`` with its ``seed`` set (when it has one), or ``spec(seed)``
+    for a callable ``seed -> Query``: how a learning-curve run gets its query."""
+    if isinstance(spec, Query):
+        q = clone(spec)
+        return q.set_params(seed=seed) if "seed" in q.get_params(deep=False) else q
+    if callable(spec):
+        return spec(seed)
+    raise InputError(f"strategy must be a Query or a callable seed -> Query, got {spec!r}")
 
 
 def prepare_query(query: Query, context: LoopContext) -> Query:

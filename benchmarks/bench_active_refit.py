@@ -1,0 +1,390 @@
+"""Benchmark: learning curves without retraining noise — every budget's labelled set trained from scratch.
+
+The curves of ``bench_active.py --profile md-pool`` (and ``production``) retrain by
+warm start: each round continues from the previous round's weights, so a curve
+carries the path of its retrainings, and one unlucky round can double its error
+(more than the strategies differ).  This benchmark keeps every run's *choices*
+and re-evaluates them: for each (strategy, seed) run of a finished result JSON
+and each budget n, the first n structures the run labelled are trained **from
+scratch** — the same initial weights for a seed, a longer fixed schedule
+(``--steps`` optimiser steps of ``--batch`` structures, learning rate decayed
+exponentially from ``--lr`` to ``lr/10``, input scaling and reference energies
+fitted on the set) — and evaluated on the same test split and hot test set.
+Differences between strategies are then differences between labelled sets.
+
+* **Choices** are read from the run's checkpoint in the source's work folder when it
+  is still there.  Otherwise queries that need no trained potential (random,
+  autoencoder, FPS, the extrapolation criterion) are replayed
+  (:func:`mdmlkit.active.replay_selections`) from the seed and the pool; QBC's
+  choices depend on its trained committees, so without a checkpoint its runs are
+  left out.  The kinds of structure chosen in every round are checked against the
+  source run's records, and a run that does not match is left out (named in the
+  output, ``runs``).  The choices are stored with the result (``selections``).
+* **Labels** come from the profile's teacher through its disk label cache (the one
+  ``bench_active.py`` fills), so structures labelled before cost nothing.
+* **Budget 50** (the random initial set) is the same for every strategy of a seed:
+  trained once per seed and shared.
+* **Resumable.**  Each (strategy, seed, budget) result is saved atomically under
+  ``<work folder>/refit-<protocol key>/``; a rerun trains only what is missing, and
+  the result JSON (``benchmarks/results/active_<profile>_refit.json`` and ``.png``) is
+  rewritten after every training.  Budgets run in the order given (``--budgets``,
+  default the final budget first), so a partial run already answers the end point.
+
+Usage::
+
+    python benchmarks/bench_active_refit.py --workers 2        # from active_md-pool.json
+    python benchmarks/bench_active_refit.py --budgets 800 --steps 2400
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import bench_active as ba  # noqa: E402
+
+#: the shared random initial set of a seed, trained once (its records are copied to every strategy)
+INITIAL = "initial"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--source", type=Path, default=ba.RESULT.with_name("active_md-pool.json"),
+                   help="result JSON of bench_active.py (a learning-curve profile) whose runs to refit")
+    p.add_argument("--budgets", default=None,
+                   help="comma-separated labelled-set sizes in the order to run (default: the final "
+                        "budget, then every other, largest first, the shared initial set last)")
+    p.add_argument("--steps", type=int, default=2400, help="optimiser steps per training")
+    p.add_argument("--batch", type=int, default=None, help="structures per step (default: the source's)")
+    p.add_argument("--lr", type=float, default=None, help="initial learning rate (default: the source's)")
+    p.add_argument("--strategies", default=None, help="comma-separated (default: every run of the source)")
+    p.add_argument("--seeds", default=None, help="comma-separated (default: every seed of the source)")
+    p.add_argument("--workers", type=int, default=1, help="training processes (one thread each)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="the source's work folder (default: bench_active.py's for its settings)")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def budgets_of(settings: dict) -> list[int]:
+    """Labelled-set sizes after each round of a learning-curve profile."""
+    sizes = [int(settings["n_initial"])]
+    for k in settings["schedule"]:
+        sizes.append(sizes[-1] + int(k))
+    return sizes
+
+
+def profile_args(settings: dict, workers: int = 1) -> argparse.Namespace:
+    """bench_active.py's arguments for the source's settings."""
+    args = ba.parse_args(["--profile", settings["profile"]])
+    for k, v in settings.items():
+        setattr(args, k, v)
+    args.workers = workers
+    return args
+
+
+def checkpoint_selections(run_dir: Path) -> list[list[int]] | None:
+    """Labelled pool indices per round from an ActiveLearningLoop checkpoint (``state.json``);
+    None without one."""
+    state = Path(run_dir) / "state.json"
+    if not state.is_file():
+        return None
+    sel = json.loads(state.read_text()).get("selections", [])
+    rounds: dict[int, list[int]] = {}
+    for r in sel:
+        if r.get("status") == "labelled" and int(r["pool_index"]) >= 0:
+            rounds.setdefault(int(r["round"]), []).append(int(r["pool_index"]))
+    return [rounds.get(i, []) for i in range(max(rounds) + 1)] if rounds else None
+
+
+def kinds_match(rounds: list[list[int]], kinds, records: list[dict]) -> list[int]:
+    """Rounds whose chosen kinds differ from the source records' ``selected_kinds`` ([] = all match)."""
+    bad = []
+    for rec in records:
+        r = int(rec["round"])
+        want = rec.get("selected_kinds")
+        if want is None:
+            continue
+        got = dict(Counter(str(kinds[i]) for i in rounds[r])) if r < len(rounds) else {}
+        if got != want:
+            bad.append(r)
+    return sorted(bad)
+
+
+def _replay(task: dict) -> list[list[int]]:
+    """Replay one (strategy, seed) run's choices (in a worker process)."""
+    import torch
+
+    from mdmlkit.active import DescriptorCache, replay_selections
+
+    torch.set_num_threads(1)
+    pa = profile_args(task["settings"])
+    pa.strategies = [task["strategy"]]
+    pool, _, _, sfs, _, _, strategies = ba._production_setup(pa)
+    rounds = replay_selections(strategies[task["strategy"]], pool, task["seed"],
+                               int(pa.n_initial), pa.schedule, sfs=sfs, cache=DescriptorCache(sfs),
+                               progress=task["progress"])
+    return [r.tolist() for r in rounds]
+
+
+def run_selections(source: dict, args, kinds, workdir: Path, wanted, progress: bool):
+    """``({"strategy/seed_s": rounds}, {"strategy/seed_s": note})`` for the source's runs:
+    replayed (``args.workers`` processes) or read from the checkpoints, stored in
+    ``workdir/selections.json`` and checked against the source's chosen kinds."""
+    from mdmlkit.active import make_query, replayable
+    from mdmlkit.utils import atomic_write_json
+
+    settings = source["settings"]
+    store = workdir / "selections.json"
+    saved = json.loads(store.read_text()) if store.is_file() else {}
+    notes = {}
+    replay = []
+    for s, seed in wanted:
+        tag = f"{s}/seed_{seed}"
+        if tag in saved:
+            continue
+        rounds = checkpoint_selections(Path(args.src_workdir) / "curves" / s / f"seed_{seed}")
+        if rounds is not None:
+            saved[tag] = {"rounds": rounds, "how": "read from the run's checkpoint"}
+        elif replayable(make_query(s)):
+            replay.append({"strategy": s, "seed": seed, "settings": settings, "progress": progress})
+        else:
+            notes[tag] = (f"left out: {s} cannot be replayed and its checkpoint "
+                          f"({args.src_workdir}/curves/{s}/seed_{seed}) is gone")
+    atomic_write_json(store, saved)
+
+    def keep(t, rounds):
+        saved[f"{t['strategy']}/seed_{t['seed']}"] = {"rounds": rounds, "how": "replayed"}
+        atomic_write_json(store, saved)
+        print(f"  replayed {t['strategy']} seed {t['seed']}", flush=True)
+
+    if replay:
+        print(f"replaying {len(replay)} runs' choices on {args.workers} worker(s)", flush=True)
+    if args.workers <= 1:
+        for t in replay:
+            keep(t, _replay(t))
+    elif replay:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as ex:
+            futs = {ex.submit(_replay, t): t for t in replay}
+            for f in as_completed(futs):
+                keep(futs[f], f.result())
+    out = {}
+    for s, seed in wanted:
+        tag = f"{s}/seed_{seed}"
+        if tag not in saved:
+            continue
+        rounds, how = saved[tag]["rounds"], saved[tag]["how"]
+        recs = [r for r in source["records"] if r["strategy"] == s and int(r["seed"]) == seed]
+        bad = kinds_match(rounds, kinds, recs)
+        if bad:
+            notes[tag] = f"left out: the {how} choices differ from the source run in rounds {bad}"
+            continue
+        out[tag] = rounds
+        notes[tag] = f"{how}; chosen kinds match the source run in every round"
+    return out, notes
+
+
+# ----------------------------------------------------------------------------- workers
+_SETUP: dict = {}
+
+
+def _init_worker(settings: dict) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    pa = profile_args(settings)
+    pa.strategies = []
+    _, test, hot, _, factory, _, _ = ba._production_setup(pa)
+    _SETUP.update(test=test, hot=hot, factory=factory)
+
+
+def _train(task: dict) -> dict:
+    """Train one labelled set from scratch and evaluate it; the record is saved to ``task["path"]``."""
+    import copy
+
+    from mdmlkit.active.metrics import select_metrics
+    from mdmlkit.potential.committee import reinitialise
+    from mdmlkit.potential.training.trainer import Trainer
+    from mdmlkit.utils import atomic_write_json
+
+    if not _SETUP:
+        _init_worker(task["settings"])
+    seed, frames = int(task["seed"]), task["frames"]
+    model = reinitialise(copy.deepcopy(_SETUP["factory"](seed)), seed)
+    kw = ba.FixedSteps(task["steps"], task["batch"], task["lr"], 0.1, min_epochs=3)(len(frames))
+    t0 = time.perf_counter()
+    trainer = Trainer(model, seed=seed, progress=False, **kw)
+    trainer.fit(frames)
+    rec = {"strategy": task["strategy"], "seed": seed, "round": int(task["round"]),
+           "n_labelled": len(frames), "train_time_s": time.perf_counter() - t0,
+           "epochs": len(trainer.history_), "protocol": "from scratch"}
+    ev = trainer.evaluate(_SETUP["test"], source="test set")
+    rec.update(select_metrics(ev))
+    if "by_kind" in ev:
+        rec["by_kind"] = {k: select_metrics(v) for k, v in ev["by_kind"].items()}
+    if _SETUP["hot"]:
+        ev = trainer.evaluate(_SETUP["hot"], source="hot test set")
+        rec.update({f"hot/{k}": v for k, v in select_metrics(ev).items()})
+    atomic_write_json(Path(task["path"]), rec)
+    return rec
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    from mdmlkit.active import LearningCurves
+    from mdmlkit.errors import InputError
+    from mdmlkit.utils import atomic_write_json, machine_info
+
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    machine_start = machine_info()
+    source = json.loads(Path(args.source).read_text())
+    settings = source["settings"]
+    if settings.get("profile") not in ba.CURVE_PROFILES or not source.get("records"):
+        raise InputError(f"{args.source}: not a learning-curve result of bench_active.py "
+                         f"(profiles {ba.CURVE_PROFILES}) with records")
+    sizes = budgets_of(settings)
+    budgets = ([int(b) for b in args.budgets.split(",")] if args.budgets else
+               [sizes[-1]] + sizes[-2:0:-1] + [sizes[0]])
+    unknown = [b for b in budgets if b not in sizes]
+    if unknown:
+        raise InputError(f"--budgets {unknown}: the source's labelled-set sizes are {sizes}")
+    runs = sorted({(r["strategy"], int(r["seed"])) for r in source["records"]})
+    if args.strategies:
+        runs = [x for x in runs if x[0] in args.strategies.split(",")]
+    if args.seeds:
+        runs = [x for x in runs if x[1] in {int(s) for s in args.seeds.split(",")}]
+    if not runs:
+        raise InputError(f"{args.source}: no (strategy, seed) run matches --strategies/--seeds")
+    args.src_workdir = args.workdir or ba.work_folder(settings)
+    batch = args.batch or int(settings["batch"])
+    lr = args.lr or float(settings["lr"])
+    protocol = {"steps": args.steps, "batch": batch, "lr": lr, "lr_final": lr / 10,
+                "float64": bool(settings.get("float64")), "hidden": settings["hidden"]}
+    key = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:8]
+    workdir = Path(args.src_workdir) / f"refit-{key}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    out_path = args.out or Path(args.source).with_name(Path(args.source).stem + "_refit.json")
+    progress = not args.no_progress
+
+    pa = profile_args(settings, args.workers)
+    pool, _, _ = ba.load_data(pa)
+    kinds = np.asarray([a.info.get("kind", "") for a in pool], dtype=object)
+    selections, notes = run_selections(source, args, kinds, workdir, runs, progress)
+    for tag, note in notes.items():
+        print(f"  {tag}: {note}", flush=True)
+
+    # tasks: (strategy or INITIAL, seed, budget); the initial set once per seed
+    tasks, needed = [], set()
+    for b in budgets:
+        r = sizes.index(b)
+        done_initial = set()
+        for tag, rounds in sorted(selections.items(), key=lambda kv: (int(kv[0].rsplit("_", 1)[1]), kv[0])):
+            s, seed = tag.split("/seed_")[0], int(tag.rsplit("_", 1)[1])
+            name = INITIAL if r == 0 else s
+            if (name, seed) in done_initial:
+                continue
+            done_initial.add((name, seed))
+            idx = [i for rr in rounds[:r + 1] for i in rr]
+            needed.update(idx)
+            tasks.append({"strategy": name, "seed": seed, "round": r, "budget": b, "indices": idx,
+                          "path": str(workdir / f"{name}_seed{seed}_n{b}.json")})
+    todo = [t for t in tasks if not Path(t["path"]).is_file()]
+    print(f"refit of {len(selections)} runs at budgets {budgets}: {len(tasks)} trainings, "
+          f"{len(todo)} to do ({args.steps} steps of {batch}, from scratch); work folder {workdir}",
+          flush=True)
+
+    labelled = {}
+    need = sorted({i for t in todo for i in t["indices"]})
+    if need:
+        oracle = ba.live_oracle(pa, Path(args.src_workdir), n_workers=args.workers)
+        if oracle is None:                                   # a labelled pool: the replay labels
+            labelled = {i: pool[i] for i in need}
+        else:
+            res = oracle.label([pool[i] for i in need], progress=progress)
+            labelled = {need[j]: a for j, a in res.labelled.items()}
+            print(f"labels: {len(need)} structures, {len(res.failures)} failed, {res.time_s:.0f} s",
+                  flush=True)
+
+    def records_now() -> list[dict]:
+        recs = []
+        for t in tasks:
+            if not Path(t["path"]).is_file():
+                continue
+            rec = json.loads(Path(t["path"]).read_text())
+            if t["strategy"] == INITIAL:        # shared initial set: one record per strategy
+                for tag in selections:
+                    if int(tag.rsplit("_", 1)[1]) == t["seed"]:
+                        recs.append({**rec, "strategy": tag.split("/seed_")[0], "shared_initial": True})
+            else:
+                recs.append(rec)
+        return recs
+
+    def report(complete: bool) -> None:
+        recs = records_now()
+        res = LearningCurves(recs, {"settings": settings})
+        out = {"benchmark": "active learning, learning curves re-evaluated: every budget's labelled "
+                            "set trained from scratch (benchmarks/bench_active_refit.py)",
+               "complete": complete, "source": str(Path(args.source).resolve().relative_to(REPO))
+               if Path(args.source).resolve().is_relative_to(REPO) else str(args.source),
+               "protocol": {**protocol, "rule": f"from scratch at every budget: {args.steps} optimiser "
+                            f"steps of {batch} structures, lr {lr} decayed exponentially to {lr / 10}, "
+                            "scaling and reference energies fitted on the set, initial weights of the "
+                            "seed (as the source's round 0)"},
+               "budgets": budgets, "settings": settings, "runs": notes,
+               "machine_start": machine_start, "machine_end": machine_info(),
+               "wall_s": time.perf_counter() - t_start, "n_trainings_done": sum(
+                   Path(t["path"]).is_file() for t in tasks), "n_trainings": len(tasks),
+               **(ba.summarise(res) if recs else {}), "records": recs,
+               "selections": selections}
+        atomic_write_json(out_path, out)
+        if recs:
+            ba.plot_production(res, out_path.with_suffix(".png"), complete, settings["profile"],
+                               title=f"La2Zr2O7 HDNNP learning curves, every budget trained from "
+                                     f"scratch ({settings['profile']} choices; bench_active_refit.py)")
+
+    def payload(t):
+        frames = [labelled[i] for i in t["indices"] if i in labelled]
+        return {**t, "frames": frames, "settings": settings, "steps": args.steps, "batch": batch,
+                "lr": lr}
+
+    def on_done(rec):
+        report(False)
+        print(f"  done {rec['strategy']} seed {rec['seed']} n={rec['n_labelled']}: "
+              f"E={rec['energy_rmse_meV_atom']:.2f} meV/atom F={rec['force_rmse_meV_A']:.0f} meV/Å "
+              f"hot E={rec.get('hot/energy_rmse_meV_atom', float('nan')):.2f} "
+              f"F={rec.get('hot/force_rmse_meV_A', float('nan')):.0f} ({rec['train_time_s']:.0f} s)",
+              flush=True)
+
+    if args.workers <= 1:
+        for t in todo:
+            on_done(_train(payload(t)))
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
+                                 initializer=_init_worker, initargs=(settings,)) as ex:
+            futs = [ex.submit(_train, payload(t)) for t in todo]
+            for f in as_completed(futs):
+                on_done(f.result())
+    report(True)
+    print(f"wrote {out_path} ({time.perf_counter() - t_start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

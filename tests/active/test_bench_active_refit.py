@@ -1,0 +1,83 @@
+"""The from-scratch re-evaluation of learning curves (benchmarks/bench_active_refit.py), tiny."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    sys.path.insert(0, str(REPO))
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_refit_reproduces_round_0_and_resumes(tmp_path):
+    """Refit of a tiny md-pool run (EMT teacher): with the source's own schedule the shared
+    initial set reproduces the source's round 0 exactly (both train it from scratch with the
+    seed's weights); the replayed choices match the source's; a rerun trains nothing."""
+    bench, refit = _load("bench_active"), _load("bench_active_refit")
+    src, work = tmp_path / "active_md.json", tmp_path / "work"
+    argv = ["--profile", "md-pool", "--dataset", "synthetic", "--strategies", "random,fps,autoencoder",
+            "--seeds", "0,1", "--schedule", "3,5", "--n-initial", "4", "--pool-size", "30",
+            "--test-size", "8", "--steps", "6", "--ae-steps", "20", "--hidden", "4",
+            "--out", str(src), "--workdir", str(work), "--no-progress"]
+    assert bench.main(argv) == 0
+    d = json.loads(src.read_text())
+    shutil.rmtree(work / "curves" / "autoencoder" / "seed_1")    # choices gone: replayed instead
+    out = tmp_path / "refit.json"
+    rargv = ["--source", str(src), "--workdir", str(work), "--steps", "6", "--out", str(out),
+             "--no-progress"]
+    assert refit.main(rargv) == 0
+    r = json.loads(out.read_text())
+    assert r["complete"] and r["n_trainings_done"] == r["n_trainings"] == 2 * 1 + 2 * 3 * 2
+    assert all("match the source run in every round" in note for note in r["runs"].values())
+    assert len(r["runs"]) == 6 and r["runs"]["autoencoder/seed_1"].startswith("replayed")
+    assert r["runs"]["fps/seed_0"].startswith("read from the run's checkpoint")
+    # round 0: the same labelled set, weights and schedule as the source -> the same errors
+    for rec in d["records"]:
+        if rec["round"] == 0:
+            mine = [x for x in r["records"] if (x["strategy"], x["seed"], x["round"])
+                    == (rec["strategy"], rec["seed"], 0)]
+            assert len(mine) == 1 and mine[0]["shared_initial"]
+            assert mine[0]["force_rmse_meV_A"] == pytest.approx(rec["force_rmse_meV_A"], rel=1e-9)
+            assert mine[0]["hot/energy_rmse_meV_atom"] == pytest.approx(
+                rec["hot/energy_rmse_meV_atom"], rel=1e-9)
+    assert sorted({x["n_labelled"] for x in r["records"]}) == [4, 7, 12]
+    assert set(r["curve_ratio_vs_random"]["force_rmse_meV_A"]) == {"fps", "autoencoder"}
+    assert out.with_suffix(".png").stat().st_size > 0
+    # the selections are stored with the result: each run's sets nest and never repeat a structure
+    for rounds in r["selections"].values():
+        flat = [i for rr in rounds for i in rr]
+        assert [len(rr) for rr in rounds] == [4, 3, 5] and len(set(flat)) == len(flat)
+    # resume: nothing left to train, same records
+    before = sorted((x["strategy"], x["seed"], x["round"], x["force_rmse_meV_A"]) for x in r["records"])
+    assert refit.main(rargv) == 0
+    again = json.loads(out.read_text())
+    assert sorted((x["strategy"], x["seed"], x["round"], x["force_rmse_meV_A"])
+                  for x in again["records"]) == before
+
+
+def test_refit_refuses_unknown_budgets_and_non_curve_results(tmp_path):
+    from mdmlkit.errors import InputError
+
+    refit = _load("bench_active_refit")
+    bad = tmp_path / "x.json"
+    bad.write_text(json.dumps({"settings": {"profile": "quick"}, "records": [{}]}))
+    with pytest.raises(InputError, match="not a learning-curve result"):
+        refit.main(["--source", str(bad)])
+    src = json.loads((REPO / "benchmarks/results/active_md-pool.json").read_text())
+    assert refit.budgets_of(src["settings"]) == [50, 100, 200, 400, 800]
+    ok = tmp_path / "y.json"
+    ok.write_text(json.dumps({"settings": src["settings"], "records": src["records"][:1]}))
+    with pytest.raises(InputError, match=r"--budgets \[123\]"):
+        refit.main(["--source", str(ok), "--budgets", "123"])
