@@ -231,6 +231,11 @@ def _train(task: dict) -> dict:
     rec = {"strategy": task["strategy"], "seed": seed, "round": int(task["round"]),
            "n_labelled": len(frames), "train_time_s": time.perf_counter() - t0,
            "epochs": len(trainer.history_), "protocol": "from scratch"}
+    # training-set errors along the schedule (about 10 points): has the training converged?
+    hist = trainer.history_
+    keep = sorted({int(round(x)) for x in np.linspace(0, len(hist) - 1, min(len(hist), 10))})
+    rec["train_curve"] = [{k: hist[i].get(k) for k in ("epoch", "lr", "train_energy_rmse_meV_atom",
+                                                       "train_force_rmse_meV_A")} for i in keep]
     ev = trainer.evaluate(_SETUP["test"], source="test set")
     rec.update(select_metrics(ev))
     if "by_kind" in ev:
@@ -319,6 +324,10 @@ def main(argv=None) -> int:
             print(f"labels: {len(need)} structures, {len(res.failures)} failed, {res.time_s:.0f} s",
                   flush=True)
 
+    rule = (f"every budget from scratch: {args.steps} optimiser steps of {batch} structures, lr {lr} "
+            f"decayed exponentially to {lr / 10}, scaling and reference energies fitted on the set, "
+            "the seed's initial weights (as the source's round 0)")
+
     def records_now() -> list[dict]:
         recs = []
         for t in tasks:
@@ -340,11 +349,12 @@ def main(argv=None) -> int:
                             "set trained from scratch (benchmarks/bench_active_refit.py)",
                "complete": complete, "source": str(Path(args.source).resolve().relative_to(REPO))
                if Path(args.source).resolve().is_relative_to(REPO) else str(args.source),
-               "protocol": {**protocol, "rule": f"from scratch at every budget: {args.steps} optimiser "
-                            f"steps of {batch} structures, lr {lr} decayed exponentially to {lr / 10}, "
-                            "scaling and reference energies fitted on the set, initial weights of the "
-                            "seed (as the source's round 0)"},
-               "budgets": budgets, "settings": settings, "runs": notes,
+               "protocol": protocol,
+               "retraining_rule": rule, "budgets": budgets, "settings": settings, "runs": notes,
+               "runs_done": sorted(tag for tag in selections if all(
+                   Path(t["path"]).is_file() for t in tasks
+                   if t["seed"] == int(tag.rsplit("_", 1)[1])
+                   and t["strategy"] in (INITIAL, tag.split("/seed_")[0]))),
                "machine_start": machine_start, "machine_end": machine_info(),
                "wall_s": time.perf_counter() - t_start, "n_trainings_done": sum(
                    Path(t["path"]).is_file() for t in tasks), "n_trainings": len(tasks),

@@ -41,6 +41,7 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
     r = json.loads(out.read_text())
     assert r["complete"] and r["n_trainings_done"] == r["n_trainings"] == 2 * 1 + 2 * 3 * 2
     assert all("match the source run in every round" in note for note in r["runs"].values())
+    assert len(r["runs_done"]) == 6 and "from scratch" in r["retraining_rule"]
     assert len(r["runs"]) == 6 and r["runs"]["autoencoder/seed_1"].startswith("replayed")
     assert r["runs"]["fps/seed_0"].startswith("read from the run's checkpoint")
     # round 0: the same labelled set, weights and schedule as the source -> the same errors
@@ -53,6 +54,9 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
             assert mine[0]["hot/energy_rmse_meV_atom"] == pytest.approx(
                 rec["hot/energy_rmse_meV_atom"], rel=1e-9)
     assert sorted({x["n_labelled"] for x in r["records"]}) == [4, 7, 12]
+    curve = r["records"][-1]["train_curve"]         # training errors along the schedule
+    assert 2 <= len(curve) <= 10 and curve[-1]["epoch"] == r["records"][-1]["epochs"]
+    assert all(p["train_force_rmse_meV_A"] > 0 for p in curve)
     assert set(r["curve_ratio_vs_random"]["force_rmse_meV_A"]) == {"fps", "autoencoder"}
     assert out.with_suffix(".png").stat().st_size > 0
     # the selections are stored with the result: each run's sets nest and never repeat a structure
