@@ -137,15 +137,16 @@ def _replay(task: dict) -> list[list[int]]:
     return [r.tolist() for r in rounds]
 
 
-def run_selections(source: dict, args, kinds, workdir: Path, wanted, progress: bool):
+def run_selections(source: dict, args, kinds, wanted, progress: bool):
     """``({"strategy/seed_s": rounds}, {"strategy/seed_s": note})`` for the source's runs:
-    replayed (``args.workers`` processes) or read from the checkpoints, stored in
-    ``workdir/selections.json`` and checked against the source's chosen kinds."""
+    replayed (``args.workers`` processes) or read from the checkpoints, stored in the source's
+    work folder (``refit-selections.json``, whatever the protocol) and checked against the
+    source's chosen kinds."""
     from mdmlkit.active import make_query, replayable
     from mdmlkit.utils import atomic_write_json
 
     settings = source["settings"]
-    store = workdir / "selections.json"
+    store = Path(args.src_workdir) / "refit-selections.json"
     saved = json.loads(store.read_text()) if store.is_file() else {}
     notes = {}
     replay = []
@@ -195,6 +196,42 @@ def run_selections(source: dict, args, kinds, workdir: Path, wanted, progress: b
         out[tag] = rounds
         notes[tag] = f"{how}; chosen kinds match the source run in every round"
     return out, notes
+
+
+def plot_budget(recs: list[dict], source_recs: list[dict], budget: int, path: Path, title: str) -> Path:
+    """One budget, four panels (test/hot test × energy/force RMSE): every seed's from-scratch error
+    per strategy (filled, mean as a bar) beside the warm-started error of the same run (open)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mdmlkit.active.metrics import metric_label
+    from mdmlkit.utils import atomic_path
+
+    strategies = sorted({r["strategy"] for r in recs}, key=lambda s: (s != "random", s))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8), constrained_layout=True)
+    for ax, m in zip(axes, ba.PRODUCTION_METRICS):
+        for j, s in enumerate(strategies):
+            mine = [r[m] for r in recs if r["strategy"] == s and r["n_labelled"] == budget]
+            warm = [r[m] for r in source_recs if r["strategy"] == s and r["n_labelled"] == budget]
+            ax.plot(np.full(len(mine), j - 0.12), mine, "o", color=f"C{j}", ms=6)
+            ax.plot(np.full(len(warm), j + 0.12), warm, "s", mfc="none", color=f"C{j}", ms=6)
+            if mine:
+                ax.hlines(np.mean(mine), j - 0.3, j + 0.05, color=f"C{j}", lw=2)
+        ax.axhline(ba.TARGETS[m], color="k", ls="--", lw=0.8)
+        ax.set_xticks(range(len(strategies)), strategies, rotation=20, fontsize=8)
+        ax.set_ylabel(metric_label(m))
+        ax.set_yscale("log")
+    axes[0].plot([], [], "ko", label="from scratch (bar: mean)")
+    axes[0].plot([], [], "ks", mfc="none", label="warm start, same run")
+    axes[0].plot([], [], "k--", lw=0.8, label="target")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title}, {budget} labels")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
 
 
 # ----------------------------------------------------------------------------- workers
@@ -288,7 +325,7 @@ def main(argv=None) -> int:
     pa = profile_args(settings, args.workers)
     pool, _, _ = ba.load_data(pa)
     kinds = np.asarray([a.info.get("kind", "") for a in pool], dtype=object)
-    selections, notes = run_selections(source, args, kinds, workdir, runs, progress)
+    selections, notes = run_selections(source, args, kinds, runs, progress)
     for tag, note in notes.items():
         print(f"  {tag}: {note}", flush=True)
 
@@ -356,15 +393,22 @@ def main(argv=None) -> int:
                    if t["seed"] == int(tag.rsplit("_", 1)[1])
                    and t["strategy"] in (INITIAL, tag.split("/seed_")[0]))),
                "machine_start": machine_start, "machine_end": machine_info(),
-               "wall_s": time.perf_counter() - t_start, "n_trainings_done": sum(
+               "wall_s": time.perf_counter() - t_start,
+               "train_time_total_s": sum(json.loads(Path(t["path"]).read_text())["train_time_s"]
+                                         for t in tasks if Path(t["path"]).is_file()),
+               "n_trainings_done": sum(
                    Path(t["path"]).is_file() for t in tasks), "n_trainings": len(tasks),
                **(ba.summarise(res) if recs else {}), "records": recs,
                "selections": selections}
         atomic_write_json(out_path, out)
-        if recs:
+        title = (f"La2Zr2O7 HDNNP, every budget trained from scratch ({args.steps} steps; "
+                 f"{settings['profile']} choices; bench_active_refit.py)")
+        done = sorted({r["n_labelled"] for r in recs})
+        if len(done) == 1:          # one budget: seeds per strategy, beside the warm-started runs
+            plot_budget(recs, source["records"], done[0], out_path.with_suffix(".png"), title)
+        elif recs:
             ba.plot_production(res, out_path.with_suffix(".png"), complete, settings["profile"],
-                               title=f"La2Zr2O7 HDNNP learning curves, every budget trained from "
-                                     f"scratch ({settings['profile']} choices; bench_active_refit.py)")
+                               title=title)
 
     def payload(t):
         frames = [labelled[i] for i in t["indices"] if i in labelled]

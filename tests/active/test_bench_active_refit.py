@@ -63,6 +63,12 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
     for rounds in r["selections"].values():
         flat = [i for rr in rounds for i in rr]
         assert [len(rr) for rr in rounds] == [4, 3, 5] and len(set(flat)) == len(flat)
+    # the final budget alone (already trained: nothing to do): a strip figure of seeds per strategy
+    one = tmp_path / "one.json"
+    assert refit.main(rargv[:-3] + ["--out", str(one), "--budgets", "12", "--no-progress"]) == 0
+    o = json.loads(one.read_text())
+    assert o["budgets"] == [12] and {x["n_labelled"] for x in o["records"]} == {12}
+    assert one.with_suffix(".png").stat().st_size > 0
     # resume: nothing left to train, same records
     before = sorted((x["strategy"], x["seed"], x["round"], x["force_rmse_meV_A"]) for x in r["records"])
     assert refit.main(rargv) == 0
