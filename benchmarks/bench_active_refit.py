@@ -25,7 +25,8 @@ Differences between strategies are then differences between labelled sets.
 * **Budget 50** (the random initial set) is the same for every strategy of a seed:
   trained once per seed and shared.
 * **Resumable.**  Each (strategy, seed, budget) result is saved atomically under
-  ``<work folder>/refit-<protocol key>/``; a rerun trains only what is missing, and
+  ``<work folder>/refit-<protocol key>/`` (a training in progress checkpoints every epoch
+  beside it and resumes); a rerun trains only what is missing, and
   the result JSON (``benchmarks/results/active_<profile>_refit.json`` and ``.png``) is
   rewritten after every training.  Budgets run in the order given (``--budgets``,
   default the final budget first), so a partial run already answers the end point.
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import sys
 import time
 from collections import Counter
@@ -253,6 +255,7 @@ def _train(task: dict) -> dict:
     import copy
 
     from mdmlkit.active.metrics import select_metrics
+    from mdmlkit.errors import CorruptCheckpointError
     from mdmlkit.potential.committee import reinitialise
     from mdmlkit.potential.training.trainer import Trainer
     from mdmlkit.utils import atomic_write_json
@@ -262,9 +265,14 @@ def _train(task: dict) -> dict:
     seed, frames = int(task["seed"]), task["frames"]
     model = reinitialise(copy.deepcopy(_SETUP["factory"](seed)), seed)
     kw = ba.FixedSteps(task["steps"], task["batch"], task["lr"], 0.1, min_epochs=3)(len(frames))
+    ckpt = Path(task["path"]).with_suffix(".ckpt")       # an interrupted training resumes
     t0 = time.perf_counter()
-    trainer = Trainer(model, seed=seed, progress=False, **kw)
-    trainer.fit(frames)
+    trainer = Trainer(model, seed=seed, progress=False, checkpoint_dir=ckpt, **kw)
+    try:
+        trainer.fit(frames, resume=True)
+    except CorruptCheckpointError:
+        shutil.rmtree(ckpt, ignore_errors=True)
+        trainer.fit(frames, resume=False)
     rec = {"strategy": task["strategy"], "seed": seed, "round": int(task["round"]),
            "n_labelled": len(frames), "train_time_s": time.perf_counter() - t0,
            "epochs": len(trainer.history_), "protocol": "from scratch"}
@@ -281,6 +289,7 @@ def _train(task: dict) -> dict:
         ev = trainer.evaluate(_SETUP["hot"], source="hot test set")
         rec.update({f"hot/{k}": v for k, v in select_metrics(ev).items()})
     atomic_write_json(Path(task["path"]), rec)
+    shutil.rmtree(ckpt, ignore_errors=True)
     return rec
 
 

@@ -59,6 +59,7 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
     assert all(p["train_force_rmse_meV_A"] > 0 for p in curve)
     assert set(r["curve_ratio_vs_random"]["force_rmse_meV_A"]) == {"fps", "autoencoder"}
     assert out.with_suffix(".png").stat().st_size > 0
+    assert not list(work.glob("refit-*/*.ckpt"))          # training checkpoints removed once saved
     # the selections are stored with the result: each run's sets nest and never repeat a structure
     for rounds in r["selections"].values():
         flat = [i for rr in rounds for i in rr]
