@@ -529,7 +529,10 @@ def production(args) -> int:
         from concurrent.futures import ProcessPoolExecutor, as_completed
         from multiprocessing import get_context
 
-        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as ex:
+        from mdmlkit.parallel import exit_with_parent
+
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
+                                 initializer=exit_with_parent) as ex:
             futs = [ex.submit(_production_run, t) for t in tasks]
             for f in as_completed(futs):
                 on_done(f.result())

@@ -180,7 +180,10 @@ def run_selections(source: dict, args, kinds, wanted, progress: bool):
         from concurrent.futures import ProcessPoolExecutor, as_completed
         from multiprocessing import get_context
 
-        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as ex:
+        from mdmlkit.parallel import exit_with_parent
+
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
+                                 initializer=exit_with_parent) as ex:
             futs = {ex.submit(_replay, t): t for t in replay}
             for f in as_completed(futs):
                 keep(futs[f], f.result())
@@ -243,6 +246,9 @@ _SETUP: dict = {}
 def _init_worker(settings: dict) -> None:
     import torch
 
+    from mdmlkit.parallel import exit_with_parent
+
+    exit_with_parent()
     torch.set_num_threads(1)
     pa = profile_args(settings)
     pa.strategies = []

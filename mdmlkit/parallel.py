@@ -29,7 +29,7 @@ from typing import Any
 
 from mdmlkit.errors import InputError
 
-__all__ = ["EXECUTORS", "resolve_n_jobs", "is_dask_client", "run_tasks"]
+__all__ = ["EXECUTORS", "resolve_n_jobs", "is_dask_client", "run_tasks", "exit_with_parent"]
 
 #: Executor names accepted by :func:`run_tasks` (besides executor objects).
 EXECUTORS = ("serial", "process")
@@ -58,9 +58,35 @@ def is_dask_client(obj: Any) -> bool:
     return callable(getattr(obj, "submit", None)) and callable(getattr(obj, "gather", None))
 
 
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """In a worker process: exit as soon as the process that started it is gone.
+
+    A daemon thread compares ``os.getppid()`` with the parent at the call every
+    ``poll_s`` seconds; when the parent died (killed, even by SIGKILL, the worker is
+    re-parented) the worker ends with ``os._exit(1)``.  Process pools otherwise keep
+    computing their current task as orphans after their run was stopped.  Every
+    process pool of mdmlkit calls it in its initializer; call it in your own.
+    """
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="mdmlkit-exit-with-parent", daemon=True).start()
+
+
 def _limit_threads() -> None:
-    """Process-pool initializer: one BLAS/OpenMP/torch thread per worker."""
+    """Process-pool initializer: one BLAS/OpenMP/torch thread per worker; the worker ends with
+    its parent (:func:`exit_with_parent`)."""
     import sys
+
+    exit_with_parent()
 
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"                 # for libraries the tasks import later

@@ -149,3 +149,59 @@ def test_real_dask_client():
         with pytest.raises(InputError, match="bad value 3") as info:
             run_tasks(_fails_on_three, range(5), executor=client, progress=False)
         assert "task 3 of 5" in info.value.__notes__[0]
+
+
+_ORPHAN_SCRIPT = """
+import sys, time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+from mdmlkit.parallel import exit_with_parent
+
+
+def work(path):
+    import os
+    open(path, "w").write(str(os.getpid()))
+    time.sleep(120)
+
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=exit_with_parent) as ex:
+        ex.submit(work, sys.argv[1]).result()
+"""
+
+
+@pytest.mark.slow
+def test_pool_workers_end_with_their_killed_parent(tmp_path):
+    """SIGKILL the process that owns a pool: its busy worker must not compute on as an orphan."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script, pidfile = tmp_path / "owner.py", tmp_path / "worker.pid"
+    script.write_text(_ORPHAN_SCRIPT)
+    owner = subprocess.Popen([sys.executable, str(script), str(pidfile)])
+    try:
+        t0 = time.monotonic()
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() - t0 < 60:
+            time.sleep(0.1)
+        worker = int(pidfile.read_text())
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait(10)
+
+        def alive(pid):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            # a zombie (exited, not yet reaped) counts as gone
+            stat = f"/proc/{pid}/stat"
+            return not (os.path.exists(stat) and open(stat).read().split(")")[-1].split()[0] == "Z")
+
+        t1 = time.monotonic()
+        while alive(worker) and time.monotonic() - t1 < 15:
+            time.sleep(0.2)
+        assert not alive(worker), "the worker kept running after its parent was killed"
+    finally:
+        owner.kill()

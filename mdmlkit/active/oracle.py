@@ -338,6 +338,9 @@ _WORKER_CALC = None
 
 def _worker_init(factory) -> None:
     global _WORKER_CALC
+    from mdmlkit.parallel import exit_with_parent
+
+    exit_with_parent()
     _WORKER_CALC = factory()
 
 
