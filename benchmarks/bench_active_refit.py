@@ -308,7 +308,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
     machine_start = machine_info()
-    source = json.loads(Path(args.source).read_text())
+    try:
+        source = json.loads(Path(args.source).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--source {args.source}: cannot read a result JSON ({exc})") from exc
     settings = source["settings"]
     if settings.get("profile") not in ba.CURVE_PROFILES or not source.get("records"):
         raise InputError(f"{args.source}: not a learning-curve result of bench_active.py "

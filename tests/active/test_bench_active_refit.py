@@ -82,6 +82,8 @@ def test_refit_refuses_unknown_budgets_and_non_curve_results(tmp_path):
     from mdmlkit.errors import InputError
 
     refit = _load("bench_active_refit")
+    with pytest.raises(InputError, match="cannot read a result JSON"):
+        refit.main(["--source", str(tmp_path / "missing.json")])
     bad = tmp_path / "x.json"
     bad.write_text(json.dumps({"settings": {"profile": "quick"}, "records": [{}]}))
     with pytest.raises(InputError, match="not a learning-curve result"):
