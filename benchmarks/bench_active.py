@@ -409,11 +409,13 @@ PRODUCTION_METRICS = ("energy_rmse_meV_atom", "force_rmse_meV_A", "hot/energy_rm
 
 def summarise(res) -> dict:
     """Curves, labels to random's final and to :data:`TARGETS`, paired differences to random per
-    budget and whole-curve geometric-mean error ratios to random (rounds after the initial set)."""
-    from mdmlkit.active import curve_ratio, labels_to_reach, paired_comparison
+    budget, whole-curve geometric-mean error ratios to random and label ratios at equal error
+    (common-slope power laws; both over the rounds after the initial set)."""
+    from mdmlkit.active import curve_ratio, label_ratio, labels_to_reach, paired_comparison
 
     out = {"targets": TARGETS, "curves": {}, "labels_to_reach_random_final": {},
-           "labels_to_reach_target": {}, "paired_vs_random": {}, "curve_ratio_vs_random": {}}
+           "labels_to_reach_target": {}, "paired_vs_random": {}, "curve_ratio_vs_random": {},
+           "label_ratio_vs_random": {}}
     if not res.records:
         return out
     for s in res.strategies:
@@ -428,6 +430,8 @@ def summarise(res) -> dict:
                                               for s, pc in paired_comparison(res, metric=m).items()}
                 out["curve_ratio_vs_random"][m] = {s: cr.to_dict()
                                                    for s, cr in curve_ratio(res, metric=m).items()}
+                out["label_ratio_vs_random"][m] = {s: lr.to_dict()
+                                                   for s, lr in label_ratio(res, metric=m).items()}
     return out
 
 

@@ -19,14 +19,14 @@
 * Benchmarks (:mod:`.benchmark`): :func:`run_learning_curves`,
   :func:`labels_to_reach`, :func:`ood_detection`; strategy vs baseline over
   seeds: :func:`paired_comparison` per budget, :func:`curve_ratio` over whole
-  curves (:mod:`.compare`); metric names and labels
+  curves, :func:`label_ratio` as labels at equal error (:mod:`.compare`); metric names and labels
   (:mod:`.metrics`); pool/test/out-of-distribution subsets (:mod:`.sampling`).
 * Descriptors are computed once per structure and kept in an explicit, bounded
   :class:`DescriptorCache` (:mod:`.features`).
 """
 from mdmlkit.active.autoencoder import SymmetryFunctionAutoencoder
 from mdmlkit.active.benchmark import LearningCurves, labels_to_reach, ood_detection, run_learning_curves
-from mdmlkit.active.compare import CurveRatio, PairedComparison, curve_ratio, paired_comparison
+from mdmlkit.active.compare import CurveRatio, LabelRatio, PairedComparison, curve_ratio, label_ratio, paired_comparison
 from mdmlkit.active.features import DescriptorCache, DescriptorTable
 from mdmlkit.active.labelcache import CacheEntry, LabelCache, label_key, oracle_identity
 from mdmlkit.active.loop import ActiveLearningLoop
@@ -53,7 +53,7 @@ from mdmlkit.active.sampling import ood_split, random_subset, stratified_subset,
 
 __all__ = [
     "ActiveLearningLoop", "AutoencoderEmbedding", "AutoencoderQuery", "CacheEntry", "CommitteeQuery",
-    "CurveRatio", "curve_ratio",
+    "CurveRatio", "curve_ratio", "LabelRatio", "label_ratio",
     "ExtrapolationQuery",
     "FramePool", "LabelCache", "label_key", "oracle_identity",
     "DescriptorCache", "DescriptorTable", "FarthestPointQuery", "LabelResult", "LearningCurves",

@@ -18,6 +18,15 @@ rate lands the weights somewhere worse), so a verdict at one budget is fragile.
 after the shared initial set of ln(e_strategy / e_baseline); the paired t
 interval of those per-seed means, exponentiated, is a geometric-mean error
 ratio with its confidence interval (< 1: the strategy is better).
+
+How many labels does a strategy save?  :func:`label_ratio` turns the same paired
+curves into a ratio of labels at equal error.  Per seed, the two curves (rounds
+from ``first_round`` on) are fitted with one power law of common slope,
+ln e = a_strategy + b ln n  and  ln e = a_baseline + b ln n  (least squares on the
+pooled points), so the strategy reaches any error of the baseline with
+exp((a_baseline − a_strategy) / b) times the baseline's labels.  The paired t
+interval of those per-seed log ratios, exponentiated, is the label ratio with its
+confidence interval (< 1: fewer labels; 1/3 is "a third of the labels").
 """
 from __future__ import annotations
 
@@ -31,7 +40,8 @@ from mdmlkit.errors import InputError
 if TYPE_CHECKING:
     from mdmlkit.active.benchmark import LearningCurves
 
-__all__ = ["CurveRatio", "PairedComparison", "curve_ratio", "paired_comparison"]
+__all__ = ["CurveRatio", "LabelRatio", "PairedComparison", "curve_ratio", "label_ratio",
+           "paired_comparison"]
 
 
 @dataclass(frozen=True)
@@ -256,4 +266,95 @@ def curve_ratio(curves: LearningCurves, baseline: str = "random", metric: str = 
                             seeds=seeds[keep], rounds=rounds.astype(np.int64), log_ratio=per_seed,
                             ratio=float(np.exp(mean)), ci_low=float(np.exp(lo)),
                             ci_high=float(np.exp(hi)), p_value=p)
+    return out
+
+
+@dataclass(frozen=True)
+class LabelRatio(CurveRatio):
+    """Labels a strategy needs for the baseline's error, as a ratio (see the module docstring).
+
+    The fields are those of :class:`CurveRatio`, with ``log_ratio`` the per-seed
+    ln(labels of the strategy / labels of the baseline) at equal error, plus
+
+    slope : ndarray [n_seeds]
+        The common power-law exponent b of each seed's fit (ln e per ln n; < 0 when
+        the error falls with more labels).
+    """
+
+    slope: np.ndarray = None  # type: ignore[assignment]
+
+    def meets(self, fraction: float = 1 / 3) -> bool:
+        """The whole confidence interval lies at or below ``fraction`` of the baseline's labels."""
+        return bool(self.ci_high <= fraction)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly fields."""
+        return {**super().to_dict(), "slope_per_seed": self.slope.tolist(),
+                "label_ratio": self.ratio}
+
+    def verdict(self) -> str:
+        """A sentence: the label ratio at equal error and whether its interval excludes 1."""
+        n = int(self.seeds.size)
+        if not self.rounds.size or n == 0:
+            return "no paired rounds with a falling error"
+        head = (f"{self.ratio:.2f}x {self.baseline}'s labels for the same error "
+                f"(power laws over rounds {self.rounds.min()}-{self.rounds.max()})")
+        if n < 2:
+            return f"{head}; one seed only: no spread to judge it by"
+        level = f"{100 * self.confidence:.0f} %"
+        what = (("fewer" if self.ratio < 1 else "more") + " labels") if self.demonstrated \
+            else "no demonstrated difference"
+        return f"{head} ({level} interval {self.ci_low:.2f}-{self.ci_high:.2f}, {n} seeds): {what}"
+
+
+def _common_slope_fit(x_s: np.ndarray, y_s: np.ndarray, x_b: np.ndarray, y_b: np.ndarray
+                      ) -> tuple[float, float, float]:
+    """Least squares of y = a_s [strategy] + a_b [baseline] + b x -> (a_s, a_b, b)."""
+    design = np.zeros((x_s.size + x_b.size, 3))
+    design[:x_s.size, 0] = 1.0
+    design[x_s.size:, 1] = 1.0
+    design[:, 2] = np.concatenate([x_s, x_b])
+    coef, *_ = np.linalg.lstsq(design, np.concatenate([y_s, y_b]), rcond=None)
+    return float(coef[0]), float(coef[1]), float(coef[2])
+
+
+def label_ratio(curves: LearningCurves, baseline: str = "random", metric: str = "force_rmse_meV_A",
+                confidence: float = 0.95, first_round: int = 1) -> dict[str, LabelRatio]:
+    """Labels every other strategy of ``curves`` needs for ``baseline``'s error, paired by seed.
+
+    Per seed, a common-slope power law is fitted to both curves over the rounds from
+    ``first_round`` on (at least two finite rounds each); a seed whose slope is not
+    negative (the error does not fall with labels) gives no ratio.  Errors must be
+    positive.  Returns ``{strategy: LabelRatio}`` in the order of ``curves.strategies``.
+    """
+    out = {}
+    ref_n = np.asarray(curves.curve(baseline, metric)["n_labelled"], dtype=float) \
+        if baseline in curves.strategies else None
+    for s, seeds, a, b in _paired_curves(curves, baseline, metric, confidence):
+        n_rounds = a.shape[1]
+        n_lab = np.asarray(curves.curve(s, metric)["n_labelled"], dtype=float)[:n_rounds]
+        n_ref = ref_n[:n_rounds]
+        if np.any(a[np.isfinite(a)] <= 0) or np.any(b[np.isfinite(b)] <= 0):
+            raise InputError(f"label_ratio needs positive errors; {metric!r} has values <= 0")
+        rounds = np.arange(first_round, n_rounds)
+        per_seed, slopes, kept = [], [], []
+        for i, sd in enumerate(seeds):
+            ys, yb = a[i, first_round:], b[i, first_round:]
+            ok_s, ok_b = np.isfinite(ys), np.isfinite(yb)
+            if ok_s.sum() < 2 or ok_b.sum() < 2:
+                continue
+            a_s, a_b, slope = _common_slope_fit(np.log(n_lab[first_round:][ok_s]), np.log(ys[ok_s]),
+                                                np.log(n_ref[first_round:][ok_b]), np.log(yb[ok_b]))
+            if not slope < 0:
+                continue
+            per_seed.append((a_b - a_s) / slope)
+            slopes.append(slope)
+            kept.append(sd)
+        per_seed_arr = np.asarray(per_seed, dtype=float)
+        mean, lo, hi, p = _paired_stats(per_seed_arr, confidence)
+        out[s] = LabelRatio(strategy=s, baseline=baseline, metric=metric, confidence=float(confidence),
+                            seeds=np.asarray(kept, dtype=np.int64),
+                            rounds=rounds.astype(np.int64) if kept else np.zeros(0, np.int64),
+                            log_ratio=per_seed_arr, ratio=float(np.exp(mean)), ci_low=float(np.exp(lo)),
+                            ci_high=float(np.exp(hi)), p_value=p, slope=np.asarray(slopes, dtype=float))
     return out

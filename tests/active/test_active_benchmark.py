@@ -232,3 +232,36 @@ def test_extra_test_set_metrics_are_labelled():
     assert metric_label("hot/force_rmse_meV_A") == "hot test: force RMSE (meV/Å)"
     assert metric_label("force_rmse_meV_A") == "force RMSE (meV/Å)"
     assert metric_label("whatever/x") == "whatever/x"
+
+
+def test_label_ratio_recovers_a_known_shift_of_power_law_curves():
+    """Curves e = c n^b with the strategy's shifted by a known factor in n: the common-slope fit
+    gives back that factor per seed exactly, and its paired interval."""
+    from scipy.stats import ttest_1samp
+
+    from mdmlkit.active import label_ratio
+
+    n = [50, 100, 200, 400, 800]
+    slopes, shifts, consts = [-0.5, -0.4, -0.6], [0.30, 0.40, 0.35], [900.0, 1100.0, 1000.0]
+    vals = {"random": [], "qbc": []}
+    for b, f, c in zip(slopes, shifts, consts):
+        vals["random"].append([c * m ** b for m in n])
+        # the strategy reaches random's error with f times the labels: e_s(n) = e_r(n / f)
+        vals["qbc"].append([c * (m / f) ** b for m in n])
+        vals["qbc"][-1][0] = vals["random"][-1][0]              # the shared initial set
+    out = label_ratio(_curves(vals, n), confidence=0.9)["qbc"]
+    np.testing.assert_allclose(np.exp(out.log_ratio), shifts, rtol=1e-10)
+    np.testing.assert_allclose(out.slope, slopes, rtol=1e-10)
+    ref = ttest_1samp(np.log(shifts), 0.0)
+    lo, hi = ref.confidence_interval(0.9)
+    assert out.ratio == pytest.approx(np.exp(np.mean(np.log(shifts))))
+    assert (out.ci_low, out.ci_high) == pytest.approx((np.exp(lo), np.exp(hi)))
+    assert out.rounds.tolist() == [1, 2, 3, 4] and out.demonstrated
+    assert out.meets(0.5) and not out.meets(1 / 3)
+    assert "fewer labels" in out.verdict() and out.to_dict()["label_ratio"] == out.ratio
+    # a curve that does not fall gives no ratio for that seed; zero errors are refused
+    flat = {"random": [[100.0] * 5, vals["random"][1]], "qbc": [[90.0] * 5, vals["qbc"][1]]}
+    one = label_ratio(_curves(flat, n))["qbc"]
+    assert one.seeds.tolist() == [1] and "one seed only" in one.verdict()
+    with pytest.raises(InputError, match="positive"):
+        label_ratio(_curves({"random": vals["random"], "qbc": [[0.0] * 5] * 3}, n))
