@@ -22,6 +22,12 @@ Differences between strategies are then differences between labelled sets.
   output, ``runs``).  The choices are stored with the result (``selections``).
 * **Labels** come from the profile's teacher through its disk label cache (the one
   ``bench_active.py`` fills), so structures labelled before cost nothing.
+* **Label gate** (``--max-force``, ``--min-distance``): an MD pool holds broken frames (two
+  atoms pushed together by a potential outside its range) that the teacher answers with
+  forces of hundreds of eV/Å; one such label dominates a squared-error loss and the curve
+  then measures which strategy avoided it.  With the gate such labels count as spent (the
+  call was paid) but are not trained on (``n_trained`` in the records), as a careful user
+  would do (:func:`mdmlkit.active.oracle.label_problem`).
 * **Budget 50** (the random initial set) is the same for every strategy of a seed:
   trained once per seed and shared.
 * **Resumable.**  Each (strategy, seed, budget) result is saved atomically under
@@ -35,6 +41,8 @@ Usage::
 
     python benchmarks/bench_active_refit.py --workers 2        # from active_md-pool.json
     python benchmarks/bench_active_refit.py --budgets 800 --steps 2400
+    python benchmarks/bench_active_refit.py --workers 2 --max-force 25 --min-distance 1.2 \
+        --out benchmarks/results/active_md-pool_refit_gated.json
 """
 from __future__ import annotations
 
@@ -70,6 +78,11 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (default: the source's)")
     p.add_argument("--strategies", default=None, help="comma-separated (default: every run of the source)")
     p.add_argument("--seeds", default=None, help="comma-separated (default: every seed of the source)")
+    p.add_argument("--max-force", type=float, default=None,
+                   help="label gate: labels with a force component above this (eV/Å) are not "
+                        "trained on (they still count as labels spent); e.g. 25, the data set's rule")
+    p.add_argument("--min-distance", type=float, default=None,
+                   help="label gate: frames with two atoms closer than this (Å) are not trained on")
     p.add_argument("--workers", type=int, default=1, help="training processes (one thread each)")
     p.add_argument("--workdir", type=Path, default=None,
                    help="the source's work folder (default: bench_active.py's for its settings)")
@@ -280,7 +293,7 @@ def _train(task: dict) -> dict:
         shutil.rmtree(ckpt, ignore_errors=True)
         trainer.fit(frames, resume=False)
     rec = {"strategy": task["strategy"], "seed": seed, "round": int(task["round"]),
-           "n_labelled": len(frames), "train_time_s": time.perf_counter() - t0,
+           "n_labelled": int(task["budget"]), "n_trained": len(frames), "train_time_s": time.perf_counter() - t0,
            "epochs": len(trainer.history_), "protocol": "from scratch"}
     # training-set errors along the schedule (about 10 points): has the training converged?
     hist = trainer.history_
@@ -334,6 +347,8 @@ def main(argv=None) -> int:
     lr = args.lr or float(settings["lr"])
     protocol = {"steps": args.steps, "batch": batch, "lr": lr, "lr_final": lr / 10,
                 "float64": bool(settings.get("float64")), "hidden": settings["hidden"]}
+    if args.max_force is not None or args.min_distance is not None:   # (no gate: the old key)
+        protocol["label_gate"] = {"max_force_eV_A": args.max_force, "min_distance_A": args.min_distance}
     key = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:8]
     workdir = Path(args.src_workdir) / f"refit-{key}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -378,10 +393,21 @@ def main(argv=None) -> int:
             labelled = {need[j]: a for j, a in res.labelled.items()}
             print(f"labels: {len(need)} structures, {len(res.failures)} failed, {res.time_s:.0f} s",
                   flush=True)
+    if "label_gate" in protocol:             # labels a careful user would not train on
+        from mdmlkit.active.oracle import label_problem
+
+        rejected = {i: r for i, a in labelled.items()
+                    if (r := label_problem(a, args.max_force, args.min_distance or 0.0)) is not None}
+        labelled = {i: a for i, a in labelled.items() if i not in rejected}
+        print(f"label gate {protocol['label_gate']}: {len(rejected)} of {len(need)} labels not "
+              "trained on", flush=True)
 
     rule = (f"every budget from scratch: {args.steps} optimiser steps of {batch} structures, lr {lr} "
             f"decayed exponentially to {lr / 10}, scaling and reference energies fitted on the set, "
-            "the seed's initial weights (as the source's round 0)")
+            "the seed's initial weights (as the source's round 0)"
+            + ("" if "label_gate" not in protocol else
+               f"; labels failing the gate {protocol['label_gate']} count as spent but are not "
+               "trained on (n_trained in the records)"))
 
     def records_now() -> list[dict]:
         recs = []

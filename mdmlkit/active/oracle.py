@@ -9,7 +9,10 @@ offers it, stress (eV/Å³) of each structure, and returns labelled copies (a
 Faults are never fatal and never retried forever: a structure on which the
 calculator raises, exceeds ``timeout_s``, returns NaN/inf energies or forces, or
 whose atoms are closer than ``min_distance`` is reported in ``failures`` with the
-reason, and the other structures are kept.  With a :class:`LabelCache`
+reason, and the other structures are kept.  A label whose largest force component
+exceeds ``max_force`` (e.g. a broken MD frame the teacher pushes apart with hundreds
+of eV/Å) is a failure too: it is kept in the cache (the call was paid) but not
+returned, since one such label dominates a squared-error training loss.  With a :class:`LabelCache`
 (:mod:`mdmlkit.active.labelcache`) every label and failure is stored on disk by
 structure hash and oracle identity, so reruns, resumed runs and other strategies
 never pay twice, and a structure that failed ``max_attempts`` times is skipped.
@@ -47,7 +50,7 @@ from mdmlkit.errors import (
     OracleTimeoutError,
 )
 
-__all__ = ["Oracle", "LabelResult", "ReplayOracle", "as_oracle"]
+__all__ = ["Oracle", "LabelResult", "ReplayOracle", "as_oracle", "label_problem"]
 
 
 @dataclass
@@ -109,6 +112,9 @@ class Oracle:
         remembered in memory for the life of this oracle with the same rule.
     min_distance : float
         Structures with two atoms closer than this (Å) are failures, not oracle calls.
+    max_force : float, optional
+        Labels with a force component larger than this (eV/Å) are failures (``LabelOutOfRange``
+        in the reason), cached labels included; the label stays in the cache.
     oracle_id : str, optional
         Identity string of the labels in the cache (default:
         :func:`mdmlkit.active.labelcache.oracle_identity` of the calculator).
@@ -126,8 +132,8 @@ class Oracle:
 
     def __init__(self, calculator=None, stress: bool = True, cache: LabelCache | str | Path | None = None,
                  n_workers: int = 1, timeout_s: float | None = None, max_attempts: int = 2,
-                 min_distance: float = 0.5, oracle_id: str | None = None,
-                 start_method: str = "spawn"):
+                 min_distance: float = 0.5, max_force: float | None = None,
+                 oracle_id: str | None = None, start_method: str = "spawn"):
         if int(n_workers) < 1:
             raise InputError(f"n_workers must be >= 1, got {n_workers}")
         if timeout_s is not None and not timeout_s > 0:
@@ -147,6 +153,9 @@ class Oracle:
         self.timeout_s = None if timeout_s is None else float(timeout_s)
         self.max_attempts = int(max_attempts)
         self.min_distance = float(min_distance)
+        if max_force is not None and not max_force > 0:
+            raise InputError(f"max_force must be positive (eV/Å) or None, got {max_force}")
+        self.max_force = None if max_force is None else float(max_force)
         self._oracle_id = oracle_id
         if start_method not in ("spawn", "fork", "forkserver"):
             raise InputError(f"start_method must be 'spawn', 'fork' or 'forkserver', got {start_method!r}")
@@ -235,6 +244,13 @@ class Oracle:
         if todo:
             for k, res, reason, dt in self._compute(frames, todo, progress, desc):
                 self._record(frames[k], k, res, reason, dt, out)
+        if self.max_force is not None:
+            for k in sorted(out.labelled):
+                reason = _force_problem(out.labelled[k], self.max_force)
+                if reason is not None:
+                    del out.labelled[k]
+                    out.failures[k] = f"structure {k}: {reason}"
+                    self.n_failures += 1
         return out
 
     def _lacks_stress(self, atoms: Atoms, entry) -> bool:
@@ -376,6 +392,27 @@ def _geometry_problem(atoms: Atoms, min_distance: float) -> str | None:
         return (f"AtomsTooCloseError: atoms {int(i[m])} and {int(j[m])} are {float(d[m]):.3f} Å "
                 f"apart, less than {min_distance} Å")
     return None
+
+
+def label_problem(labelled: Atoms, max_force: float | None = None, min_distance: float = 0.0
+                  ) -> str | None:
+    """Why a labelled structure should not be trained on, or None: non-finite positions, two
+    atoms closer than ``min_distance`` (Å), or a force component above ``max_force`` (eV/Å).
+    The gate :class:`Oracle` applies, for labels that come from elsewhere (a labelled pool)."""
+    reason = _geometry_problem(labelled, min_distance)
+    if reason is None and max_force is not None:
+        reason = _force_problem(labelled, max_force)
+    return reason
+
+
+def _force_problem(labelled: Atoms, max_force: float) -> str | None:
+    """Why a label is out of range (a force component above ``max_force``, eV/Å), or None."""
+    f = np.abs(np.asarray(labelled.get_forces(), dtype=float))
+    if f.size == 0 or f.max() <= max_force:
+        return None
+    i = int(np.argmax(f.max(axis=1)))
+    return (f"LabelOutOfRange: force {float(f.max()):.1f} eV/Å on atom {i} exceeds max_force "
+            f"{max_force} eV/Å (label kept in the cache, not used)")
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,6 +77,24 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
     again = json.loads(out.read_text())
     assert sorted((x["strategy"], x["seed"], x["round"], x["force_rmse_meV_A"])
                   for x in again["records"]) == before
+    # the label gate: labels with a force above --max-force count as spent but are not trained on
+    pa = refit.profile_args(d["settings"])
+    pool, _, _ = bench.load_data(pa)
+    labels = bench.live_oracle(pa, work).label(pool).labelled      # the profile's teacher, cached
+    fmax = [float(np.abs(labels[i].get_forces()).max()) for i in range(len(pool))]
+    thr = float(np.median(fmax))
+    gated = tmp_path / "gated.json"
+    assert refit.main(rargv[:-3] + ["--out", str(gated), "--budgets", "12", "--max-force", str(thr),
+                                    "--no-progress"]) == 0
+    g = json.loads(gated.read_text())
+    assert g["protocol"]["label_gate"] == {"max_force_eV_A": thr, "min_distance_A": None}
+    assert "not trained on" in g["retraining_rule"]
+    assert len([p for p in work.glob("refit-*") if p.is_dir()]) == 2     # its own records folder
+    for rec in g["records"]:
+        rounds = g["selections"][f"{rec['strategy']}/seed_{rec['seed']}"]
+        chosen = [i for rr in rounds for i in rr]
+        assert rec["n_labelled"] == 12 and rec["n_trained"] == sum(fmax[i] <= thr for i in chosen)
+    assert any(rec["n_trained"] < 12 for rec in g["records"])
 
 
 def test_refit_refuses_unknown_budgets_and_non_curve_results(tmp_path):

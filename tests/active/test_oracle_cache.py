@@ -222,3 +222,27 @@ def test_damaged_cache_entry_is_recomputed(frames, tmp_path):
     assert fresh.n_calls == 1
     np.testing.assert_array_equal(res.get_forces(), ref.get_forces())
     assert Oracle(EMT(), cache=cache).label(frames[:1]).cached == {0}
+
+
+def test_labels_with_forces_above_max_force_are_failures_but_stay_cached(tmp_path):
+    """A compressed frame the calculator pushes apart with large forces is refused by
+    ``max_force`` (named in the reason), from a fresh call and from the cache alike; the label
+    itself stays in the cache, so an oracle without the limit gets it without a call."""
+    good = bulk("Cu", "fcc", a=3.6, cubic=True)
+    good.rattle(0.05, seed=1)
+    bad = good.copy()
+    bad.positions[1] = bad.positions[0] + [1.3, 0.0, 0.0]    # 1.3 Å apart: large EMT forces
+    fmax = float(np.abs(Oracle(EMT()).label([bad]).labelled[0].get_forces()).max())
+    assert fmax > 5.0
+    strict = Oracle(EMT(), cache=tmp_path, max_force=5.0, min_distance=1.0)
+    res = strict.label([good, bad])
+    assert sorted(res.labelled) == [0] and sorted(res.failures) == [1]
+    assert "LabelOutOfRange" in res.failures[1] and f"{fmax:.1f} eV/Å" in res.failures[1]
+    assert strict.n_calls == 2 and strict.n_failures == 1
+    again = Oracle(EMT(), cache=tmp_path, max_force=5.0, min_distance=1.0).label([bad])
+    assert 0 in again.failures and 0 in again.cached
+    plain = Oracle(EMT(), cache=tmp_path, min_distance=1.0)
+    res2 = plain.label([bad])
+    assert plain.n_calls == 0 and np.abs(res2.labelled[0].get_forces()).max() == pytest.approx(fmax)
+    with pytest.raises(InputError, match="max_force"):
+        Oracle(EMT(), max_force=0.0)
