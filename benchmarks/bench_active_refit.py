@@ -78,6 +78,10 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (default: the source's)")
     p.add_argument("--strategies", default=None, help="comma-separated (default: every run of the source)")
     p.add_argument("--seeds", default=None, help="comma-separated (default: every seed of the source)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="train every set this many epochs instead of --steps optimiser steps (a larger "
+                        "set then gets proportionally more steps: a fixed step count trains the largest "
+                        "budgets least, which flattens the curves)")
     p.add_argument("--max-force", type=float, default=None,
                    help="label gate: labels with a force component above this (eV/Å) are not "
                         "trained on (they still count as labels spent); e.g. 25, the data set's rule")
@@ -283,7 +287,9 @@ def _train(task: dict) -> dict:
         _init_worker(task["settings"])
     seed, frames = int(task["seed"]), task["frames"]
     model = reinitialise(copy.deepcopy(_SETUP["factory"](seed)), seed)
-    kw = ba.FixedSteps(task["steps"], task["batch"], task["lr"], 0.1, min_epochs=3)(len(frames))
+    epochs = task.get("epochs")
+    kw = ba.FixedSteps(0 if epochs else task["steps"], task["batch"], task["lr"], 0.1,
+                       min_epochs=epochs or 3, max_epochs=epochs or 400)(len(frames))
     ckpt = Path(task["path"]).with_suffix(".ckpt")       # an interrupted training resumes
     t0 = time.perf_counter()
     trainer = Trainer(model, seed=seed, progress=False, checkpoint_dir=ckpt, **kw)
@@ -345,10 +351,15 @@ def main(argv=None) -> int:
     args.src_workdir = args.workdir or ba.work_folder(settings)
     batch = args.batch or int(settings["batch"])
     lr = args.lr or float(settings["lr"])
-    protocol = {"steps": args.steps, "batch": batch, "lr": lr, "lr_final": lr / 10,
+    if args.epochs is not None and args.epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {args.epochs}")
+    length = f"{args.epochs} epochs" if args.epochs else f"{args.steps} optimiser steps"
+    protocol = {"steps": None if args.epochs else args.steps, "batch": batch, "lr": lr, "lr_final": lr / 10,
                 "float64": bool(settings.get("float64")), "hidden": settings["hidden"]}
     if args.max_force is not None or args.min_distance is not None:   # (no gate: the old key)
         protocol["label_gate"] = {"max_force_eV_A": args.max_force, "min_distance_A": args.min_distance}
+    if args.epochs:                           # (steps only: the old key)
+        protocol["epochs"] = args.epochs
     key = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:8]
     workdir = Path(args.src_workdir) / f"refit-{key}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -379,7 +390,7 @@ def main(argv=None) -> int:
                           "path": str(workdir / f"{name}_seed{seed}_n{b}.json")})
     todo = [t for t in tasks if not Path(t["path"]).is_file()]
     print(f"refit of {len(selections)} runs at budgets {budgets}: {len(tasks)} trainings, "
-          f"{len(todo)} to do ({args.steps} steps of {batch}, from scratch); work folder {workdir}",
+          f"{len(todo)} to do ({length} of {batch}, from scratch); work folder {workdir}",
           flush=True)
 
     labelled = {}
@@ -402,7 +413,7 @@ def main(argv=None) -> int:
         print(f"label gate {protocol['label_gate']}: {len(rejected)} of {len(need)} labels not "
               "trained on", flush=True)
 
-    rule = (f"every budget from scratch: {args.steps} optimiser steps of {batch} structures, lr {lr} "
+    rule = (f"every budget from scratch: {length} (batches of {batch} structures), lr {lr} "
             f"decayed exponentially to {lr / 10}, scaling and reference energies fitted on the set, "
             "the seed's initial weights (as the source's round 0)"
             + ("" if "label_gate" not in protocol else
@@ -445,7 +456,7 @@ def main(argv=None) -> int:
                **(ba.summarise(res) if recs else {}), "records": recs,
                "selections": selections}
         atomic_write_json(out_path, out)
-        title = (f"La2Zr2O7 HDNNP, every budget trained from scratch ({args.steps} steps; "
+        title = (f"La2Zr2O7 HDNNP, every budget trained from scratch ({length}; "
                  f"{settings['profile']} choices; bench_active_refit.py)")
         done = sorted({r["n_labelled"] for r in recs})
         if len(done) == 1:          # one budget: seeds per strategy, beside the warm-started runs
@@ -456,7 +467,8 @@ def main(argv=None) -> int:
 
     def payload(t):
         frames = [labelled[i] for i in t["indices"] if i in labelled]
-        return {**t, "frames": frames, "settings": settings, "steps": args.steps, "batch": batch,
+        return {**t, "frames": frames, "settings": settings, "steps": args.steps, "epochs": args.epochs,
+                "batch": batch,
                 "lr": lr}
 
     def on_done(rec):

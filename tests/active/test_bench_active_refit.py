@@ -95,6 +95,13 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
         chosen = [i for rr in rounds for i in rr]
         assert rec["n_labelled"] == 12 and rec["n_trained"] == sum(fmax[i] <= thr for i in chosen)
     assert any(rec["n_trained"] < 12 for rec in g["records"])
+    # a fixed number of epochs instead of a fixed number of steps
+    ep = tmp_path / "epochs.json"
+    assert refit.main(rargv[:-3] + ["--out", str(ep), "--budgets", "12", "--epochs", "2",
+                                    "--no-progress"]) == 0
+    e = json.loads(ep.read_text())
+    assert e["protocol"]["epochs"] == 2 and e["protocol"]["steps"] is None
+    assert "2 epochs" in e["retraining_rule"] and {x["epochs"] for x in e["records"]} == {2}
 
 
 def test_refit_refuses_unknown_budgets_and_non_curve_results(tmp_path):
