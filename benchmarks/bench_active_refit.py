@@ -286,6 +286,11 @@ def _train(task: dict) -> dict:
     if not _SETUP:
         _init_worker(task["settings"])
     seed, frames = int(task["seed"]), task["frames"]
+    if not frames:
+        from mdmlkit.errors import InputError
+
+        raise InputError(f"{task['strategy']} seed {seed}, {task['budget']} labels: no label is left "
+                         "to train on (every one failed or was gated out); loosen the gate")
     model = reinitialise(copy.deepcopy(_SETUP["factory"](seed)), seed)
     epochs = task.get("epochs")
     kw = ba.FixedSteps(0 if epochs else task["steps"], task["batch"], task["lr"], 0.1,
@@ -453,6 +458,8 @@ def main(argv=None) -> int:
                                          for t in tasks if Path(t["path"]).is_file()),
                "n_trainings_done": sum(
                    Path(t["path"]).is_file() for t in tasks), "n_trainings": len(tasks),
+               **({"label_gate_rejected": {str(i): r for i, r in sorted(rejected.items())}}
+                  if "label_gate" in protocol else {}),
                **(ba.summarise(res) if recs else {}), "records": recs,
                "selections": selections}
         atomic_write_json(out_path, out)

@@ -194,7 +194,8 @@ class Oracle:
         name = type(self._calc).__name__ if self._calc is not None else (
             "CHGNet (not loaded)" if self._spec is None else repr(self._spec))
         cache = "" if self.cache is None else f", cache={str(self.cache.path)!r}"
-        return (f"Oracle({name}, n_workers={self.n_workers}, timeout_s={self.timeout_s}{cache}, "
+        gate = "" if self.max_force is None else f", max_force={self.max_force:g} eV/Å"
+        return (f"Oracle({name}, n_workers={self.n_workers}, timeout_s={self.timeout_s}{cache}{gate}, "
                 f"calls={self.n_calls}, failures={self.n_failures}, cache_hits={self.n_cache_hits}, "
                 f"time={self.time_s:.3g} s)")
 

@@ -95,6 +95,10 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
         chosen = [i for rr in rounds for i in rr]
         assert rec["n_labelled"] == 12 and rec["n_trained"] == sum(fmax[i] <= thr for i in chosen)
     assert any(rec["n_trained"] < 12 for rec in g["records"])
+    chosen_all = {i for rounds in g["selections"].values() for rr in rounds for i in rr}
+    rejected = g["label_gate_rejected"]                  # each gated label and why
+    assert {int(i) for i in rejected} == {i for i in chosen_all if fmax[i] > thr}
+    assert all("LabelOutOfRange" in why for why in rejected.values())
     # a fixed number of epochs instead of a fixed number of steps
     ep = tmp_path / "epochs.json"
     assert refit.main(rargv[:-3] + ["--out", str(ep), "--budgets", "12", "--epochs", "2",
@@ -102,6 +106,12 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
     e = json.loads(ep.read_text())
     assert e["protocol"]["epochs"] == 2 and e["protocol"]["steps"] is None
     assert "2 epochs" in e["retraining_rule"] and {x["epochs"] for x in e["records"]} == {2}
+    # a gate that leaves a set nothing to train on is refused, naming the run
+    from mdmlkit.errors import InputError
+
+    with pytest.raises(InputError, match="no label is left"):
+        refit.main(rargv[:-3] + ["--out", str(tmp_path / "empty.json"), "--budgets", "12",
+                                 "--max-force", "1e-9", "--no-progress"])
 
 
 def test_refit_refuses_unknown_budgets_and_non_curve_results(tmp_path):

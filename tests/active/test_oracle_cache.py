@@ -239,6 +239,7 @@ def test_labels_with_forces_above_max_force_are_failures_but_stay_cached(tmp_pat
     assert sorted(res.labelled) == [0] and sorted(res.failures) == [1]
     assert "LabelOutOfRange" in res.failures[1] and f"{fmax:.1f} eV/Å" in res.failures[1]
     assert strict.n_calls == 2 and strict.n_failures == 1
+    assert "max_force=5 eV/Å" in repr(strict) and "max_force" not in repr(Oracle(EMT()))
     again = Oracle(EMT(), cache=tmp_path, max_force=5.0, min_distance=1.0).label([bad])
     assert 0 in again.failures and 0 in again.cached
     plain = Oracle(EMT(), cache=tmp_path, min_distance=1.0)
