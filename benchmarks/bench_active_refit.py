@@ -399,7 +399,9 @@ def main(argv=None) -> int:
           flush=True)
 
     labelled = {}
-    need = sorted({i for t in todo for i in t["indices"]})
+    # with a gate every chosen label is read (from the cache once paid), so that the result lists
+    # each gated label even when nothing is left to train
+    need = sorted(needed if "label_gate" in protocol else {i for t in todo for i in t["indices"]})
     if need:
         oracle = ba.live_oracle(pa, Path(args.src_workdir), n_workers=args.workers)
         if oracle is None:                                   # a labelled pool: the replay labels

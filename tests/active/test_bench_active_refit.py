@@ -99,6 +99,9 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
     rejected = g["label_gate_rejected"]                  # each gated label and why
     assert {int(i) for i in rejected} == {i for i in chosen_all if fmax[i] > thr}
     assert all("LabelOutOfRange" in why for why in rejected.values())
+    assert refit.main(rargv[:-3] + ["--out", str(gated), "--budgets", "12", "--max-force", str(thr),
+                                    "--no-progress"]) == 0              # resumed: nothing to train
+    assert json.loads(gated.read_text())["label_gate_rejected"] == rejected
     # a fixed number of epochs instead of a fixed number of steps
     ep = tmp_path / "epochs.json"
     assert refit.main(rargv[:-3] + ["--out", str(ep), "--budgets", "12", "--epochs", "2",
