@@ -648,25 +648,31 @@ if numba is not None:
         return nm
 
     @njit(inline="always", cache=True)
-    def _triplet_rjk(nm, t_lo, t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef, crjk, Q, dQ):
+    def _triplet_rjk(nm, t_lo, t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef, crjk, Q, dQ,
+                     ts, tq):
         """r_jk = sqrt(crjk) in place and the radial factors Q [u, m] = R_u(r_jk) of the tables
-        ``t_lo:t_hi`` and d/dr_jk in dQ (zero beyond each table's rc), vectorised over m."""
+        ``t_lo:t_hi`` and d/dr_jk in dQ (zero beyond each table's rc), vectorised over m: per
+        table the interval offsets ``tq`` and positions ``ts`` in it (-1 beyond rc) once, then
+        one loop per column."""
         for m in range(nm):
             crjk[m] = math.sqrt(crjk[m])
         for t in range(t_lo, t_hi):
             rc, invh, K, o = tt_rc[t], tt_invh[t], tt_K[t], tt_col[t]
             top = np.uint64(tt_n[t] - 1)
             stride = np.uint64(6 * K)
+            for m in range(nm):
+                r = crjk[m]
+                x = min(r, rc) * invh
+                iv = min(np.uint64(x), top)
+                ts[m] = x - iv if r < rc else -1.0
+                tq[m] = iv * stride
             for kk in range(K):
                 base = coef[tt_off[t] + 6 * kk:]
                 Qk = Q[o + kk, :nm]
                 dQk = dQ[o + kk, :nm]
                 for m in range(nm):
-                    r = crjk[m]
-                    x = min(r, rc) * invh
-                    iv = min(np.uint64(x), top)
-                    s = x - iv
-                    q = iv * stride
+                    s = ts[m]
+                    q = tq[m]
                     c1 = base[q + np.uint64(1)]
                     c2 = base[q + np.uint64(2)]
                     c3 = base[q + np.uint64(3)]
@@ -674,7 +680,7 @@ if numba is not None:
                     c5 = base[q + np.uint64(5)]
                     v = base[q] + s * (c1 + s * (c2 + s * (c3 + s * (c4 + s * c5))))
                     d = invh * (c1 + s * (2.0 * c2 + s * (3.0 * c3 + s * (4.0 * c4 + s * 5.0 * c5))))
-                    inside = r < rc
+                    inside = s >= 0.0
                     Qk[m] = v if inside else 0.0
                     dQk[m] = d if inside else 0.0
 
@@ -710,7 +716,8 @@ if numba is not None:
         """Per-chunk buffers of :func:`triplet_pass`: per neighbour [nb] (see
         :func:`_gather_triplet_pairs`) and per triplet [nb (nb - 1) / 2] (see
         :func:`_triplet_compact`); Q, dQ have U more rows of ones / zeros, the r_jk factor of
-        type-9 functions (q = U + u)."""
+        type-9 functions (q = U + u); ``ts``, ``tq`` [nt]: table positions of r_jk
+        (:func:`_triplet_rjk`)."""
         nb = 1
         for i in range(pos.shape[0]):
             nb = max(nb, start[i + 1] - start[i])
@@ -727,7 +734,8 @@ if numba is not None:
                 np.empty(nt, dtype=dt), np.empty(nt, dtype=dt), Q, dQ,
                 np.empty((na, nt), dtype=dt), np.empty((na, nt), dtype=dt),
                 np.zeros(2 * max(n_groups, 1), dtype=np.int64),
-                np.empty((4, nt), dtype=dt), np.empty((3, nb), dtype=dt))
+                np.empty((4, nt), dtype=dt), np.empty((3, nb), dtype=dt),
+                np.empty(nt, dtype=dt), np.empty(nt, dtype=np.uint64))
 
     @njit(inline="always", cache=True)
     def _triplet_sums(c, n_el, grp_map, grp_fptr, fn_col, fn_u, fn_a, fn_q, gm, A, R, Q, jid, kid,
@@ -848,7 +856,7 @@ if numba is not None:
         has9 = grp_has9.any()
         for ch in prange(n_chunks):
             (seg, nx, ny, nz, nir, npr, nel, R, dR, val, dval, jid, kid, ccos, crjk, Q, dQ, A, dA,
-             gm, gt, gv) = _triplet_scratch(pos, start, n_el, U, an_lam.shape[1], n_groups)
+             gm, gt, gv, ts, tq) = _triplet_scratch(pos, start, n_el, U, an_lam.shape[1], n_groups)
             if has9:
                 Q[U:] = 1.0
                 dQ[U:] = 0.0
@@ -870,7 +878,7 @@ if numba is not None:
                                           kid, ccos, crjk, gm)
                 if nm > 0:
                     _triplet_rjk(nm, t_lo, t_hi, tt_rc, tt_n, tt_invh, tt_K, tt_off, tt_col, coef,
-                                 crjk, Q, dQ)
+                                 crjk, Q, dQ, ts, tq)
                     _triplet_angular(nm, c, an_n, an_lam, an_zeta, an_pref, an_zint, True, ccos,
                                      A, dA)
                     _triplet_sums(c, n_el, grp_map, grp_fptr, fn_col, fn_u, fn_a, fn_q, gm, A, R,
