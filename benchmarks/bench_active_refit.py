@@ -36,6 +36,12 @@ Differences between strategies are then differences between labelled sets.
   the result JSON (``benchmarks/results/active_<profile>_refit.json`` and ``.png``) is
   rewritten after every training.  Budgets run in the order given (``--budgets``,
   default the final budget first), so a partial run already answers the end point.
+* **Schedules that grow with the set.**  ``--epochs E`` trains every set E epochs instead of a
+  fixed step count; ``--steps S --min-epochs E`` trains the larger of the two (small sets get
+  S steps, large ones E epochs), which neither under-trains the small sets nor the large ones.
+  A training that another protocol of the same source already ran with the same schedule
+  (the same epochs and learning-rate decay for the same set, :func:`schedule`; each work
+  folder keeps its ``protocol.json``) is copied (``reused_from``), not trained again.
 
 Usage::
 
@@ -43,6 +49,8 @@ Usage::
     python benchmarks/bench_active_refit.py --budgets 800 --steps 2400
     python benchmarks/bench_active_refit.py --workers 2 --max-force 25 --min-distance 1.2 \
         --out benchmarks/results/active_md-pool_refit_gated.json
+    python benchmarks/bench_active_refit.py --workers 2 --max-force 25 --min-distance 1.2 \
+        --min-epochs 60 --out benchmarks/results/active_md-pool_refit_gated_envelope.json
 """
 from __future__ import annotations
 
@@ -82,6 +90,10 @@ def parse_args(argv=None):
                    help="train every set this many epochs instead of --steps optimiser steps (a larger "
                         "set then gets proportionally more steps: a fixed step count trains the largest "
                         "budgets least, which flattens the curves)")
+    p.add_argument("--min-epochs", type=int, default=None,
+                   help="with --steps: train every set at least this many epochs as well (max of the "
+                        "two; small sets get the steps, large ones the epochs).  Trainings that this "
+                        "rule makes identical to ones of another protocol's work folder are reused")
     p.add_argument("--max-force", type=float, default=None,
                    help="label gate: labels with a force component above this (eV/Å) are not "
                         "trained on (they still count as labels spent); e.g. 25, the data set's rule")
@@ -273,6 +285,58 @@ def _init_worker(settings: dict) -> None:
     _SETUP.update(test=test, hot=hot, factory=factory)
 
 
+#: protocol fields two refit protocols must share for a training of one to stand for the other's
+#: (the schedule itself is compared set by set: :func:`schedule`)
+SHARED_FIELDS = ("batch", "lr", "lr_final", "float64", "hidden", "label_gate")
+
+
+def schedule(protocol: dict, n: int) -> dict:
+    """Trainer keyword arguments of one from-scratch training of ``n`` structures under
+    ``protocol``: ``epochs`` epochs, or about ``steps`` optimiser steps (at least
+    ``min_epochs`` epochs, else 3), the learning rate decayed exponentially to a tenth."""
+    epochs = protocol.get("epochs")
+    if epochs:
+        fixed = ba.FixedSteps(0, protocol["batch"], protocol["lr"], 0.1, min_epochs=epochs, max_epochs=epochs)
+    else:
+        fixed = ba.FixedSteps(protocol["steps"], protocol["batch"], protocol["lr"], 0.1,
+                              min_epochs=protocol.get("min_epochs") or 3, max_epochs=400)
+    return fixed(n)
+
+
+def reuse_trainings(workdir: Path, protocol: dict, todo: list[dict], n_trained: dict) -> dict:
+    """Copy into ``workdir`` the records of trainings that another refit protocol of the same
+    source (a sibling ``refit-*`` folder with its ``protocol.json``) already ran with the
+    same :data:`SHARED_FIELDS`, the same number of trained structures and the same
+    :func:`schedule`, so that, e.g., "max(2 400 steps, 60 epochs)" costs only the sets that
+    neither protocol trained.  ``n_trained``: task path -> structures it trains on.
+    Returns {task path: the folder reused}; the copies carry ``reused_from``."""
+    from mdmlkit.utils import atomic_write_json
+
+    others = []
+    for d in sorted(workdir.parent.glob("refit-*")):
+        if d == workdir or not (d / "protocol.json").is_file():
+            continue
+        try:
+            other = json.loads((d / "protocol.json").read_text())
+        except ValueError:
+            continue
+        if all(other.get(f) == protocol.get(f) for f in SHARED_FIELDS):
+            others.append((d, other))
+    reused = {}
+    for t in todo:
+        n = n_trained[t["path"]]
+        for d, other in others:
+            src = d / Path(t["path"]).name
+            if not src.is_file():
+                continue
+            rec = json.loads(src.read_text())
+            if rec.get("n_trained") == n and schedule(other, n) == schedule(protocol, n):
+                atomic_write_json(Path(t["path"]), {**rec, "reused_from": d.name})
+                reused[t["path"]] = d.name
+                break
+    return reused
+
+
 def _train(task: dict) -> dict:
     """Train one labelled set from scratch and evaluate it; the record is saved to ``task["path"]``."""
     import copy
@@ -292,9 +356,7 @@ def _train(task: dict) -> dict:
         raise InputError(f"{task['strategy']} seed {seed}, {task['budget']} labels: no label is left "
                          "to train on (every one failed or was gated out); loosen the gate")
     model = reinitialise(copy.deepcopy(_SETUP["factory"](seed)), seed)
-    epochs = task.get("epochs")
-    kw = ba.FixedSteps(0 if epochs else task["steps"], task["batch"], task["lr"], 0.1,
-                       min_epochs=epochs or 3, max_epochs=epochs or 400)(len(frames))
+    kw = schedule(task["protocol"], len(frames))
     ckpt = Path(task["path"]).with_suffix(".ckpt")       # an interrupted training resumes
     t0 = time.perf_counter()
     trainer = Trainer(model, seed=seed, progress=False, checkpoint_dir=ckpt, **kw)
@@ -358,16 +420,22 @@ def main(argv=None) -> int:
     lr = args.lr or float(settings["lr"])
     if args.epochs is not None and args.epochs < 1:
         raise InputError(f"--epochs must be >= 1, got {args.epochs}")
-    length = f"{args.epochs} epochs" if args.epochs else f"{args.steps} optimiser steps"
+    if args.min_epochs is not None and (args.min_epochs < 1 or args.epochs):
+        raise InputError(f"--min-epochs {args.min_epochs}: needs a positive number and --steps, not --epochs")
+    length = (f"{args.epochs} epochs" if args.epochs else f"{args.steps} optimiser steps"
+              if not args.min_epochs else f"max({args.steps} optimiser steps, {args.min_epochs} epochs)")
     protocol = {"steps": None if args.epochs else args.steps, "batch": batch, "lr": lr, "lr_final": lr / 10,
                 "float64": bool(settings.get("float64")), "hidden": settings["hidden"]}
     if args.max_force is not None or args.min_distance is not None:   # (no gate: the old key)
         protocol["label_gate"] = {"max_force_eV_A": args.max_force, "min_distance_A": args.min_distance}
     if args.epochs:                           # (steps only: the old key)
         protocol["epochs"] = args.epochs
+    if args.min_epochs:
+        protocol["min_epochs"] = args.min_epochs
     key = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:8]
     workdir = Path(args.src_workdir) / f"refit-{key}"
     workdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(workdir / "protocol.json", protocol)     # what other protocols reuse by
     out_path = args.out or Path(args.source).with_name(Path(args.source).stem + "_refit.json")
     progress = not args.no_progress
 
@@ -419,6 +487,12 @@ def main(argv=None) -> int:
         labelled = {i: a for i, a in labelled.items() if i not in rejected}
         print(f"label gate {protocol['label_gate']}: {len(rejected)} of {len(need)} labels not "
               "trained on", flush=True)
+    reused = reuse_trainings(workdir, protocol, todo, {
+        t["path"]: sum(i in labelled for i in t["indices"]) for t in todo})
+    if reused:
+        todo = [t for t in todo if t["path"] not in reused]
+        print(f"reused {len(reused)} trainings with the same schedule from "
+              f"{', '.join(sorted(set(reused.values())))}; {len(todo)} to train", flush=True)
 
     rule = (f"every budget from scratch: {length} (batches of {batch} structures), lr {lr} "
             f"decayed exponentially to {lr / 10}, scaling and reference energies fitted on the set, "
@@ -441,6 +515,9 @@ def main(argv=None) -> int:
                 recs.append(rec)
         return recs
 
+    def done_records() -> list[dict]:
+        return [json.loads(Path(t["path"]).read_text()) for t in tasks if Path(t["path"]).is_file()]
+
     def report(complete: bool) -> None:
         recs = records_now()
         res = LearningCurves(recs, {"settings": settings})
@@ -448,7 +525,7 @@ def main(argv=None) -> int:
                             "set trained from scratch (benchmarks/bench_active_refit.py)",
                "complete": complete, "source": str(Path(args.source).resolve().relative_to(REPO))
                if Path(args.source).resolve().is_relative_to(REPO) else str(args.source),
-               "protocol": protocol,
+               "protocol": protocol, "protocol_key": key,
                "retraining_rule": rule, "budgets": budgets, "settings": settings, "runs": notes,
                "runs_done": sorted(tag for tag in selections if all(
                    Path(t["path"]).is_file() for t in tasks
@@ -456,8 +533,9 @@ def main(argv=None) -> int:
                    and t["strategy"] in (INITIAL, tag.split("/seed_")[0]))),
                "machine_start": machine_start, "machine_end": machine_info(),
                "wall_s": time.perf_counter() - t_start,
-               "train_time_total_s": sum(json.loads(Path(t["path"]).read_text())["train_time_s"]
-                                         for t in tasks if Path(t["path"]).is_file()),
+               "train_time_total_s": sum(rec["train_time_s"] for rec in done_records()
+                                         if "reused_from" not in rec),
+               "n_trainings_reused": sum("reused_from" in rec for rec in done_records()),
                "n_trainings_done": sum(
                    Path(t["path"]).is_file() for t in tasks), "n_trainings": len(tasks),
                **({"label_gate_rejected": {str(i): r for i, r in sorted(rejected.items())}}
@@ -476,9 +554,7 @@ def main(argv=None) -> int:
 
     def payload(t):
         frames = [labelled[i] for i in t["indices"] if i in labelled]
-        return {**t, "frames": frames, "settings": settings, "steps": args.steps, "epochs": args.epochs,
-                "batch": batch,
-                "lr": lr}
+        return {**t, "frames": frames, "settings": settings, "protocol": protocol}
 
     def on_done(rec):
         report(False)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -109,6 +110,29 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
     e = json.loads(ep.read_text())
     assert e["protocol"]["epochs"] == 2 and e["protocol"]["steps"] is None
     assert "2 epochs" in e["retraining_rule"] and {x["epochs"] for x in e["records"]} == {2}
+    # at least 6 steps and at least 2 epochs: a set either protocol already trained with the same
+    # schedule is reused from its folder, the rest are trained
+    env = tmp_path / "envelope.json"
+    assert refit.main(rargv[:-3] + ["--out", str(env), "--min-epochs", "2", "--no-progress"]) == 0
+    v = json.loads(env.read_text())
+    assert v["complete"] and v["protocol"]["min_epochs"] == 2 and "max(6 optimiser steps, 2 epochs)" in v["retraining_rule"]
+    batch = int(d["settings"]["batch"])
+    by_folder = {p.name: p for p in work.glob("refit-*")}
+    for rec in v["records"]:
+        n = rec["n_trained"]
+        steps_epochs = math.ceil(6 * batch / n)
+        assert rec["epochs"] == max(steps_epochs, 2)
+        # reusable: the steps protocol ran this set as long (it trains at least 3 epochs), or the
+        # 2-epoch protocol did (it ran budget 12 only)
+        assert ("reused_from" in rec) == (steps_epochs >= 3 or (rec["n_labelled"] == 12 and steps_epochs <= 2))
+        if "reused_from" in rec:                 # the very record of the other protocol
+            name = f"{'initial' if rec.get('shared_initial') else rec['strategy']}_seed{rec['seed']}_n{rec['n_labelled']}.json"
+            other = json.loads((by_folder[rec["reused_from"]] / name).read_text())
+            assert other["epochs"] == rec["epochs"] and other["force_rmse_meV_A"] == rec["force_rmse_meV_A"]
+    assert v["n_trainings_reused"] == sum("reused_from" in json.loads(p.read_text())
+                                          for p in work.glob(f"refit-{v['protocol_key']}/*_n*.json"))
+    assert {rec["reused_from"] for rec in v["records"] if "reused_from" in rec} <= set(by_folder)
+    assert 0 < v["n_trainings_reused"] and (work / f"refit-{v['protocol_key']}" / "protocol.json").is_file()
     # a gate that leaves a set nothing to train on is refused, naming the run
     from mdmlkit.errors import InputError
 
