@@ -290,6 +290,11 @@ def _init_worker(settings: dict) -> None:
 SHARED_FIELDS = ("batch", "lr", "lr_final", "float64", "hidden", "label_gate")
 
 
+def chosen_key(indices) -> str:
+    """A short fingerprint of a labelled set (its pool indices in the order chosen)."""
+    return hashlib.sha1(json.dumps([int(i) for i in indices]).encode()).hexdigest()[:16]
+
+
 def schedule(protocol: dict, n: int) -> dict:
     """Trainer keyword arguments of one from-scratch training of ``n`` structures under
     ``protocol``: ``epochs`` epochs, or about ``steps`` optimiser steps (at least
@@ -308,7 +313,8 @@ def reuse_trainings(workdir: Path, protocol: dict, todo: list[dict], n_trained: 
     source (a sibling ``refit-*`` folder with its ``protocol.json``) already ran with the
     same :data:`SHARED_FIELDS`, the same number of trained structures and the same
     :func:`schedule`, so that, e.g., "max(2 400 steps, 60 epochs)" costs only the sets that
-    neither protocol trained.  ``n_trained``: task path -> structures it trains on.
+    neither protocol trained (a record that names its labelled set, ``chosen``, must name
+    the same one).  ``n_trained``: task path -> structures it trains on.
     Returns {task path: the folder reused}; the copies carry ``reused_from``."""
     from mdmlkit.utils import atomic_write_json
 
@@ -330,6 +336,8 @@ def reuse_trainings(workdir: Path, protocol: dict, todo: list[dict], n_trained: 
             if not src.is_file():
                 continue
             rec = json.loads(src.read_text())
+            if rec.get("chosen", chosen_key(t["indices"])) != chosen_key(t["indices"]):
+                continue                     # another labelled set under the same name
             if rec.get("n_trained") == n and schedule(other, n) == schedule(protocol, n):
                 atomic_write_json(Path(t["path"]), {**rec, "reused_from": d.name})
                 reused[t["path"]] = d.name
@@ -366,7 +374,8 @@ def _train(task: dict) -> dict:
         shutil.rmtree(ckpt, ignore_errors=True)
         trainer.fit(frames, resume=False)
     rec = {"strategy": task["strategy"], "seed": seed, "round": int(task["round"]),
-           "n_labelled": int(task["budget"]), "n_trained": len(frames), "train_time_s": time.perf_counter() - t0,
+           "n_labelled": int(task["budget"]), "n_trained": len(frames), "chosen": chosen_key(task["indices"]),
+           "train_time_s": time.perf_counter() - t0,
            "epochs": len(trainer.history_), "protocol": "from scratch"}
     # training-set errors along the schedule (about 10 points): has the training converged?
     hist = trainer.history_

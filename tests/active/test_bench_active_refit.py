@@ -133,6 +133,19 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
                                           for p in work.glob(f"refit-{v['protocol_key']}/*_n*.json"))
     assert {rec["reused_from"] for rec in v["records"] if "reused_from" in rec} <= set(by_folder)
     assert 0 < v["n_trainings_reused"] and (work / f"refit-{v['protocol_key']}" / "protocol.json").is_file()
+    # a record of another labelled set under the same name is not reused: trained again
+    steps_dir = by_folder[next(rec["reused_from"] for rec in v["records"]
+                               if rec.get("reused_from") and rec["n_labelled"] == 7)]
+    victim = sorted(steps_dir.glob("*_n7.json"))[0]
+    assert json.loads(victim.read_text())["chosen"]            # every record names its set
+    victim.write_text(json.dumps({**json.loads(victim.read_text()), "chosen": "0" * 16}))
+    for p in work.glob(f"refit-{v['protocol_key']}/*_n7.json"):
+        p.unlink()                                             # the envelope's 7-label sets, to redo
+    assert refit.main(rargv[:-3] + ["--out", str(env), "--min-epochs", "2", "--no-progress"]) == 0
+    strategy, seed = victim.stem.split("_seed")[0], int(victim.stem.split("_seed")[1].split("_")[0])
+    sevens = [rec for rec in json.loads(env.read_text())["records"] if rec["n_labelled"] == 7]
+    assert len(sevens) == 6 and all(("reused_from" in rec) != ((rec["strategy"], rec["seed"]) == (strategy, seed))
+                                    for rec in sevens)
     # a gate that leaves a set nothing to train on is refused, naming the run
     from mdmlkit.errors import InputError
 
