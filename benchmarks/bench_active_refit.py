@@ -42,6 +42,10 @@ Differences between strategies are then differences between labelled sets.
   A training that another protocol of the same source already ran with the same schedule
   (the same epochs and learning-rate decay for the same set, :func:`schedule`; each work
   folder keeps its ``protocol.json``) is copied (``reused_from``), not trained again.
+* **Mixtures** (``--mix A,B``): the sets of a strategy that labels, each round, alternately
+  A's and B's picks of that round (:func:`mix_rounds`): whether two queries' strengths add up,
+  at the cost of trainings only (every label is already paid).  A proxy, not a query: a real
+  mixed query would choose its later rounds from its own mixed set.
 
 Usage::
 
@@ -51,6 +55,8 @@ Usage::
         --out benchmarks/results/active_md-pool_refit_gated.json
     python benchmarks/bench_active_refit.py --workers 2 --max-force 25 --min-distance 1.2 \
         --min-epochs 60 --out benchmarks/results/active_md-pool_refit_gated_envelope.json
+    python benchmarks/bench_active_refit.py --workers 2 --max-force 25 --min-distance 1.2 \
+        --min-epochs 60 --mix autoencoder,qbc --out benchmarks/results/active_md-pool_refit_gated_envelope_mix.json
 """
 from __future__ import annotations
 
@@ -99,6 +105,10 @@ def parse_args(argv=None):
                         "trained on (they still count as labels spent); e.g. 25, the data set's rule")
     p.add_argument("--min-distance", type=float, default=None,
                    help="label gate: frames with two atoms closer than this (Å) are not trained on")
+    p.add_argument("--mix", default=None, metavar="A,B",
+                   help="also train the sets of a mixture of two strategies' choices, e.g. "
+                        "autoencoder,qbc: per seed and round, alternately A's and B's picks of that "
+                        "round (A first, no structure twice), as run 'A+B' (no new labels)")
     p.add_argument("--workers", type=int, default=1, help="training processes (one thread each)")
     p.add_argument("--workdir", type=Path, default=None,
                    help="the source's work folder (default: bench_active.py's for its settings)")
@@ -295,6 +305,33 @@ def chosen_key(indices) -> str:
     return hashlib.sha1(json.dumps([int(i) for i in indices]).encode()).hexdigest()[:16]
 
 
+def mix_rounds(rounds_a: list[list[int]], rounds_b: list[list[int]]) -> list[list[int]]:
+    """The labelled set of a mixture of two runs of one seed: round 0 (their shared initial
+    set) as it is; each later round as large as A's, filled alternately with A's and B's picks
+    of that round in their order (A first), skipping structures already chosen; when both are
+    used up, with their later rounds' picks the same way."""
+    from mdmlkit.errors import InputError
+
+    if list(rounds_a[0]) != list(rounds_b[0]) or len(rounds_a) != len(rounds_b):
+        raise InputError("--mix: the two runs must share their initial set and number of rounds")
+    taken = set(rounds_a[0])
+    out = [list(rounds_a[0])]
+    for r in range(1, len(rounds_a)):
+        queues = [[i for rr in rounds[r:] for i in rr] for rounds in (rounds_a, rounds_b)]
+        pos, picks, turn = [0, 0], [], 0
+        while len(picks) < len(rounds_a[r]) and (pos[0] < len(queues[0]) or pos[1] < len(queues[1])):
+            q = queues[turn]
+            while pos[turn] < len(q) and q[pos[turn]] in taken:
+                pos[turn] += 1
+            if pos[turn] < len(q):
+                picks.append(q[pos[turn]])
+                taken.add(q[pos[turn]])
+                pos[turn] += 1
+            turn = 1 - turn
+        out.append(picks)
+    return out
+
+
 def schedule(protocol: dict, n: int) -> dict:
     """Trainer keyword arguments of one from-scratch training of ``n`` structures under
     ``protocol``: ``epochs`` epochs, or about ``steps`` optimiser steps (at least
@@ -451,7 +488,26 @@ def main(argv=None) -> int:
     pa = profile_args(settings, args.workers)
     pool, _, _ = ba.load_data(pa)
     kinds = np.asarray([a.info.get("kind", "") for a in pool], dtype=object)
+    mix = args.mix.split(",") if args.mix else None
+    if mix is not None and (len(mix) != 2 or mix[0] == mix[1]):
+        raise InputError(f"--mix {args.mix!r}: give two different strategies, e.g. autoencoder,qbc")
+    if mix is not None:                      # the mixed strategies' own runs are needed
+        runs = sorted(set(runs) | {(m, seed) for m in mix for _, seed in runs
+                                   if (m, seed) in {(r["strategy"], int(r["seed"])) for r in source["records"]}})
     selections, notes = run_selections(source, args, kinds, runs, progress)
+    if mix is not None:
+        seeds = sorted({int(t.rsplit("_", 1)[1]) for t in selections})
+        mixed = 0
+        for seed in seeds:
+            a, b = (selections.get(f"{m}/seed_{seed}") for m in mix)
+            if a is None or b is None:
+                continue
+            selections[f"{mix[0]}+{mix[1]}/seed_{seed}"] = mix_rounds(a, b)
+            notes[f"{mix[0]}+{mix[1]}/seed_{seed}"] = (f"mixed: per round alternately {mix[0]}'s and "
+                                                       f"{mix[1]}'s picks (no new labels)")
+            mixed += 1
+        if not mixed:
+            raise InputError(f"--mix {args.mix}: no seed has runs of both strategies in {args.source}")
     for tag, note in notes.items():
         print(f"  {tag}: {note}", flush=True)
 

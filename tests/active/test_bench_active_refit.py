@@ -146,9 +146,27 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
     sevens = [rec for rec in json.loads(env.read_text())["records"] if rec["n_labelled"] == 7]
     assert len(sevens) == 6 and all(("reused_from" in rec) != ((rec["strategy"], rec["seed"]) == (strategy, seed))
                                     for rec in sevens)
-    # a gate that leaves a set nothing to train on is refused, naming the run
+    # a mixture of two strategies' choices, alternately per round (no new labels)
+    mixed = tmp_path / "mixed.json"
+    assert refit.main(rargv[:-3] + ["--out", str(mixed), "--mix", "autoencoder,fps", "--no-progress"]) == 0
+    x = json.loads(mixed.read_text())
+    sel = x["selections"]
+    for seed in (0, 1):
+        a, b, m = (sel[f"{t}/seed_{seed}"] for t in ("autoencoder", "fps", "autoencoder+fps"))
+        flat = [i for rr in m for i in rr]
+        assert m[0] == a[0] == b[0] and [len(rr) for rr in m] == [4, 3, 5] and len(set(flat)) == len(flat)
+        assert m[1][0] == a[1][0]                                 # A first ...
+        assert m[1][1] == next(i for i in b[1] if i != a[1][0])   # ... then B's first not yet taken
+        for r in (1, 2):                                          # only the two runs' picks, this round's first
+            assert set(m[r]) <= {i for rr in a[r:] + b[r:] for i in rr}
+    mine = [rec for rec in x["records"] if rec["strategy"] == "autoencoder+fps"]
+    assert sorted((rec["seed"], rec["n_labelled"]) for rec in mine) == [(0, 4), (0, 7), (0, 12), (1, 4), (1, 7), (1, 12)]
+    assert "autoencoder+fps" in x["curve_ratio_vs_random"]["force_rmse_meV_A"]
     from mdmlkit.errors import InputError
 
+    with pytest.raises(InputError, match="--mix"):
+        refit.main(rargv[:-3] + ["--out", str(mixed), "--mix", "fps,fps", "--no-progress"])
+    # a gate that leaves a set nothing to train on is refused, naming the run
     with pytest.raises(InputError, match="no label is left"):
         refit.main(rargv[:-3] + ["--out", str(tmp_path / "empty.json"), "--budgets", "12",
                                  "--max-force", "1e-9", "--no-progress"])
