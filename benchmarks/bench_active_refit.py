@@ -492,8 +492,8 @@ def main(argv=None) -> int:
     if mix is not None and (len(mix) != 2 or mix[0] == mix[1]):
         raise InputError(f"--mix {args.mix!r}: give two different strategies, e.g. autoencoder,qbc")
     if mix is not None:                      # the mixed strategies' own runs are needed
-        runs = sorted(set(runs) | {(m, seed) for m in mix for _, seed in runs
-                                   if (m, seed) in {(r["strategy"], int(r["seed"])) for r in source["records"]}})
+        have = {(r["strategy"], int(r["seed"])) for r in source["records"]}
+        runs = sorted(set(runs) | {(m, seed) for m in mix for _, seed in runs} & have)
     selections, notes = run_selections(source, args, kinds, runs, progress)
     if mix is not None:
         seeds = sorted({int(t.rsplit("_", 1)[1]) for t in selections})

@@ -188,3 +188,5 @@ def test_refit_refuses_unknown_budgets_and_non_curve_results(tmp_path):
     ok.write_text(json.dumps({"settings": src["settings"], "records": src["records"][:1]}))
     with pytest.raises(InputError, match=r"--budgets \[123\]"):
         refit.main(["--source", str(ok), "--budgets", "123"])
+    with pytest.raises(InputError, match="--min-epochs 5: needs .* --steps, not --epochs"):
+        refit.main(["--source", str(ok), "--epochs", "3", "--min-epochs", "5"])
