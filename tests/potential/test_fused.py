@@ -245,3 +245,38 @@ def test_moments_stop_at_the_degrees_the_functions_use(frames):  # noqa: F811
         dyn.run(1)
         assert_same_results(atoms, eager, rtol=1e-7, atol=1e-8)
     np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-5), atol=1e-6)
+
+
+def test_moment_blocks_of_four_radial_columns(frames):  # noqa: F811
+    """The moment loops run over blocks of four radial columns, highest degree first, the
+    last block padded with the zero column U: six radial factors of one neighbour slot give
+    two blocks (four + two and two pads), and the results equal the eager calculator's
+    along an MD run and the finite-difference forces."""
+    etas_zetas = [(0.01, 1.0), (0.03, 4.0), (0.05, 2.0), (0.1, 4.0), (0.2, 1.0), (0.4, 2.0)]
+    text = "elements La Zr O\ncutoff_type 6 0.0\n" + "\n".join(
+        f"symfunction_short {c} 2 {n} 0.5 0.0 4.5" for c in ("La", "Zr", "O") for n in ("La", "Zr", "O")
+    ) + "\n" + "\n".join(f"symfunction_short {c} 9 O O {eta} {lam} {zeta} 4.5"
+                         for c in ("La", "Zr", "O") for eta, zeta in etas_zetas for lam in (-1, 1))
+    pot = HDNNP(SymmetryFunctionSet.from_text(text), hidden=(8,), activation="tanh", seed=6)
+    pot.fit_scaling(frames).fit_reference_energies(frames, [-2.0 * len(a) for a in frames])
+    plan = FusedPlan(pot.acsf)
+    E, U, H = plan.shape
+    assert (U, H) == (6, 25)
+    for c in range(3):
+        s = plan.mom_slot[c, 2]                                  # the O slot
+        lsu = plan.mom_lsu[c, s]
+        assert plan.mom_nb[c, s] == 2
+        cols = plan.mom_ub[c, s].ravel().tolist()
+        assert cols[-2:] == [U, U]                               # two pads in the second block
+        real = cols[:6]
+        assert sorted(real) == list(range(6))
+        assert [lsu[u] for u in real] == sorted(lsu.tolist(), reverse=True)
+        assert plan.mom_hb[c, s].tolist() == [(lsu[real[0]] + 1) ** 2, (lsu[real[4]] + 1) ** 2]
+    atoms = frames[0].copy()
+    calc = HDNNPCalculator(pot, device="cpu", extrapolation="ignore", skin=0.4, compile="numba")
+    eager = HDNNPCalculator(pot, device="cpu", extrapolation="ignore", skin=0.0)
+    dyn = hot_md(atoms, calc)
+    for _ in range(6):
+        dyn.run(1)
+        assert_same_results(atoms, eager, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-5), atol=1e-6)

@@ -19,8 +19,12 @@ storing per-pair derivative tables.
   derivatives x 1 Å), so a pair costs no exponentials; forces are the exact
   gradient of the tabulated energy.
 * Radial sums visit each unordered pair once (both atoms get its terms).
-* The harmonics run over all the neighbours of one element at a time
-  (vectorised recurrences, forward and reverse mode).
+* The harmonics run over all the neighbours within the moment cutoff at once
+  (vectorised recurrences, forward and reverse mode; the neighbours ordered by element),
+  and the moments over blocks of four radial factors and two harmonics per pass
+  (eight products per loaded neighbour: the loops are bound by loads, not arithmetic).
+  Loops that vectorise run over array views from index 0: numba's negative-index
+  wraparound keeps LLVM from vectorising a loop with an offset index.
 * Angular functions that have no moment form (type 3, n2p2's narrow angular
   functions with their r_jk factor, and type 9 with non-integer zeta) run over
   explicit triplets in one pass per atom (:func:`triplet_pass`): all triplets
@@ -242,10 +246,13 @@ if numba is not None:
     @njit(inline="always", cache=True)
     def _gather_moment_pairs(pos, start, pair_j, shifts, species, i, c, mom_slot, rcm,
                              mgrp_n, mgrp_invh, mgrp_off, nu, coef, derivatives,
-                             slot_n, sx, sy, sz, sr, sp, R, dR, val, dval):
-        """Unit vectors, distances, pair indices and radial factors R_u (and dR_u/dr) of the
-        neighbours of atom i within the moment cutoff, sorted by moment slot."""
+                             slot_off, slot_n, fill, tp, ts, sx, sy, sz, sr, sp, R, dR, val, dval):
+        """Unit vectors, distances, pair indices and radial factors R_u [u, n] (and dR_u/dr) of
+        the neighbours of atom i within the moment cutoff, in one array ordered by moment
+        slot: slot s holds entries ``slot_off[s]`` to ``slot_off[s] + slot_n[s]`` (so the
+        harmonics run over all of them at once).  Returns the number of entries."""
         slot_n[:] = 0
+        m = 0
         for p in range(start[i], start[i + 1]):
             j = pair_j[p]
             s = mom_slot[c, species[j]]
@@ -254,24 +261,39 @@ if numba is not None:
             vx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
             vy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
             vz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
-            r2 = vx * vx + vy * vy + vz * vz
-            if r2 >= rcm * rcm:
+            if vx * vx + vy * vy + vz * vz >= rcm * rcm:
                 continue
-            r = math.sqrt(r2)
-            n = slot_n[s]
-            sx[s, n] = vx / r
-            sy[s, n] = vy / r
-            sz[s, n] = vz / r
-            sr[s, n] = r
-            sp[s, n] = p
+            tp[m] = p
+            ts[m] = s
+            slot_n[s] += 1
+            m += 1
+        o = 0
+        for s in range(slot_n.shape[0]):
+            slot_off[s] = o
+            fill[s] = o
+            o += slot_n[s]
+        for k in range(m):
+            p = tp[k]
+            j = pair_j[p]
+            n = fill[ts[k]]
+            fill[ts[k]] = n + 1
+            vx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
+            vy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
+            vz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
+            r = math.sqrt(vx * vx + vy * vy + vz * vz)
+            sx[n] = vx / r
+            sy[n] = vy / r
+            sz[n] = vz / r
+            sr[n] = r
+            sp[n] = p
             _table_eval(coef, mgrp_off[c], nu, mgrp_n[c], mgrp_invh[c], r, val, dval, 0, True,
                         derivatives)
             for u in range(nu):
-                R[s, u, n] = val[u]
+                R[u, n] = val[u]
             if derivatives:
                 for u in range(nu):
-                    dR[s, u, n] = dval[u]
-            slot_n[s] = n + 1
+                    dR[u, n] = dval[u]
+        return m
 
     @njit(inline="always", cache=True)
     def _moment_scratch(pos, start, n_el, D, spec_g1, mom):
@@ -289,20 +311,126 @@ if numba is not None:
     @njit(inline="always", cache=True)
     def _gather_buffers(pos, E, U, nbmax, n_x):
         """Per-chunk buffers: an atom's vector x [n_x], radial values and derivatives [U], and
-        for :func:`_gather_moment_pairs` unit vector components, distances, pair indices
-        [E, nbmax], R_u [E, U, nbmax] and counts per slot [E]."""
+        for :func:`_gather_moment_pairs` slot offsets, counts and cursors [E], pair indices
+        and slots [nbmax], unit vector components, distances, pair indices [nbmax] and R_u
+        [U + 1, nbmax] (row U stays zero: the padding of :func:`_block_moments`)."""
         return (np.empty(n_x, dtype=pos.dtype), np.zeros(max(U, 1), dtype=pos.dtype),
                 np.zeros(max(U, 1), dtype=pos.dtype),
-                np.empty((E, nbmax), dtype=pos.dtype), np.empty((E, nbmax), dtype=pos.dtype),
-                np.empty((E, nbmax), dtype=pos.dtype), np.empty((E, nbmax), dtype=pos.dtype),
-                np.empty((E, nbmax), dtype=np.int64), np.empty((E, U, nbmax), dtype=pos.dtype),
-                np.empty(E, dtype=np.int64))
+                np.empty(E, dtype=np.int64), np.empty(E, dtype=np.int64), np.empty(E, dtype=np.int64),
+                np.empty(nbmax, dtype=np.int64), np.empty(nbmax, dtype=np.int64),
+                np.empty(nbmax, dtype=pos.dtype), np.empty(nbmax, dtype=pos.dtype),
+                np.empty(nbmax, dtype=pos.dtype), np.empty(nbmax, dtype=pos.dtype),
+                np.empty(nbmax, dtype=np.int64), np.zeros((U + 1, nbmax), dtype=pos.dtype))
+
+    @njit(inline="always", cache=True)
+    def _block_moments(ub, Hb, U, o, ns, Rs, Y, mom_s):
+        """Moments ``mom_s[u, h] = sum_n Rs[u, n] Y[h, n]`` (h < Hb, n from o to o + ns) of the
+        (up to) four radial columns ``ub`` of one block at once, two harmonics h per pass:
+        eight sums per loaded pair instead of one.  Column U pads a block (Rs[U] is zero;
+        nothing is written for it)."""
+        u0, u1, u2, u3 = ub[0], ub[1], ub[2], ub[3]
+        e = o + ns                  # (slices: loops from 0 vectorise, offset indices do not)
+        R0, R1, R2, R3 = Rs[u0, o:e], Rs[u1, o:e], Rs[u2, o:e], Rs[u3, o:e]
+        for h in range(0, Hb - 1, 2):
+            Yh = Y[h, o:e]
+            Yk = Y[h + 1, o:e]
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 0.0
+            for n in range(ns):
+                y = Yh[n]
+                z = Yk[n]
+                r0 = R0[n]
+                r1 = R1[n]
+                r2 = R2[n]
+                r3 = R3[n]
+                a0 += r0 * y
+                a1 += r1 * y
+                a2 += r2 * y
+                a3 += r3 * y
+                b0 += r0 * z
+                b1 += r1 * z
+                b2 += r2 * z
+                b3 += r3 * z
+            _put_pair(mom_s, U, u0, h, a0, b0)
+            _put_pair(mom_s, U, u1, h, a1, b1)
+            _put_pair(mom_s, U, u2, h, a2, b2)
+            _put_pair(mom_s, U, u3, h, a3, b3)
+        if Hb % 2:
+            h = Hb - 1
+            Yh = Y[h, o:e]
+            a0 = a1 = a2 = a3 = 0.0
+            for n in range(ns):
+                y = Yh[n]
+                a0 += R0[n] * y
+                a1 += R1[n] * y
+                a2 += R2[n] * y
+                a3 += R3[n] * y
+            for u, a in ((u0, a0), (u1, a1), (u2, a2), (u3, a3)):
+                if u < U:
+                    mom_s[u, h] = a
+
+    @njit(inline="always", cache=True)
+    def _put_pair(mom_s, U, u, h, a, b):
+        if u < U:
+            mom_s[u, h] = a
+            mom_s[u, h + 1] = b
+
+    @njit(inline="always", cache=True)
+    def _block_moments_backward(ub, Hb, o, ns, Rs, dRs, Y, g_mom_s, gY, gR4, gr):
+        """Reverse mode of :func:`_block_moments` from dE/dM in ``g_mom_s`` [U + 1, H] (row U
+        zero): adds dE/dY to gY [H, n] and dE/dR_u dR_u/dr to gr [n] (n from o to o + ns);
+        gR4 [4, nbmax] is scratch."""
+        u0, u1, u2, u3 = ub[0], ub[1], ub[2], ub[3]
+        e = o + ns                  # (slices: loops from 0 vectorise, offset indices do not)
+        R0, R1, R2, R3 = Rs[u0, o:e], Rs[u1, o:e], Rs[u2, o:e], Rs[u3, o:e]
+        g0, g1, g2, g3 = gR4[0], gR4[1], gR4[2], gR4[3]
+        for n in range(ns):
+            g0[n] = 0.0
+            g1[n] = 0.0
+            g2[n] = 0.0
+            g3[n] = 0.0
+        for h in range(0, Hb - 1, 2):
+            c0, c1, c2, c3 = g_mom_s[u0, h], g_mom_s[u1, h], g_mom_s[u2, h], g_mom_s[u3, h]
+            d0, d1, d2, d3 = (g_mom_s[u0, h + 1], g_mom_s[u1, h + 1], g_mom_s[u2, h + 1],
+                              g_mom_s[u3, h + 1])
+            Yh = Y[h, o:e]
+            Yk = Y[h + 1, o:e]
+            gYh = gY[h, o:e]
+            gYk = gY[h + 1, o:e]
+            for n in range(ns):
+                y = Yh[n]
+                z = Yk[n]
+                r0 = R0[n]
+                r1 = R1[n]
+                r2 = R2[n]
+                r3 = R3[n]
+                gYh[n] += c0 * r0 + c1 * r1 + c2 * r2 + c3 * r3
+                gYk[n] += d0 * r0 + d1 * r1 + d2 * r2 + d3 * r3
+                g0[n] += c0 * y + d0 * z
+                g1[n] += c1 * y + d1 * z
+                g2[n] += c2 * y + d2 * z
+                g3[n] += c3 * y + d3 * z
+        if Hb % 2:
+            h = Hb - 1
+            c0, c1, c2, c3 = g_mom_s[u0, h], g_mom_s[u1, h], g_mom_s[u2, h], g_mom_s[u3, h]
+            Yh = Y[h, o:e]
+            gYh = gY[h, o:e]
+            for n in range(ns):
+                y = Yh[n]
+                gYh[n] += c0 * R0[n] + c1 * R1[n] + c2 * R2[n] + c3 * R3[n]
+                g0[n] += c0 * y
+                g1[n] += c1 * y
+                g2[n] += c2 * y
+                g3[n] += c3 * y
+        dR0, dR1, dR2, dR3 = dRs[u0, o:e], dRs[u1, o:e], dRs[u2, o:e], dRs[u3, o:e]
+        grs = gr[o:e]
+        for n in range(ns):
+            grs[n] += g0[n] * dR0[n] + g1[n] * dR1[n] + g2[n] * dR2[n] + g3[n] * dR3[n]
 
     @njit(parallel=True, fastmath=True, cache=True)
     def descriptor_values(pos, start, pair_j, shifts, species, acc,
                           mom_slot, mom_nu, mom_rc, mgrp_n, mgrp_invh, mgrp_off, mom_lmax,
-                          mom_lsu, spec_n, spec_g1, spec_g2, g_ptr, g_src, g_w, coef, tab, dfac,
-                          n_chunks, G, mom):
+                          mom_ls, mom_nb, mom_ub, mom_hb, spec_n, spec_g1, spec_g2, g_ptr,
+                          g_src, g_w, coef, tab, dfac, n_chunks, G, mom):
         """Symmetry functions G [N, F] of every atom from the radial sums ``acc`` of
         :func:`radial_sums` and the harmonic moments (kept in ``mom`` [N, E, U, H] for the
         gradients).
@@ -314,14 +442,18 @@ if numba is not None:
         (-1: none) within ``mom_rc[c]``, radial factors from the table ``mgrp_*[c]``
         (``mom_nu[c]`` columns), degrees <= ``mom_lmax[c]``; P pairs the slots
         (``spec_g1[c, g]``, ``spec_g2[c, g]``) for g < ``spec_n[c]``.  Moments of slot s
-        and radial column u run to degree ``mom_lsu[c, s, u]`` only (-1: none), the
-        highest degree any function uses (the rest of ``mom`` stays zero).
+        and radial column u run to the highest degree any function uses (``FusedPlan.mom_lsu``),
+        rounded up to the highest of its block of four columns
+        (``mom_ub[c, s, b]``, to ``mom_hb[c, s, b]`` harmonics; ``mom_nb[c, s]`` blocks); the
+        harmonics of element c's neighbours run to degree ``mom_ls[c]``.  Moments beyond the
+        degrees a function uses enter no G.
         """
         n_atoms, n_el, D = pos.shape[0], acc.shape[2], acc.shape[3]
         E, U, H, L, o_spec, o_diag, nbmax = _moment_scratch(pos, start, n_el, D, spec_g1, mom)
         n_chunks = max(1, min(n_atoms, n_chunks))
         for ch in prange(n_chunks):
-            x, val, _, sx, sy, sz, sr, sp, R, slot_n = _gather_buffers(pos, E, U, nbmax, o_diag + E * U)
+            x, val, _, slot_off, slot_n, fill, tp, ts, sx, sy, sz, sr, sp, R = _gather_buffers(
+                pos, E, U, nbmax, o_diag + E * U)
             Y = np.empty((H, nbmax), dtype=pos.dtype)
             for i in range(ch * n_atoms // n_chunks, (ch + 1) * n_atoms // n_chunks):
                 c = species[i]
@@ -336,30 +468,24 @@ if numba is not None:
                 nu = mom_nu[c]
                 if nu > 0:
                     lmax = mom_lmax[c]
-                    _gather_moment_pairs(pos, start, pair_j, shifts, species, i, c, mom_slot,
-                                         mom_rc[c], mgrp_n, mgrp_invh, mgrp_off, nu, coef, False,
-                                         slot_n, sx, sy, sz, sr, sp, R, R, val, val)
+                    nt = _gather_moment_pairs(pos, start, pair_j, shifts, species, i, c, mom_slot,
+                                              mom_rc[c], mgrp_n, mgrp_invh, mgrp_off, nu, coef, False,
+                                              slot_off, slot_n, fill, tp, ts, sx, sy, sz, sr, sp, R, R,
+                                              val, val)
+                    if mom_ls[c] >= 0:
+                        _harmonics_soa(sx, sy, sz, nt, mom_ls[c], tab, dfac, Y)
                     for s in range(E):
                         ns = slot_n[s]
-                        if ns == 0:
-                            continue
-                        ls = -1
+                        o = slot_off[s]
                         for u in range(nu):
-                            ls = max(ls, mom_lsu[c, s, u])
-                        if ls >= 0:
-                            _harmonics_soa(sx[s], sy[s], sz[s], ns, ls, tab, dfac, Y)
-                        for u in range(nu):
-                            Ru = R[s, u]
+                            Ru = R[u, o:o + ns]
                             a = 0.0
                             for n in range(ns):
                                 a += Ru[n] * Ru[n]
                             x[o_diag + s * U + u] = a
-                            for h in range((mom_lsu[c, s, u] + 1) * (mom_lsu[c, s, u] + 1)):
-                                Yh = Y[h]
-                                a = 0.0
-                                for n in range(ns):
-                                    a += Ru[n] * Yh[n]
-                                mom[i, s, u, h] = a
+                        if ns > 0:
+                            for b in range(mom_nb[c, s]):
+                                _block_moments(mom_ub[c, s, b], mom_hb[c, s, b], U, o, ns, R, Y, mom[i, s])
                     for g in range(spec_n[c]):
                         ga = spec_g1[c, g]
                         gb = spec_g2[c, g]
@@ -381,8 +507,8 @@ if numba is not None:
     @njit(parallel=True, fastmath=True, cache=True)
     def descriptor_gradients(pos, start, pair_j, shifts, species, gG,
                              mom_slot, mom_nu, mom_rc, mgrp_n, mgrp_invh, mgrp_off, mom_lmax,
-                             mom_lsu, spec_n, spec_g1, spec_g2, g_ptr, g_src, g_w, coef, tab, dfac,
-                             n_chunks, mom, zero_pairs, g_acc, g_pair):
+                             mom_ls, mom_nb, mom_ub, mom_hb, spec_n, spec_g1, spec_g2, g_ptr,
+                             g_src, g_w, coef, tab, dfac, n_chunks, mom, zero_pairs, g_acc, g_pair):
         """From dE/dG [N, F]: dE/d(radial sums) ``g_acc`` [N, n_el, D] (for
         :func:`radial_gradients`) and the moment part of dE/d(pair vector) ``g_pair`` [P, 3]
         (added; with ``zero_pairs`` set first to zero, so pairs outside every moment cutoff
@@ -391,17 +517,17 @@ if numba is not None:
         E, U, H, L, o_spec, o_diag, nbmax = _moment_scratch(pos, start, n_el, D, spec_g1, mom)
         n_chunks = max(1, min(n_atoms, n_chunks))
         for ch in prange(n_chunks):
-            gx_all, val, dval, sx, sy, sz, sr, sp, R, slot_n = _gather_buffers(pos, E, U, nbmax,
-                                                                              o_diag + E * U)
-            dR = np.empty((E, U, nbmax), dtype=pos.dtype)
+            gx_all, val, dval, slot_off, slot_n, fill, tp, ts, sx, sy, sz, sr, sp, R = _gather_buffers(
+                pos, E, U, nbmax, o_diag + E * U)
+            dR = np.zeros((U + 1, nbmax), dtype=pos.dtype)
             Y = np.empty((H, nbmax), dtype=pos.dtype)
             gY = np.empty((H, nbmax), dtype=pos.dtype)
             gx = np.empty(nbmax, dtype=pos.dtype)
             gy = np.empty(nbmax, dtype=pos.dtype)
             gz = np.empty(nbmax, dtype=pos.dtype)
             gr = np.empty(nbmax, dtype=pos.dtype)
-            gRu = np.empty(nbmax, dtype=pos.dtype)
-            g_mom = np.empty((E, U, H), dtype=pos.dtype)
+            gR4 = np.empty((4, nbmax), dtype=pos.dtype)
+            g_mom = np.zeros((E, U + 1, H), dtype=pos.dtype)
             for i in range(ch * n_atoms // n_chunks, (ch + 1) * n_atoms // n_chunks):
                 c = species[i]
                 if zero_pairs:
@@ -421,7 +547,7 @@ if numba is not None:
                 if nu == 0:
                     continue
                 lmax = mom_lmax[c]
-                g_mom[:, :, :] = 0.0
+                g_mom[:, :U, :] = 0.0                   # (row U: the zero row of padded blocks)
                 for g in range(spec_n[c]):
                     ga = spec_g1[c, g]
                     gb = spec_g2[c, g]
@@ -431,56 +557,50 @@ if numba is not None:
                             for h in range(l * l, (l + 1) * (l + 1)):
                                 g_mom[ga, u, h] += q * mom[i, gb, u, h]
                                 g_mom[gb, u, h] += q * mom[i, ga, u, h]
-                _gather_moment_pairs(pos, start, pair_j, shifts, species, i, c, mom_slot,
-                                     mom_rc[c], mgrp_n, mgrp_invh, mgrp_off, nu, coef, True,
-                                     slot_n, sx, sy, sz, sr, sp, R, dR, val, dval)
+                nt = _gather_moment_pairs(pos, start, pair_j, shifts, species, i, c, mom_slot,
+                                          mom_rc[c], mgrp_n, mgrp_invh, mgrp_off, nu, coef, True,
+                                          slot_off, slot_n, fill, tp, ts, sx, sy, sz, sr, sp, R, dR,
+                                          val, dval)
+                ls = mom_ls[c]
+                if ls >= 0:
+                    _harmonics_soa(sx, sy, sz, nt, ls, tab, dfac, Y)
+                for h in range((ls + 1) * (ls + 1)):
+                    gYh = gY[h]
+                    for n in range(nt):
+                        gYh[n] = 0.0
+                for n in range(nt):
+                    gr[n] = 0.0
+                    gx[n] = 0.0
+                    gy[n] = 0.0
+                    gz[n] = 0.0
                 for s in range(E):
                     ns = slot_n[s]
                     if ns == 0:
                         continue
-                    ls = -1
-                    for u in range(nu):
-                        ls = max(ls, mom_lsu[c, s, u])
-                    if ls >= 0:
-                        _harmonics_soa(sx[s], sy[s], sz[s], ns, ls, tab, dfac, Y)
-                    for h in range((ls + 1) * (ls + 1)):
-                        gYh = gY[h]
-                        for n in range(ns):
-                            gYh[n] = 0.0
-                    for n in range(ns):
-                        gr[n] = 0.0
-                        gx[n] = 0.0
-                        gy[n] = 0.0
-                        gz[n] = 0.0
-                    for u in range(nu):
-                        Ru = R[s, u]
-                        dRu = dR[s, u]
+                    o = slot_off[s]
+                    grs = gr[o:o + ns]
+                    for u in range(nu):                     # the diagonal sum_j R_u^2
+                        Ru = R[u, o:o + ns]
+                        dRu = dR[u, o:o + ns]
                         gdg = 2.0 * gx_all[o_diag + s * U + u]
                         for n in range(ns):
-                            gRu[n] = gdg * Ru[n]                   # dE/dR_u of each pair
-                        for h in range((mom_lsu[c, s, u] + 1) * (mom_lsu[c, s, u] + 1)):
-                            gm = g_mom[s, u, h]
-                            Yh = Y[h]
-                            gYh = gY[h]
-                            for n in range(ns):
-                                gRu[n] += gm * Yh[n]
-                                gYh[n] += gm * Ru[n]
-                        for n in range(ns):
-                            gr[n] += gRu[n] * dRu[n]
-                    if ls > 0:
-                        _harmonics_soa_backward(sx[s], sy[s], sz[s], ns, ls, tab, dfac, Y, gY,
-                                                gx, gy, gz)
-                    for n in range(ns):
-                        ux = sx[s, n]
-                        uy = sy[s, n]
-                        uz = sz[s, n]
-                        inv = 1.0 / sr[s, n]
-                        # only the tangential part of dE/du: the harmonics depend on the direction
-                        dot = gx[n] * ux + gy[n] * uy + gz[n] * uz
-                        p = sp[s, n]
-                        g_pair[p, 0] += gr[n] * ux + (gx[n] - dot * ux) * inv
-                        g_pair[p, 1] += gr[n] * uy + (gy[n] - dot * uy) * inv
-                        g_pair[p, 2] += gr[n] * uz + (gz[n] - dot * uz) * inv
+                            grs[n] += gdg * Ru[n] * dRu[n]
+                    for b in range(mom_nb[c, s]):
+                        _block_moments_backward(mom_ub[c, s, b], mom_hb[c, s, b], o, ns, R, dR, Y,
+                                                g_mom[s], gY, gR4, gr)
+                if ls > 0:
+                    _harmonics_soa_backward(sx, sy, sz, nt, ls, tab, dfac, Y, gY, gx, gy, gz)
+                for n in range(nt):
+                    ux = sx[n]
+                    uy = sy[n]
+                    uz = sz[n]
+                    inv = 1.0 / sr[n]
+                    # only the tangential part of dE/du: the harmonics depend on the direction
+                    dot = gx[n] * ux + gy[n] * uy + gz[n] * uz
+                    p = sp[n]
+                    g_pair[p, 0] += gr[n] * ux + (gx[n] - dot * ux) * inv
+                    g_pair[p, 1] += gr[n] * uy + (gy[n] - dot * uy) * inv
+                    g_pair[p, 2] += gr[n] * uz + (gz[n] - dot * uz) * inv
 
     @njit(parallel=True, fastmath=True, cache=True)
     def radial_gradients(pos, start, pair_j, shifts, species, rgrp_rc, rgrp_n, rgrp_invh, rgrp_K,
@@ -980,7 +1100,8 @@ class FusedPlan:
       column d);
     * per centre element, the radial factors of its moments in one table (``mgrp_*``),
       and per (centre, neighbour slot, radial column) the highest harmonic degree any of
-      its functions uses (``mom_lsu``; moments beyond it are never computed);
+      its functions uses (``mom_lsu``), the columns grouped in blocks of four by degree
+      (``mom_nb``, ``mom_ub``, ``mom_hb``; moments beyond a block's degree are never computed);
     * the sparse rows that map each atom's pair sums to its symmetry functions in n2p2
       order (``g_ptr``, ``g_src``, ``g_w``; see :func:`descriptor_values`);
     * the functions evaluated over explicit triplets (type 3, type 9 outside the
@@ -1104,6 +1225,21 @@ class FusedPlan:
                     g, u, l = q // (U * L), q // L % U, q % L
                     for slot in (self.spec_g1[c, g], self.spec_g2[c, g]):
                         self.mom_lsu[c, slot, u] = max(self.mom_lsu[c, slot, u], l)
+        # the moment loops run over blocks of four radial columns (highest degree first;
+        # column U, whose R is zero, pads the last block), each to its highest degree
+        self.mom_ls = self.mom_lsu.max(axis=(1, 2))        # the degree of an element's harmonics
+        n_blocks = (U + 3) // 4
+        self.mom_nb = np.zeros((n_el, E), np.int64)
+        self.mom_ub = np.full((n_el, E, n_blocks, 4), U, np.int64)
+        self.mom_hb = np.zeros((n_el, E, n_blocks), np.int64)
+        for c in range(n_el):
+            for slot in range(E):
+                cols = sorted((u for u in range(U) if self.mom_lsu[c, slot, u] >= 0),
+                              key=lambda u: -self.mom_lsu[c, slot, u])
+                for b in range(0, len(cols), 4):
+                    self.mom_ub[c, slot, b // 4, :len(cols[b:b + 4])] = cols[b:b + 4]
+                    self.mom_hb[c, slot, b // 4] = (self.mom_lsu[c, slot, cols[b]] + 1) ** 2
+                self.mom_nb[c, slot] = (len(cols) + 3) // 4
 
     def _triplet_plan(self, acsf, plan, n_cat: dict, table, dt) -> None:
         """Tables of the functions the eager module evaluates over explicit triplets (type 3,
@@ -1196,7 +1332,8 @@ class FusedPlan:
     def descriptor_tables(self) -> tuple:
         """Table arguments of :func:`descriptor_values` / :func:`descriptor_gradients`."""
         return (self.mom_slot, self.mom_nu, self.mom_rc, self.mgrp_n, self.mgrp_invh, self.mgrp_off,
-                self.mom_lmax, self.mom_lsu, self.spec_n, self.spec_g1, self.spec_g2, self.g_ptr, self.g_src,
+                self.mom_lmax, self.mom_ls, self.mom_nb, self.mom_ub, self.mom_hb,
+                self.spec_n, self.spec_g1, self.spec_g2, self.g_ptr, self.g_src,
                 self.g_w, self.coef, self.tab, self.dfac)
 
 
