@@ -493,9 +493,11 @@ if numba is not None:
                             Ma = mom[i, ga, u]
                             Mb = mom[i, gb, u]
                             for l in range(lmax + 1):
+                                Mal = Ma[l * l:(l + 1) * (l + 1)]
+                                Mbl = Mb[l * l:(l + 1) * (l + 1)]
                                 a = 0.0
-                                for h in range(l * l, (l + 1) * (l + 1)):
-                                    a += Ma[h] * Mb[h]
+                                for h in range(2 * l + 1):
+                                    a += Mal[h] * Mbl[h]
                                 x[o_spec + (g * U + u) * L + l] = a
                 G[i, :] = 0.0
                 for f in range(g_ptr.shape[1] - 1):
