@@ -99,22 +99,26 @@ if numba is not None:
     @njit(inline="always", cache=True)
     def _table_eval(coef, off, K, n_int, invh, r, val, dval, o, values, derivatives):
         """The K tabulated functions of a table at r into val[o:o+K] and/or their r-derivatives
-        (1/Å) into dval[o:o+K]; coefficients [n_int, K, 6], quintic in t = r/h - interval."""
+        (1/Å) into dval[o:o+K]; coefficients [n_int, K, 6], quintic in t = r/h - interval.
+        (Views and unsigned offsets: numba's negative-index wraparound would add a compare
+        and a select to every coefficient load.)"""
         x = r * invh
-        m = min(int(x), n_int - 1)
+        m = min(np.uint64(x), np.uint64(n_int - 1))
         t = x - m
-        b = off + m * 6 * K
+        cf = coef[off + np.int64(m) * 6 * K:]
+        vv = val[o:o + K]
+        dv = dval[o:o + K]
         for k in range(K):
-            q = b + 6 * k
-            c1 = coef[q + 1]
-            c2 = coef[q + 2]
-            c3 = coef[q + 3]
-            c4 = coef[q + 4]
-            c5 = coef[q + 5]
+            q = np.uint64(6) * np.uint64(k)
+            c1 = cf[q + np.uint64(1)]
+            c2 = cf[q + np.uint64(2)]
+            c3 = cf[q + np.uint64(3)]
+            c4 = cf[q + np.uint64(4)]
+            c5 = cf[q + np.uint64(5)]
             if values:
-                val[o + k] = coef[q] + t * (c1 + t * (c2 + t * (c3 + t * (c4 + t * c5))))
+                vv[k] = cf[q] + t * (c1 + t * (c2 + t * (c3 + t * (c4 + t * c5))))
             if derivatives:
-                dval[o + k] = invh * (c1 + t * (2.0 * c2 + t * (3.0 * c3 + t * (4.0 * c4 + t * 5.0 * c5))))
+                dv[k] = invh * (c1 + t * (2.0 * c2 + t * (3.0 * c3 + t * (4.0 * c4 + t * 5.0 * c5))))
 
     @njit(inline="always", cache=True)
     def _harmonics_soa(ux, uy, uz, ns, l_max, tab, dfac, Y):
@@ -235,11 +239,14 @@ if numba is not None:
                             K = rgrp_K[g]
                             _table_eval(coef, rgrp_off[g], K, rgrp_n[g], rgrp_invh[g], r, val, val, o,
                                         True, False)
-                            for d in range(o, o + K):
-                                acc[ch, i, ej, d] += val[d]
+                            vg = val[o:o + K]
+                            ai = acc[ch, i, ej, o:o + K]
+                            for d in range(K):
+                                ai[d] += vg[d]
                             if j != i:
-                                for d in range(o, o + K):
-                                    acc[ch, j, ei, d] += val[d]
+                                aj = acc[ch, j, ei, o:o + K]
+                                for d in range(K):
+                                    aj[d] += vg[d]
             closest[ch, 0] = r2_min
             closest[ch, 1] = p_min
 
@@ -637,12 +644,15 @@ if numba is not None:
                                 K = rgrp_K[g]
                                 _table_eval(coef, rgrp_off[g], K, rgrp_n[g], rgrp_invh[g], r, dval,
                                             dval, o, False, True)
+                                dg = dval[o:o + K]
+                                gi = g_acc[i, ej, o:o + K]
                                 if j != i:
-                                    for d in range(o, o + K):
-                                        dEdr += (g_acc[i, ej, d] + g_acc[j, ei, d]) * dval[d]
+                                    gj = g_acc[j, ei, o:o + K]
+                                    for d in range(K):
+                                        dEdr += (gi[d] + gj[d]) * dg[d]
                                 else:
-                                    for d in range(o, o + K):
-                                        dEdr += g_acc[i, ej, d] * dval[d]
+                                    for d in range(K):
+                                        dEdr += gi[d] * dg[d]
                         dEdr /= r
                         g_pair[p, 0] += dEdr * vx
                         g_pair[p, 1] += dEdr * vy
