@@ -221,23 +221,20 @@ def test_plan_survives_shared_memory_move(frames):  # noqa: F811
     assert_same_results(atoms, eager, rtol=1e-7, atol=1e-8)
 
 
-def test_moments_stop_at_the_degrees_the_functions_use(frames):  # noqa: F811
-    """Moments of a (neighbour element, radial factor) are computed only to the highest
-    harmonic degree that a function uses (zeta 4 needs l <= 4, zeta 1 l <= 1; a factor
-    no angular function of that neighbour uses, none), and the results equal the eager
-    calculator's along an MD run and the finite-difference forces."""
-    angular = [("O", "O", 0.05, 4.0), ("Zr", "O", 0.05, 1.0), ("Zr", "O", 0.2, 2.0), ("La", "Zr", 0.2, 1.0)]
+def _moment_model(structures, angular_lines: str, seed: int) -> HDNNP:
+    """A La-Zr-O model with one radial function per element pair (rc 4.5 Å) plus the given
+    type-9 lines, its scaling and reference energies fitted on ``structures``."""
     text = "elements La Zr O\ncutoff_type 6 0.0\n" + "\n".join(
         f"symfunction_short {c} 2 {n} 0.5 0.0 4.5" for c in ("La", "Zr", "O") for n in ("La", "Zr", "O")
-    ) + "\n" + "\n".join(f"symfunction_short {c} 9 {a} {b} {eta} {lam} {zeta} 4.5"
-                         for c in ("La", "Zr", "O") for a, b, eta, zeta in angular for lam in (-1, 1))
-    pot = HDNNP(SymmetryFunctionSet.from_text(text), hidden=(8,), activation="tanh", seed=5)
-    pot.fit_scaling(frames).fit_reference_energies(frames, [-2.0 * len(a) for a in frames])
-    plan = FusedPlan(pot.acsf)
-    assert plan.shape[2] == 25                                  # degrees up to 4 are stored
-    for c in range(3):     # slot O: l <= 4 (eta 0.05), 2 (0.2); Zr: 1, 2; La: none (0.05), 1 (0.2)
-        assert sorted(plan.mom_lsu[c].ravel().tolist()) == [-1, 1, 1, 2, 2, 4]
-    atoms = frames[0].copy()
+    ) + "\n" + angular_lines
+    pot = HDNNP(SymmetryFunctionSet.from_text(text), hidden=(8,), activation="tanh", seed=seed)
+    return pot.fit_scaling(structures).fit_reference_energies(structures, [-2.0 * len(a) for a in structures])
+
+
+def _assert_fused_md_matches(pot, structures) -> None:
+    """Six hot MD steps on the fused kernels equal the eager calculator's; forces equal
+    finite differences of the fused energy."""
+    atoms = structures[0].copy()
     calc = HDNNPCalculator(pot, device="cpu", extrapolation="ignore", skin=0.4, compile="numba")
     eager = HDNNPCalculator(pot, device="cpu", extrapolation="ignore", skin=0.0)
     dyn = hot_md(atoms, calc)
@@ -247,18 +244,31 @@ def test_moments_stop_at_the_degrees_the_functions_use(frames):  # noqa: F811
     np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-5), atol=1e-6)
 
 
+def test_moments_stop_at_the_degrees_the_functions_use(frames):  # noqa: F811
+    """Moments of a (neighbour element, radial factor) are computed only to the highest
+    harmonic degree that a function uses (zeta 4 needs l <= 4, zeta 1 l <= 1; a factor
+    no angular function of that neighbour uses, none), and the results equal the eager
+    calculator's along an MD run and the finite-difference forces."""
+    angular = [("O", "O", 0.05, 4.0), ("Zr", "O", 0.05, 1.0), ("Zr", "O", 0.2, 2.0), ("La", "Zr", 0.2, 1.0)]
+    pot = _moment_model(frames, "\n".join(f"symfunction_short {c} 9 {a} {b} {eta} {lam} {zeta} 4.5"
+                                           for c in ("La", "Zr", "O") for a, b, eta, zeta in angular
+                                           for lam in (-1, 1)), seed=5)
+    plan = FusedPlan(pot.acsf)
+    assert plan.shape[2] == 25                                  # degrees up to 4 are stored
+    for c in range(3):     # slot O: l <= 4 (eta 0.05), 2 (0.2); Zr: 1, 2; La: none (0.05), 1 (0.2)
+        assert sorted(plan.mom_lsu[c].ravel().tolist()) == [-1, 1, 1, 2, 2, 4]
+    _assert_fused_md_matches(pot, frames)
+
+
 def test_moment_blocks_of_four_radial_columns(frames):  # noqa: F811
     """The moment loops run over blocks of four radial columns, highest degree first, the
     last block padded with the zero column U: six radial factors of one neighbour slot give
     two blocks (four + two and two pads), and the results equal the eager calculator's
     along an MD run and the finite-difference forces."""
     etas_zetas = [(0.01, 1.0), (0.03, 4.0), (0.05, 2.0), (0.1, 4.0), (0.2, 1.0), (0.4, 2.0)]
-    text = "elements La Zr O\ncutoff_type 6 0.0\n" + "\n".join(
-        f"symfunction_short {c} 2 {n} 0.5 0.0 4.5" for c in ("La", "Zr", "O") for n in ("La", "Zr", "O")
-    ) + "\n" + "\n".join(f"symfunction_short {c} 9 O O {eta} {lam} {zeta} 4.5"
-                         for c in ("La", "Zr", "O") for eta, zeta in etas_zetas for lam in (-1, 1))
-    pot = HDNNP(SymmetryFunctionSet.from_text(text), hidden=(8,), activation="tanh", seed=6)
-    pot.fit_scaling(frames).fit_reference_energies(frames, [-2.0 * len(a) for a in frames])
+    pot = _moment_model(frames, "\n".join(f"symfunction_short {c} 9 O O {eta} {lam} {zeta} 4.5"
+                                           for c in ("La", "Zr", "O") for eta, zeta in etas_zetas
+                                           for lam in (-1, 1)), seed=6)
     plan = FusedPlan(pot.acsf)
     E, U, H = plan.shape
     assert (U, H) == (6, 25)
@@ -272,11 +282,4 @@ def test_moment_blocks_of_four_radial_columns(frames):  # noqa: F811
         assert sorted(real) == list(range(6))
         assert [lsu[u] for u in real] == sorted(lsu.tolist(), reverse=True)
         assert plan.mom_hb[c, s].tolist() == [(lsu[real[0]] + 1) ** 2, (lsu[real[4]] + 1) ** 2]
-    atoms = frames[0].copy()
-    calc = HDNNPCalculator(pot, device="cpu", extrapolation="ignore", skin=0.4, compile="numba")
-    eager = HDNNPCalculator(pot, device="cpu", extrapolation="ignore", skin=0.0)
-    dyn = hot_md(atoms, calc)
-    for _ in range(6):
-        dyn.run(1)
-        assert_same_results(atoms, eager, rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-5), atol=1e-6)
+    _assert_fused_md_matches(pot, frames)
