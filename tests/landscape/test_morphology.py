@@ -86,7 +86,9 @@ def test_decahedra_and_fcc_are_not_icosahedral():
 
 def test_vertex_vacancy_plus_adatom_cu55():
     ih, moved = _ih55_vertex_to_hollow()
-    res = quench([ih, moved], progress=False)
+    # the moved vertex crosses a flat stretch: FIRE + L-BFGS needed < 3000 steps on an Intel
+    # VM and more on an AMD one (same code, different rounding); the minimum is what is tested
+    res = quench([ih, moved], progress=False, max_steps=6000)
     assert res.valid.all()
     dE = res.energies[1] - res.energies[0]
     assert 0.5 < dE < 0.8            # EMT: 0.61-0.66 eV for the vertex-vacancy + adatom minima
