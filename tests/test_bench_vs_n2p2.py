@@ -69,3 +69,21 @@ def test_mdmlkit_matches_n2p2_on_the_shipped_fast_model(bench, tmp_path):
     times, energy = peer.time(2)
     assert len(times) == 2 and min(times) > 0 and energy == peer.energy and peer.n_atoms == 88
     np.testing.assert_array_equal(peer.close(), peer.forces)
+
+
+@pytest.mark.skipif(not (ROOT / "benchmarks" / ".cache" / "n2p2" / "n2p2_timer").is_file(),
+                    reason="n2p2 timing driver not built (make bench-n2p2 builds it from ../shared/peers/n2p2)")
+def test_mdmlkit_matches_n2p2_on_the_dense_type3_set(bench, tmp_path):
+    """n2p2's usual angular grid (runs of functions that share their radial factors in the
+    triplet kernels): n2p2's own energy and forces."""
+    from mdmlkit.io.n2p2 import write_input_data
+
+    atoms = bench.pyrochlore_cells((88,))[88]
+    write_input_data(atoms, tmp_path / "input.data")
+    model_dir = bench.classic_type3_model(tmp_path / "dense", bench.TYPE3_ANGULAR["dense_type3"])
+    peer = bench.N2P2Peer(bench.CACHE / "n2p2_timer", model_dir, tmp_path / "input.data")
+    side = bench.MdmlkitSide(model_dir, atoms)
+    assert side.calc._fused.plan.n_triplet_functions == 3 * 96
+    agree = bench.check_agreement(peer.energy, peer.forces, side.energy, side.forces, "dense_type3")
+    assert agree["energy_rel_diff"] < 1e-10 and agree["forces_max_rel_diff"] < 1e-7
+    peer.close()

@@ -162,3 +162,37 @@ def test_plan_without_triplets_is_unchanged(model3):
         f"symfunction_short {c} 9 O O 0.05 1 1.0 4.5" for c in ELEMENTS) + "\n")
     plan = FusedPlan(HDNNP(sfs, hidden=(4,), seed=0).acsf)
     assert plan.n_triplet_functions == 0 and plan.fn_col.shape == (0,)
+
+
+def test_functions_sharing_radial_factors(frames):
+    """An n2p2-style grid (per neighbour pair one eta with lambda = +-1 and zeta = 1, 2, 4, 16,
+    plus type 9 with the same eta and non-integer zeta): the plan puts the functions with the
+    same radial factors side by side (runs of eight type-3 functions), and the kernels that
+    form their radial product once per run give the eager energies, per-atom energies, forces
+    and stress, and forces that are the derivatives of their energy."""
+    text = "elements La Zr O\ncutoff_type 1 0.0\n" + "\n".join(
+        [f"symfunction_short {c} 2 {n} 0.3 0.0 5.0" for c in ELEMENTS for n in ELEMENTS]
+        + [f"symfunction_short {c} 3 {a} {b} 0.03 {lam} {zeta} 5.0" for c in ELEMENTS for a, b in PAIRS
+           for lam in (1, -1) for zeta in (1, 2, 4, 16)]
+        + [f"symfunction_short {c} 9 {a} {b} 0.03 {lam} 1.5 5.0" for c in ELEMENTS for a, b in PAIRS
+           for lam in (1, -1)]) + "\n"
+    m = HDNNP(SymmetryFunctionSet.from_text(text), hidden=(8,), activation="tanh", seed=6)
+    m.fit_scaling(frames).fit_reference_energies(frames, [-2.0 * len(a) for a in frames])
+    plan = FusedPlan(m.acsf)
+    runs, n = [], 1
+    for f in range(1, plan.fn_col.shape[0] + 1):
+        same = (f < plan.fn_col.shape[0] and f not in set(plan.grp_fptr)
+                and (plan.fn_u[f], plan.fn_q[f]) == (plan.fn_u[f - 1], plan.fn_q[f - 1]))
+        if same:
+            n += 1
+        else:
+            runs.append(n)
+            n = 1
+    assert sorted(set(runs)) == [2, 8] and sum(runs) == plan.n_triplet_functions == 3 * 6 * 10
+    for atoms in (frames[0], frames[3]):
+        a = atoms.copy()
+        a.calc = HDNNPCalculator(m, device="cpu", extrapolation="ignore", compile=True)
+        eager = HDNNPCalculator(m, device="cpu", extrapolation="ignore")
+        assert_same_results(a, eager, rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(a.get_forces(), calculate_numerical_forces(a, eps=1e-5), atol=1e-6)
+        assert np.abs(a.get_forces()).max() > 1e-2

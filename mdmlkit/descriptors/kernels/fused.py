@@ -866,15 +866,28 @@ if numba is not None:
                 np.empty(nt, dtype=dt), np.empty(nt, dtype=dt), Q, dQ,
                 np.empty((na, nt), dtype=dt), np.empty((na, nt), dtype=dt),
                 np.zeros(2 * max(n_groups, 1), dtype=np.int64),
-                np.empty((4, nt), dtype=dt), np.empty((3, nb), dtype=dt),
+                np.empty((6, nt), dtype=dt), np.empty((3, nb), dtype=dt),
                 np.empty(nt, dtype=dt), np.empty(nt, dtype=np.uint64))
 
     @njit(inline="always", cache=True)
+    def _segment_end(f, f1, fn_u, fn_q):
+        """End of the run of functions from f (below f1) that share f's radial factors (u, q):
+        the plan sorts each group's functions by (q, u), so a run is contiguous."""
+        u, q = fn_u[f], fn_q[f]
+        e = f + 1
+        while e < f1 and fn_u[e] == u and fn_q[e] == q:
+            e += 1
+        return e
+
+    @njit(inline="always", cache=True)
     def _triplet_sums(c, n_el, grp_map, grp_fptr, fn_col, fn_u, fn_a, fn_q, gm, A, R, Q, jid, kid,
-                      G_row):
+                      W, G_row):
         """Adds each triplet function's sum over the centre's triplets to ``G_row``: function f
         (column ``fn_col[f]``) of group g adds A_a(cos) R_u(r_ij) R_u(r_ik) Q_q over the
-        group's triplets, Q_q = R_u(r_jk) (type 3, q = u) or 1 (type 9, q = U + u)."""
+        group's triplets, Q_q = R_u(r_jk) (type 3, q = u) or 1 (type 9, q = U + u).  The
+        radial product W = R_u(r_ij) R_u(r_ik) Q_q is formed once per run of functions with
+        the same (u, q) (scratch ``W`` [nt]); each function then adds sum_m A_a W with no
+        gathered loads."""
         n_groups = grp_fptr.shape[0] - 1
         for e1 in range(n_el):
             for e2 in range(e1, n_el):
@@ -884,14 +897,21 @@ if numba is not None:
                 m0, m1 = gm[g], gm[g + n_groups]
                 js = jid[m0:m1]
                 ks = kid[m0:m1]
-                for f in range(grp_fptr[g], grp_fptr[g + 1]):
+                Wg = W[:m1 - m0]
+                f, f1 = grp_fptr[g], grp_fptr[g + 1]
+                while f < f1:
+                    fe = _segment_end(f, f1, fn_u, fn_q)
                     Ru = R[fn_u[f]]
-                    Aa = A[fn_a[f], m0:m1]
                     Qq = Q[fn_q[f], m0:m1]
-                    s = 0.0
                     for m in range(m1 - m0):
-                        s += Aa[m] * Ru[js[m]] * Ru[ks[m]] * Qq[m]
-                    G_row[fn_col[f]] += s
+                        Wg[m] = Ru[js[m]] * Ru[ks[m]] * Qq[m]
+                    for ff in range(f, fe):
+                        Aa = A[fn_a[ff], m0:m1]
+                        a = 0.0
+                        for m in range(m1 - m0):
+                            a += Aa[m] * Wg[m]
+                        G_row[fn_col[ff]] += a
+                    f = fe
 
     @njit(fastmath=True, cache=True)       # not inlined: more than 30 arguments (a *args call)
     def _triplet_backward(c, nm, n_el, grp_map, grp_fptr, fn_col, fn_u, fn_a, fn_q, gm, gG_row,
@@ -899,39 +919,51 @@ if numba is not None:
                           gt, gv, g_pair):
         """Adds the triplet functions' part of dE/d(pair vector) of one centre to ``g_pair``
         (its own list entries ``npr``) from its dE/dG row ``gG_row``: per triplet dE/dcos,
-        dE/dr_ij, dE/dr_ik, dE/dr_jk (``gt`` [4, m], one vectorised loop per function), then
-        the three pair vectors."""
+        dE/dr_ij, dE/dr_ik, dE/dr_jk (``gt[:4]`` [4, m]; per run of functions with the same
+        radial factors (u, q) their weighted angular factors first, in ``gt[4:6]``, then one
+        loop with the gathered R_u), then the three pair vectors."""
         n_groups = grp_fptr.shape[0] - 1
-        gt[:, :nm] = 0.0
+        gt[:4, :nm] = 0.0
         for e1 in range(n_el):
             for e2 in range(e1, n_el):
                 g = grp_map[c, e1, e2]
                 if g < 0:
                     continue
                 m0, m1 = gm[g], gm[g + n_groups]
+                nmg = m1 - m0
                 js = jid[m0:m1]
                 ks = kid[m0:m1]
                 gc, gj, gk, gjk = gt[0, m0:m1], gt[1, m0:m1], gt[2, m0:m1], gt[3, m0:m1]
-                for f in range(grp_fptr[g], grp_fptr[g + 1]):
-                    w = gG_row[fn_col[f]]
+                SA, SdA = gt[4, :nmg], gt[5, :nmg]
+                f, f1 = grp_fptr[g], grp_fptr[g + 1]
+                while f < f1:           # per run of functions sharing (u, q): their weighted
+                    fe = _segment_end(f, f1, fn_u, fn_q)     # angular sums, then one gather pass
+                    for m in range(nmg):
+                        SA[m] = 0.0
+                        SdA[m] = 0.0
+                    for ff in range(f, fe):
+                        w = gG_row[fn_col[ff]]
+                        Aa = A[fn_a[ff], m0:m1]
+                        dAa = dA[fn_a[ff], m0:m1]
+                        for m in range(nmg):
+                            SA[m] += w * Aa[m]
+                            SdA[m] += w * dAa[m]
                     Ru = R[fn_u[f]]
                     dRu = dR[fn_u[f]]
-                    Aa = A[fn_a[f], m0:m1]
-                    dAa = dA[fn_a[f], m0:m1]
                     Qq = Q[fn_q[f], m0:m1]
                     dQq = dQ[fn_q[f], m0:m1]
-                    for m in range(m1 - m0):
+                    for m in range(nmg):
                         j = js[m]
                         k = ks[m]
                         Rj = Ru[j]
                         Rk = Ru[k]
-                        wA = w * Aa[m]
-                        wAQ = wA * Qq[m]
                         RjRk = Rj * Rk
-                        gc[m] += w * dAa[m] * RjRk * Qq[m]
-                        gj[m] += wAQ * dRu[j] * Rk
-                        gk[m] += wAQ * Rj * dRu[k]
-                        gjk[m] += wA * RjRk * dQq[m]
+                        sq = SA[m] * Qq[m]
+                        gc[m] += SdA[m] * RjRk * Qq[m]
+                        gj[m] += sq * dRu[j] * Rk
+                        gk[m] += sq * Rj * dRu[k]
+                        gjk[m] += SA[m] * RjRk * dQq[m]
+                    f = fe
         nn = seg[n_el]
         gv[:, :nn] = 0.0
         # cos = v_j.v_k / (r_j r_k), r_jk = |v_k - v_j| (crjk: r_jk)
@@ -1014,7 +1046,7 @@ if numba is not None:
                     _triplet_angular(nm, c, an_n, an_lam, an_zeta, an_pref, an_zint, True, ccos,
                                      A, dA)
                     _triplet_sums(c, n_el, grp_map, grp_fptr, fn_col, fn_u, fn_a, fn_q, gm, A, R,
-                                  Q, jid, kid, G[i])
+                                  Q, jid, kid, gt[4], G[i])
                 e_atoms[i] = atom_network(c, G[i], n_layers, layers, weights, scale, e_ref, H, Dn,
                                           gG[i])
                 if nm > 0:
@@ -1302,9 +1334,13 @@ class FusedPlan:
             for (e1, e2), members in sorted(groups.items()):
                 rc3 = max([sf.rc for _, sf in members if sf.type == 3] + [0.0])
                 grp.append((e1, e2, rc3, int(any(sf.type == 9 for _, sf in members)), len(fn)))
+                rows = []
                 for f, sf in members:
                     u = ucol[(sf.rc, sf.eta, sf.rs)]
-                    fn.append((f, u, acol[(sf.lambda_, sf.zeta)], u if sf.type == 3 else U + u))
+                    rows.append((f, u, acol[(sf.lambda_, sf.zeta)], u if sf.type == 3 else U + u))
+                # functions sharing the radial factors (u, q) side by side: the kernels form
+                # their radial product once per run (_triplet_sums, _triplet_backward)
+                fn += sorted(rows, key=lambda r: (r[3], r[1], r[2]))
             cg_ptr.append(len(grp))
         self.tr_rc = tr_rc.astype(dt)
         t = np.array(tt, dtype=np.float64).reshape(-1, 6)
