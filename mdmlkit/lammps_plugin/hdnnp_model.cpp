@@ -169,7 +169,11 @@ inline void activation(char a, double z, double &y, double &dy)
 {
   switch (a) {
     case 'l': y = z; dy = 1.0; break;
-    case 't': y = std::tanh(z); dy = 1.0 - y * y; break;
+    case 't':      // 1 - 2 / (e^2z + 1): one exp instead of glibc's tanh (expm1 and more);
+                   // absolute error ~2e-16, also for large |z| (e^2z -> inf or 0)
+      y = 1.0 - 2.0 / (std::exp(2.0 * z) + 1.0);
+      dy = 1.0 - y * y;
+      break;
     case 's': y = 1.0 / (1.0 + std::exp(-z)); dy = y * (1.0 - y); break;
     case 'p':
       if (z > 35.0) { y = z; dy = 1.0; }
@@ -210,7 +214,7 @@ struct RawFn {
 
 // ---------------------------------------------------------------------------------------------
 
-Model::Model(const std::string &dir, bool force_triplets) : dir_(dir)
+Model::Model(const std::string &dir, bool force_triplets, bool tabulate) : dir_(dir)
 {
   read_input_nn(dir + "/input.nn", force_triplets);
   for (int e = 0; e < n_elements(); ++e) {
@@ -218,6 +222,148 @@ Model::Model(const std::string &dir, bool force_triplets) : dir_(dir)
     std::snprintf(name, sizeof(name), "weights.%03d.data", elements[e].z);
     read_weights(e, dir + "/" + name);
   }
+  if (tabulate) build_tables(1e-10);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Radial tables
+
+namespace {
+
+// R, dR/dr and d2R/dr2 of exp(-eta (r - rs)^2) fc(r); d2R from a second-order one-sided
+// difference of the exact dR/dr on the side `dir` (+1: r and above, -1: r and below), so that
+// every piece matches the one-sided limits of a cutoff whose curvature jumps (alpha rc, rc).
+struct RadialFactor {
+  double eta, rs, rc;
+  int type;
+  double alpha;
+  void slope(double r, double &f, double &df) const
+  {
+    double fc, dfc;
+    cutoff_fn(type, alpha, rc, r, fc, dfc);
+    const double d = r - rs, g = std::exp(-eta * d * d);
+    f = g * fc;
+    df = g * (dfc - 2.0 * eta * d * fc);
+  }
+  void eval(double r, int dir, double &f, double &df, double &d2f) const
+  {
+    const double x = std::nextafter(r, dir > 0 ? HUGE_VAL : -HUGE_VAL);
+    const double eps = 1e-4 * dir;
+    double f1, df1, f2, df2;
+    slope(x, f, df);
+    slope(x + eps, f1, df1);
+    slope(x + 2.0 * eps, f2, df2);
+    d2f = (-3.0 * df + 4.0 * df1 - df2) / (2.0 * eps);
+  }
+};
+
+// Quintic Hermite pieces of the factors on a grid of [0, rc], spacing halved from 0.05 Å until
+// the largest error of values and of slopes x 1 Å at 9 points inside every interval is below
+// `tol` (or the spacing is below 0.002 Å); a node on alpha rc where the grid allows it.  Returns
+// the largest error.
+double tabulate(const std::vector<RadialFactor> &fs, double rc, double alpha, double tol,
+                RadialTable &T)
+{
+  const int K = (int)fs.size();
+  double h = 0.05, err = HUGE_VAL;
+  while (true) {
+    int n = std::max(1, (int)std::ceil(rc / h - 1e-9));
+    if (alpha > 0.0)
+      for (int m = n; m <= 4 * n; ++m)
+        if (std::fabs(alpha * m - std::round(alpha * m)) < 1e-9) { n = m; break; }
+    h = rc / n;
+    T.rc = rc;
+    T.h = h;
+    T.invh = 1.0 / h;
+    T.n_int = n;
+    T.K = K;
+    T.coef.assign((size_t)n * K * 6, 0.0);
+    for (int i = 0; i < n; ++i)
+      for (int k = 0; k < K; ++k) {
+        double f0, d10, d20, f1, d11, d21;
+        fs[k].eval(i * h, +1, f0, d10, d20);
+        fs[k].eval(i + 1 == n ? rc : (i + 1) * h, -1, f1, d11, d21);
+        const double c0 = f0, c1 = h * d10, c2 = 0.5 * h * h * d20;
+        const double A = f1 - c0 - c1 - c2, B = h * d11 - c1 - 2.0 * c2, C = h * h * d21 - 2.0 * c2;
+        double *c = &T.coef[((size_t)i * K + k) * 6];
+        c[0] = c0;
+        c[1] = c1;
+        c[2] = c2;
+        c[3] = 10.0 * A - 4.0 * B + 0.5 * C;
+        c[4] = -15.0 * A + 7.0 * B - C;
+        c[5] = 6.0 * A - 3.0 * B + 0.5 * C;
+      }
+    err = 0.0;
+    for (int i = 0; i < n; ++i)
+      for (int q = 0; q < 9; ++q) {
+        const double s = 0.05 + 0.1125 * q, r = (i + s) * h;
+        for (int k = 0; k < K; ++k) {
+          const double *c = &T.coef[((size_t)i * K + k) * 6];
+          const double v = c[0] + s * (c[1] + s * (c[2] + s * (c[3] + s * (c[4] + s * c[5]))));
+          const double d = (c[1] + s * (2.0 * c[2] + s * (3.0 * c[3] + s * (4.0 * c[4] + s * 5.0 * c[5])))) / h;
+          double f, df;
+          fs[k].slope(r, f, df);
+          err = std::max(err, std::max(std::fabs(v - f), std::fabs(d - df)));
+        }
+      }
+    if (err < tol || h < 0.002) return err;
+    h *= 0.5;
+  }
+}
+
+}    // namespace
+
+void Model::build_tables(double tol)
+{
+  std::vector<std::vector<RadialTable>> all(elements.size());
+  double worst = 0.0;
+  for (size_t e = 0; e < elements.size(); ++e) {
+    Element &E = elements[e];
+    // distinct factors (eta, rs, rc) of the radial and the moment functions, by cutoff
+    std::vector<std::array<double, 3>> keys;
+    auto key_of = [&](double eta, double rs, double rc) {
+      for (size_t q = 0; q < keys.size(); ++q)
+        if (keys[q][0] == eta && keys[q][1] == rs && keys[q][2] == rc) return (int)q;
+      keys.push_back({eta, rs, rc});
+      return (int)keys.size() - 1;
+    };
+    std::vector<int> key_rad, key_mom;
+    for (auto &f : E.radial) key_rad.push_back(key_of(f.eta, f.rs, f.rc));
+    for (auto &u : E.mom_u) key_mom.push_back(key_of(u.eta, u.rs, u.rc));
+    std::vector<int> col(keys.size(), -1);
+    int ncol = 0;
+    for (double rc : E.rcs) {
+      std::vector<RadialFactor> fs;
+      std::vector<int> members;
+      for (size_t q = 0; q < keys.size(); ++q)
+        if (keys[q][2] == rc) {
+          fs.push_back({keys[q][0], keys[q][1], rc, cutoff_type_, cutoff_alpha_});
+          members.push_back((int)q);
+        }
+      if (fs.empty()) continue;
+      RadialTable T;
+      worst = std::max(worst, tabulate(fs, rc, cutoff_alpha_, tol, T));
+      T.col = ncol;
+      for (size_t m = 0; m < members.size(); ++m) col[members[m]] = ncol + (int)m;
+      ncol += T.K;
+      all[e].push_back(std::move(T));
+    }
+    for (size_t q = 0; q < E.radial.size(); ++q) E.radial[q].tab_col = col[key_rad[q]];
+    for (size_t q = 0; q < E.mom_u.size(); ++q) E.mom_u[q].tab_col = col[key_mom[q]];
+    E.n_tab_cols = ncol;
+  }
+  table_error_ = worst;
+  if (worst >= tol) {          // a factor too sharp for the finest grid: everything exact
+    for (auto &E : elements) {
+      for (auto &f : E.radial) f.tab_col = -1;
+      for (auto &u : E.mom_u) u.tab_col = -1;
+      E.n_tab_cols = 0;
+      E.tables.clear();
+    }
+    return;
+  }
+  for (size_t e = 0; e < elements.size(); ++e) elements[e].tables = std::move(all[e]);
+  tabulated_ = true;
 }
 
 int Model::element_index(const std::string &symbol) const
@@ -763,12 +909,50 @@ double Model::energy(int el, const std::vector<Neighbour> &nb, Workspace &ws, do
   ws.G.assign(nf, 0.0);
   ws.grad.assign(3 * (size_t)nn, 0.0);
 
-  // cutoff functions per neighbour and distinct rc
-  ws.fc.resize((size_t)nn * nrc);
-  ws.dfc.resize((size_t)nn * nrc);
-  for (int k = 0; k < nn; ++k)
-    for (int q = 0; q < nrc; ++q)
-      cutoff_fn(cutoff_type_, cutoff_alpha_, E.rcs[q], nb[k].r, ws.fc[k * nrc + q], ws.dfc[k * nrc + q]);
+  const int NC = E.n_tab_cols;
+  if (NC) {
+    // all tabulated radial factors of every neighbour: one interval lookup per table
+    ws.tv.assign((size_t)nn * NC, 0.0);
+    ws.td.assign((size_t)nn * NC, 0.0);
+    for (int k = 0; k < nn; ++k) {
+      const double r = nb[k].r;
+      for (const RadialTable &T : E.tables) {
+        if (r >= T.rc) continue;
+        const double x = r * T.invh;
+        const int m = std::min((int)x, T.n_int - 1);
+        const double s = x - m;
+        const double *c = &T.coef[(size_t)m * T.K * 6];
+        double *v = &ws.tv[(size_t)k * NC + T.col], *d = &ws.td[(size_t)k * NC + T.col];
+        for (int q = 0; q < T.K; ++q, c += 6) {
+          v[q] = c[0] + s * (c[1] + s * (c[2] + s * (c[3] + s * (c[4] + s * c[5]))));
+          d[q] = T.invh * (c[1] + s * (2.0 * c[2] + s * (3.0 * c[3] + s * (4.0 * c[4] + s * 5.0 * c[5]))));
+        }
+      }
+    }
+  } else {
+    // cutoff functions per neighbour and distinct rc
+    ws.fc.resize((size_t)nn * nrc);
+    ws.dfc.resize((size_t)nn * nrc);
+    for (int k = 0; k < nn; ++k)
+      for (int q = 0; q < nrc; ++q)
+        cutoff_fn(cutoff_type_, cutoff_alpha_, E.rcs[q], nb[k].r, ws.fc[k * nrc + q], ws.dfc[k * nrc + q]);
+  }
+  // R_f(r) and dR_f/dr of neighbour k: tabulated or exact
+  auto factor = [&](int k, double eta, double rs, int rc_index, int tab_col, double &R, double &dR) {
+    if (NC) {
+      R = ws.tv[(size_t)k * NC + tab_col];
+      dR = ws.td[(size_t)k * NC + tab_col];
+      return;
+    }
+    const double fc = ws.fc[k * nrc + rc_index], dfc = ws.dfc[k * nrc + rc_index];
+    if (fc == 0.0 && dfc == 0.0) {
+      R = dR = 0.0;
+      return;
+    }
+    const double d = nb[k].r - rs, g = std::exp(-eta * d * d);
+    R = g * fc;
+    dR = g * (dfc - 2.0 * eta * d * fc);
+  };
 
   // radial functions
   ws.rad_dR.assign((size_t)nn * nrad, 0.0);
@@ -777,12 +961,10 @@ double Model::energy(int el, const std::vector<Neighbour> &nb, Workspace &ws, do
     for (int fi : E.radial_by_el[nb[k].el]) {
       const RadialFn &f = E.radial[fi];
       if (r >= f.rc) break;
-      const double fc = ws.fc[k * nrc + f.rc_index], dfc = ws.dfc[k * nrc + f.rc_index];
-      if (fc == 0.0 && dfc == 0.0) continue;
-      const double d = r - f.rs;
-      const double g = std::exp(-f.eta * d * d);
-      ws.G[f.index] += g * fc;
-      ws.rad_dR[(size_t)k * nrad + fi] = g * (dfc - 2.0 * f.eta * d * fc);
+      double R, dR;
+      factor(k, f.eta, f.rs, f.rc_index, f.tab_col, R, dR);
+      ws.G[f.index] += R;
+      ws.rad_dR[(size_t)k * nrad + fi] = dR;
     }
   }
 
@@ -804,12 +986,12 @@ double Model::energy(int el, const std::vector<Neighbour> &nb, Workspace &ws, do
       bool any = false;
       for (int q = 0; q < nu; ++q) {
         const MomentRadial &U = E.mom_u[q];
-        const double fc = ws.fc[k * nrc + U.rc_index], dfc = ws.dfc[k * nrc + U.rc_index];
-        if (fc == 0.0 && dfc == 0.0) continue;
-        const double d = r - U.rs;
-        const double g = std::exp(-U.eta * d * d);
-        ws.uR[(size_t)k * nu + q] = g * fc;
-        ws.udR[(size_t)k * nu + q] = g * (dfc - 2.0 * U.eta * d * fc);
+        if (r >= U.rc) continue;
+        double R, dR;
+        factor(k, U.eta, U.rs, U.rc_index, U.tab_col, R, dR);
+        if (R == 0.0 && dR == 0.0) continue;
+        ws.uR[(size_t)k * nu + q] = R;
+        ws.udR[(size_t)k * nu + q] = dR;
         any = true;
       }
       if (!any) continue;

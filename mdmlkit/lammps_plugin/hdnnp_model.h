@@ -25,6 +25,7 @@ struct RadialFn {          // type 2: G = sum_j exp(-eta (r - rs)^2) fc(r)
   int e1;                  // neighbour element (model element index)
   double eta, rs, rc;
   int rc_index;            // into Element::rcs
+  int tab_col = -1;        // column of the element's radial tables (-1: evaluated exactly)
 };
 
 struct AngularFn {         // types 3 and 9
@@ -45,7 +46,18 @@ struct MomentGroup {       // functions sharing a radial factor u = (eta, rs, rc
   std::vector<int> fns;    // into Element::angular
 };
 
-struct MomentRadial { double eta, rs, rc; int rc_index; };
+struct MomentRadial { double eta, rs, rc; int rc_index; int tab_col = -1; };
+
+// K radial factors R_k(r) = exp(-eta_k (r - rs_k)^2) fc(r) with one cutoff rc as piecewise
+// quintic polynomials on a uniform grid of [0, rc] that match value, slope and curvature at
+// every node (as mdmlkit.descriptors.kernels.fused.tabulate_radial): one interval lookup per
+// neighbour gives all K values and slopes.
+struct RadialTable {
+  double rc = 0.0, h = 0.0, invh = 0.0;
+  int n_int = 0, K = 0;
+  int col = 0;                   // first column in the element's per-neighbour table arrays
+  std::vector<double> coef;      // [n_int][K][6], in t = r / h - interval
+};
 
 struct Layer {
   int n_in, n_out;
@@ -67,6 +79,8 @@ struct Element {
   std::vector<MomentRadial> mom_u;
   std::vector<MomentGroup> groups;
   int mom_nmax = 0;                        // highest monomial degree needed
+  std::vector<RadialTable> tables;         // radial factors of `radial` and `mom_u` (tabulated)
+  int n_tab_cols = 0;
   // scaling: x = offset + factor * (G - shift); Gmin/Gmax for the extrapolation check
   std::vector<double> shift, factor, gmin, gmax;
   double offset = 0.0;
@@ -86,6 +100,7 @@ struct Workspace {
   std::vector<double> G, x, dEdG;
   std::vector<std::vector<double>> act, dact;
   std::vector<double> rad_dR;       // per neighbour x radial function: dR/dr
+  std::vector<double> tv, td;       // per neighbour x table column: R and dR/dr (tabulated)
   std::vector<double> fc, dfc;      // per neighbour x rc
   std::vector<double> Tr, T, D, Q, dT, dD, dQ, B, mono, uR, udR;
   std::vector<double> grad;         // per neighbour: dE/d(d), 3 each
@@ -93,8 +108,11 @@ struct Workspace {
 
 class Model {
  public:
-  // Reads <dir>/input.nn, <dir>/scaling.data and <dir>/weights.ZZZ.data.
-  explicit Model(const std::string &dir, bool force_triplets = false);
+  // Reads <dir>/input.nn, <dir>/scaling.data and <dir>/weights.ZZZ.data.  With `tabulate`
+  // the radial factors of the radial and moment functions come from quintic tables (error
+  // < 1e-8 of values and of slopes x 1 Å, as mdmlkit's fused kernels); otherwise, or when
+  // a table cannot reach that error, they are evaluated exactly.
+  explicit Model(const std::string &dir, bool force_triplets = false, bool tabulate = true);
 
   int n_elements() const { return (int)elements.size(); }
   const Element &element(int k) const { return elements[k]; }
@@ -102,6 +120,8 @@ class Model {
   double cutoff() const { return rc_max; }
   std::string element_list() const;
   const std::string &directory() const { return dir_; }
+  bool tabulated() const { return tabulated_; }
+  double table_error() const { return table_error_; }   // largest error of the tables
 
   // Energy (eV) of one atom of element `el` with neighbours `nb` (any within the
   // model cutoff; farther ones contribute zero).  Fills ws.grad[3 k + a] = dE/d(nb[k].d[a])
@@ -121,6 +141,9 @@ class Model {
   int cutoff_type_ = 6;
   double cutoff_alpha_ = 0.0;
   bool normalize_nodes_ = false;
+  bool tabulated_ = false;
+  double table_error_ = 0.0;
+  void build_tables(double tol);
   // monomial tables up to the largest degree needed (Cartesian moments)
   int mono_nmax = -1;
   std::vector<int> mono_a, mono_b, mono_c, mono_n, mono_parent, mono_axis, mono_minus;

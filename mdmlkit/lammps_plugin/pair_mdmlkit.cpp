@@ -1,6 +1,8 @@
 // pair_style mdmlkit (see pair_mdmlkit.h and docs/lammps.md).
 #include "pair_mdmlkit.h"
 
+#include <cstdio>
+
 #include "atom.h"
 #include "comm.h"
 #include "error.h"
@@ -53,7 +55,7 @@ void PairMdmlkit::settings(int narg, char **arg)
 {
   if (narg < 1)
     error->all(FLERR, "Illegal pair_style mdmlkit command: expected pair_style mdmlkit <model_dir> "
-                      "[mindist <Å>] [tolerance <t>] [warn_every <n>] [triplets yes|no]");
+                      "[mindist <Å>] [tolerance <t>] [warn_every <n>] [triplets yes|no] [table yes|no]");
   std::string dir = arg[0];
   for (int iarg = 1; iarg < narg; iarg += 2) {
     if (iarg + 1 >= narg)
@@ -63,6 +65,7 @@ void PairMdmlkit::settings(int narg, char **arg)
     else if (key == "tolerance") tolerance = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
     else if (key == "warn_every") warn_every = utils::bnumeric(FLERR, arg[iarg + 1], false, lmp);
     else if (key == "triplets") force_triplets = utils::logical(FLERR, arg[iarg + 1], false, lmp);
+    else if (key == "table") tabulate = utils::logical(FLERR, arg[iarg + 1], false, lmp);
     else error->all(FLERR, "pair_style mdmlkit: unknown keyword {}", key);
   }
   if (min_distance < 0.0 || tolerance < 0.0 || warn_every < 1)
@@ -71,13 +74,19 @@ void PairMdmlkit::settings(int narg, char **arg)
     error->all(FLERR, "pair_style mdmlkit needs units metal (Å, eV); got units {}",
                update->unit_style);
   try {
-    model = std::make_unique<mdmlkit_lmp::Model>(dir, force_triplets);
+    model = std::make_unique<mdmlkit_lmp::Model>(dir, force_triplets, tabulate);
   } catch (mdmlkit_lmp::ModelError &e) {
     error->all(FLERR, "pair_style mdmlkit: {}", e.what());
   }
-  if (comm->me == 0)
-    utils::logmesg(lmp, "mdmlkit HDNNP from {}: elements {}, cutoff {} Å\n", dir,
-                   model->element_list(), model->cutoff());
+  if (comm->me == 0) {
+    char how[64];
+    if (model->tabulated())
+      std::snprintf(how, sizeof(how), "tabulated (largest error %.1e)", model->table_error());
+    else
+      std::snprintf(how, sizeof(how), "exact");
+    utils::logmesg(lmp, "mdmlkit HDNNP from {}: elements {}, cutoff {} Å, radial factors {}\n", dir,
+                   model->element_list(), model->cutoff(), how);
+  }
 }
 
 void PairMdmlkit::coeff(int narg, char **arg)

@@ -37,6 +37,7 @@ class PairMdmlkit : public Pair {
   double tolerance = 1e-6;         // relative, of Gmax - Gmin
   bigint warn_every = 1000;        // steps between extrapolation warnings
   bool force_triplets = false;
+  bool tabulate = true;         // radial factors from quintic tables (keyword table yes|no)
   double extrap_last = 0.0;        // all ranks, last evaluation
   double extrap_total = 0.0;       // all ranks, running total
   bigint extrap_calls = 0;         // evaluations that extrapolated

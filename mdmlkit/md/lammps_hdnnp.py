@@ -22,7 +22,7 @@ style runs under MPI domain decomposition.
 In a LAMMPS input (metal units)::
 
     plugin load /path/to/mdmlkit_plugin.so
-    pair_style mdmlkit models/la2zr2o7 [mindist 0.5] [tolerance 1e-6] [warn_every 1000]
+    pair_style mdmlkit models/la2zr2o7 [mindist 0.5] [tolerance 1e-6] [warn_every 1000] [table yes]
     pair_coeff * * La Zr O
 """
 from __future__ import annotations
@@ -199,14 +199,15 @@ def _type_elements(atoms: Atoms, model_dir: PathLike) -> list[str]:
 
 def pair_commands(model_dir: PathLike, type_elements: list[str], plugin: PathLike | None = None,
                   mindist: float = 0.5, tolerance: float = 1e-6, warn_every: int = 1000,
-                  triplets: bool = False) -> list[str]:
+                  triplets: bool = False, table: bool = True) -> list[str]:
     """LAMMPS commands that load the plugin and set ``pair_style mdmlkit`` (metal units).
     ``triplets=True`` evaluates type-9 functions over explicit triplets instead of moments
-    (slower; a cross-check)."""
+    (slower; a cross-check); ``table=False`` evaluates the radial factors exactly instead of
+    from quintic tables (error < 1e-8, as the fused kernels of ``compile=True``)."""
     plugin = Path(plugin) if plugin is not None else build_plugin()
     return [f'plugin load "{plugin}"',
             f'pair_style mdmlkit "{Path(model_dir).resolve()}"' + f" mindist {mindist:g} tolerance {tolerance:g} "
-            f"warn_every {int(warn_every)} triplets {'yes' if triplets else 'no'}",
+            f"warn_every {int(warn_every)} triplets {'yes' if triplets else 'no'} table {'yes' if table else 'no'}",
             "pair_coeff * * " + " ".join(type_elements)]
 
 
@@ -228,7 +229,8 @@ class _Session:
     """One LAMMPS instance holding ``atoms`` with ``pair_style mdmlkit``."""
 
     def __init__(self, atoms: Atoms, model_dir: PathLike, plugin: PathLike | None, mindist: float,
-                 tolerance: float, cmdargs: list[str] | None = None, triplets: bool = False):
+                 tolerance: float, cmdargs: list[str] | None = None, triplets: bool = False,
+                 table: bool = True):
         from mdmlkit.md.lammps import create_system, load_lammps
 
         if len(atoms) == 0:
@@ -262,7 +264,7 @@ class _Session:
             create_system(self.lmp, self.prism.vector_to_lammps(pos, wrap=bool(pbc.all())), species,
                           self.types, region, boundary=bnd, sort=True)
             self.lmp.commands_list(pair_commands(model_dir, self.types, plugin, mindist, tolerance,
-                                                 triplets=triplets) + [
+                                                 triplets=triplets, table=table) + [
                 "neighbor 1.0 bin", "compute mdmlkit_pe all pe/atom",
                 "compute mdmlkit_sa all stress/atom NULL virial",
                 "compute mdmlkit_vir all pressure NULL virial", "thermo_style custom step pe",
@@ -308,7 +310,8 @@ class _Session:
 
 
 def lammps_hdnnp_evaluate(atoms: Atoms, model_dir: PathLike, plugin: PathLike | None = None,
-                          mindist: float = 0.5, tolerance: float = 1e-6, triplets: bool = False) -> dict:
+                          mindist: float = 0.5, tolerance: float = 1e-6, triplets: bool = False,
+                          table: bool = True) -> dict:
     """Energy and forces of ``atoms`` from ``pair_style mdmlkit`` (one LAMMPS ``run 0``).
 
     Parameters
@@ -325,6 +328,9 @@ def lammps_hdnnp_evaluate(atoms: Atoms, model_dir: PathLike, plugin: PathLike | 
         Relative tolerance of the training-range check (as :class:`HDNNPCalculator`).
     triplets : bool
         Evaluate type-9 functions over explicit triplets instead of moments (a cross-check).
+    table : bool
+        Radial factors from quintic tables (default; error < 1e-8 of values and slopes x 1 Å,
+        as ``HDNNPCalculator(compile=True)``); False evaluates them exactly.
 
     Returns
     -------
@@ -335,7 +341,7 @@ def lammps_hdnnp_evaluate(atoms: Atoms, model_dir: PathLike, plugin: PathLike | 
         each, so off-diagonal per-atom terms depend on the frame, traces do not), ``stress`` [6] (eV/Å³, ASE Voigt order; periodic only),
         ``extrapolations`` (symmetry-function values outside the training range).
     """
-    s = _Session(atoms, model_dir, plugin, mindist, tolerance, triplets=triplets)
+    s = _Session(atoms, model_dir, plugin, mindist, tolerance, triplets=triplets, table=table)
     try:
         s.run("run 0")
         return s.results()

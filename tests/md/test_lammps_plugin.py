@@ -97,6 +97,25 @@ def test_matches_calculator(plugin, calc, kind):
         assert np.abs(np.cross(atoms.positions, got["forces"]).sum(axis=0)).max() < 1e-8
 
 
+def test_tabulated_and_exact_radial_factors(plugin, calc):
+    """``table yes`` (default: quintic tables of the radial factors) and ``table no`` (exact)
+    both match HDNNPCalculator; the exact path to round-off, the tables to their error (the
+    two differ, so the tables are used)."""
+    from mdmlkit.md.lammps_hdnnp import lammps_hdnnp_evaluate
+
+    atoms = _strained_cell(2)
+    ref = _reference(calc, atoms)
+    fscale = np.abs(ref["forces"]).max()
+    tab = lammps_hdnnp_evaluate(atoms, MODEL, plugin=plugin)
+    exact = lammps_hdnnp_evaluate(atoms, MODEL, plugin=plugin, table=False)
+    _assert_close(tab, ref)
+    _assert_close(exact, ref)
+    np.testing.assert_allclose(exact["forces"], ref["forces"], rtol=0, atol=1e-12 * fscale)
+    assert abs(exact["energy"] - ref["energy"]) <= 1e-13 * abs(ref["energy"])
+    diff = np.abs(tab["forces"] - exact["forces"]).max()
+    assert 0.0 < diff <= 1e-9 * fscale
+
+
 def test_per_atom_virials(plugin):
     """Per-atom virials (``compute stress/atom``) sum to the global virial; for a cluster that
     is sum_i r_i (x) f_i from the forces, and each atom's trace (its share of the pressure)
