@@ -912,8 +912,8 @@ double Model::energy(int el, const std::vector<Neighbour> &nb, Workspace &ws, do
   const int NC = E.n_tab_cols;
   if (NC) {
     // all tabulated radial factors of every neighbour: one interval lookup per table
-    ws.tv.assign((size_t)nn * NC, 0.0);
-    ws.td.assign((size_t)nn * NC, 0.0);
+    ws.tv.resize((size_t)nn * NC);       // not zeroed: only columns of tables with r < rc are
+    ws.td.resize((size_t)nn * NC);       // written, and only those are read (same r < rc tests)
     for (int k = 0; k < nn; ++k) {
       const double r = nb[k].r;
       for (const RadialTable &T : E.tables) {
@@ -954,8 +954,9 @@ double Model::energy(int el, const std::vector<Neighbour> &nb, Workspace &ws, do
     dR = g * (dfc - 2.0 * eta * d * fc);
   };
 
-  // radial functions
-  ws.rad_dR.assign((size_t)nn * nrad, 0.0);
+  // radial functions (rad_dR not zeroed: the gradient loop below reads exactly the entries
+  // written here, the same functions in the same order up to the same r >= rc break)
+  ws.rad_dR.resize((size_t)nn * nrad);
   for (int k = 0; k < nn; ++k) {
     const double r = nb[k].r;
     for (int fi : E.radial_by_el[nb[k].el]) {
