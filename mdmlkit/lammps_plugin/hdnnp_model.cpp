@@ -327,9 +327,10 @@ void Model::build_tables(double tol)
       keys.push_back({eta, rs, rc});
       return (int)keys.size() - 1;
     };
-    std::vector<int> key_rad, key_mom;
+    std::vector<int> key_rad, key_mom, key_trip;
     for (auto &f : E.radial) key_rad.push_back(key_of(f.eta, f.rs, f.rc));
     for (auto &u : E.mom_u) key_mom.push_back(key_of(u.eta, u.rs, u.rc));
+    for (auto &t : E.trip_fac) key_trip.push_back(key_of(t[0], t[1], t[2]));
     std::vector<int> col(keys.size(), -1);
     int ncol = 0;
     for (double rc : E.rcs) {
@@ -346,10 +347,13 @@ void Model::build_tables(double tol)
       T.col = ncol;
       for (size_t m = 0; m < members.size(); ++m) col[members[m]] = ncol + (int)m;
       ncol += T.K;
+      E.tab_of_col.insert(E.tab_of_col.end(), T.K, (int)all[e].size());
       all[e].push_back(std::move(T));
     }
     for (size_t q = 0; q < E.radial.size(); ++q) E.radial[q].tab_col = col[key_rad[q]];
     for (size_t q = 0; q < E.mom_u.size(); ++q) E.mom_u[q].tab_col = col[key_mom[q]];
+    E.trip_tab_col.assign(E.trip_fac.size(), -1);
+    for (size_t q = 0; q < E.trip_fac.size(); ++q) E.trip_tab_col[q] = col[key_trip[q]];
     E.n_tab_cols = ncol;
   }
   table_error_ = worst;
@@ -357,7 +361,9 @@ void Model::build_tables(double tol)
     for (auto &E : elements) {
       for (auto &f : E.radial) f.tab_col = -1;
       for (auto &u : E.mom_u) u.tab_col = -1;
+      E.trip_tab_col.assign(E.trip_fac.size(), -1);
       E.n_tab_cols = 0;
+      E.tab_of_col.clear();
       E.tables.clear();
     }
     return;
@@ -642,6 +648,7 @@ void Model::read_input_nn(const std::string &path, bool force_triplets)
       a.zeta = f.zeta;
       a.rc_index = rci;
       a.pref = std::pow(2.0, 1.0 - f.zeta);
+      if (f.zeta == std::floor(f.zeta) && f.zeta >= 1.0 && f.zeta <= 64.0) a.zint = (int)f.zeta - 1;
       a.moment = !force_triplets && f.type == 9 && f.zeta == std::floor(f.zeta) &&
           f.zeta <= MAX_MOMENT_ZETA && std::fabs(f.lambda) <= 1.0;
       a.group = -1;
@@ -674,6 +681,24 @@ void Model::read_input_nn(const std::string &path, bool force_triplets)
         E.triplet_fns.push_back((int)E.angular.size());
       }
       E.angular.push_back(a);
+    }
+    // explicit triplets: distinct radial factors and the functions of each element pair
+    E.trip_pair.assign((size_t)nel * nel, {});
+    E.trip_pair_r3.assign((size_t)nel * nel, 1);
+    for (size_t p = 0; p < E.triplet_fns.size(); ++p) {
+      const AngularFn &a = E.angular[E.triplet_fns[p]];
+      int t = -1;
+      for (size_t q = 0; q < E.trip_fac.size(); ++q)
+        if (E.trip_fac[q][0] == a.eta && E.trip_fac[q][1] == a.rs && E.trip_fac[q][2] == a.rc) t = (int)q;
+      if (t < 0) {
+        t = (int)E.trip_fac.size();
+        E.trip_fac.push_back({a.eta, a.rs, a.rc});
+      }
+      E.trip_fac_of.push_back(t);
+      E.trip_pair[(size_t)a.e1 * nel + a.e2].push_back((int)p);
+      if (a.e1 != a.e2) E.trip_pair[(size_t)a.e2 * nel + a.e1].push_back((int)p);
+      if (a.type != 3) E.trip_pair_r3[(size_t)a.e1 * nel + a.e2] = E.trip_pair_r3[(size_t)a.e2 * nel + a.e1] = 0;
+      E.trip_rc = std::max(E.trip_rc, a.rc);
     }
     // per neighbour element, radial functions by decreasing rc: a neighbour's loop stops at r >= rc
     for (auto &lst : E.radial_by_el)
@@ -1037,62 +1062,121 @@ double Model::energy(int el, const std::vector<Neighbour> &nb, Workspace &ws, do
     }
   }
 
-  // angular functions through explicit triplets (forward)
+  // angular functions through explicit triplets.  Per neighbour the triplet factors R(r_ij)
+  // (tabulated, or exact with table no) once; the triplets (j < k, both within the triplets' largest rc, a function for
+  // their element pair) listed once with R(r_jk) of every factor; the forward pass and, after
+  // the network, the reverse pass run over that list and each pair's own functions.
+  const int NT = (int)E.trip_fac.size();
+  auto triplet_factor = [&](int t, double r, double &R, double &dR) {
+    const auto &F = E.trip_fac[t];
+    R = dR = 0.0;
+    if (r >= F[2]) return;
+    if (NC) {                  // from the factor's table column
+      const int col = E.trip_tab_col[t];
+      const RadialTable &T = E.tables[E.tab_of_col[col]];
+      const double x = r * T.invh;
+      const int m = std::min((int)x, T.n_int - 1);
+      const double s = x - m;
+      const double *c = &T.coef[((size_t)m * T.K + (col - T.col)) * 6];
+      R = c[0] + s * (c[1] + s * (c[2] + s * (c[3] + s * (c[4] + s * c[5]))));
+      dR = T.invh * (c[1] + s * (2.0 * c[2] + s * (3.0 * c[3] + s * (4.0 * c[4] + s * 5.0 * c[5]))));
+      return;
+    }
+    double fc, dfc;
+    cutoff_fn(cutoff_type_, cutoff_alpha_, F[2], r, fc, dfc);
+    const double d = r - F[1], g = std::exp(-F[0] * d * d);
+    R = g * fc;
+    dR = g * (dfc - 2.0 * F[0] * d * fc);
+  };
+  auto angular_power = [](const AngularFn &a, double base, double &A, double &q) {
+    // A = base^zeta, q = base^(zeta - 1)
+    if (a.zint >= 0) {
+      q = 1.0;
+      for (int z = 0; z < a.zint; ++z) q *= base;
+    } else {
+      q = std::pow(base, a.zeta - 1.0);
+    }
+    A = q * base;
+  };
   auto triplets = [&](bool backward) {
-    for (int j = 0; j < nn; ++j) {
-      for (int k = j + 1; k < nn; ++k) {
-        const double rj = nb[j].r, rk = nb[k].r;
-        const double *dj = nb[j].d, *dk = nb[k].d;
-        const double dot = dj[0] * dk[0] + dj[1] * dk[1] + dj[2] * dk[2];
-        const double cs = dot / (rj * rk);
-        const double djk[3] = {dk[0] - dj[0], dk[1] - dj[1], dk[2] - dj[2]};
-        const double rjk = std::sqrt(djk[0] * djk[0] + djk[1] * djk[1] + djk[2] * djk[2]);
-        const int ej = nb[j].el, ek = nb[k].el;
-        for (int fi : E.triplet_fns) {
-          const AngularFn &a = E.angular[fi];
-          if (!((a.e1 == ej && a.e2 == ek) || (a.e1 == ek && a.e2 == ej))) continue;
-          if (rj >= a.rc || rk >= a.rc) continue;
-          double Rjk = 1.0, dRjk = 0.0;
-          if (a.type == 3) {
-            if (rjk >= a.rc) continue;
-            double fc, dfc;
-            cutoff_fn(cutoff_type_, cutoff_alpha_, a.rc, rjk, fc, dfc);
-            const double dd = rjk - a.rs, g = std::exp(-a.eta * dd * dd);
-            Rjk = g * fc;
-            dRjk = g * (dfc - 2.0 * a.eta * dd * fc);
-          }
-          const double base = 1.0 + a.lambda * cs;
-          if (base <= 0.0) continue;
-          const double A = std::pow(base, a.zeta);
-          double fcj, dfcj, fck, dfck;
-          cutoff_fn(cutoff_type_, cutoff_alpha_, a.rc, rj, fcj, dfcj);
-          cutoff_fn(cutoff_type_, cutoff_alpha_, a.rc, rk, fck, dfck);
-          const double d1 = rj - a.rs, g1 = std::exp(-a.eta * d1 * d1);
-          const double d2 = rk - a.rs, g2 = std::exp(-a.eta * d2 * d2);
-          const double Rj = g1 * fcj, dRj = g1 * (dfcj - 2.0 * a.eta * d1 * fcj);
-          const double Rk = g2 * fck, dRk = g2 * (dfck - 2.0 * a.eta * d2 * fck);
-          if (!backward) {
-            ws.G[a.index] += a.pref * A * Rj * Rk * Rjk;
-            continue;
-          }
-          const double c = ws.dEdG[a.index] * a.pref;
-          if (c == 0.0) continue;
-          const double dA = a.zeta * a.lambda * std::pow(base, a.zeta - 1.0);
-          const double p = c * dA * Rj * Rk * Rjk;
-          const double qj = c * A * dRj * Rk * Rjk / rj;
-          const double qk = c * A * Rj * dRk * Rjk / rk;
-          const double qjk = rjk > 0.0 ? c * A * Rj * Rk * dRjk / rjk : 0.0;
-          const double irr = 1.0 / (rj * rk);
-          for (int x = 0; x < 3; ++x) {
-            const double dcj = dk[x] * irr - cs * dj[x] / (rj * rj);
-            const double dck = dj[x] * irr - cs * dk[x] / (rk * rk);
-            ws.grad[3 * j + x] += p * dcj + qj * dj[x] - qjk * djk[x];
-            ws.grad[3 * k + x] += p * dck + qk * dk[x] + qjk * djk[x];
-          }
+    const int nm = (int)ws.tj.size();
+    for (int m = 0; m < nm; ++m) {
+      const int j = ws.tj[m], k = ws.tk[m];
+      const double rj = nb[j].r, rk = nb[k].r;
+      const double *dj = nb[j].d, *dk = nb[k].d;
+      const double dot = dj[0] * dk[0] + dj[1] * dk[1] + dj[2] * dk[2];
+      const double cs = dot / (rj * rk);
+      const double djk[3] = {dk[0] - dj[0], dk[1] - dj[1], dk[2] - dj[2]};
+      const double rjk = std::sqrt(djk[0] * djk[0] + djk[1] * djk[1] + djk[2] * djk[2]);
+      // dE/dcos, dE/dr_ij, dE/dr_ik, dE/dr_jk of this triplet, summed over its functions
+      double gc = 0.0, gj = 0.0, gk = 0.0, gjk = 0.0;
+      for (int p : E.trip_pair[(size_t)nb[j].el * nel + nb[k].el]) {
+        const AngularFn &a = E.angular[E.triplet_fns[p]];
+        if (rj >= a.rc || rk >= a.rc) continue;
+        const int t = E.trip_fac_of[p];
+        double Rjk = 1.0, dRjk = 0.0;
+        if (a.type == 3) {
+          if (rjk >= a.rc) continue;
+          Rjk = ws.tRjk[(size_t)m * NT + t];
+          dRjk = ws.tdRjk[(size_t)m * NT + t];
         }
+        const double base = 1.0 + a.lambda * cs;
+        if (base <= 0.0) continue;
+        double A, q;
+        angular_power(a, base, A, q);
+        const double Rj = ws.tR[(size_t)j * NT + t], Rk = ws.tR[(size_t)k * NT + t];
+        if (!backward) {
+          ws.G[a.index] += a.pref * A * Rj * Rk * Rjk;
+          continue;
+        }
+        const double c = ws.dEdG[a.index] * a.pref;
+        if (c == 0.0) continue;
+        const double cA = c * A;
+        gc += c * a.zeta * a.lambda * q * Rj * Rk * Rjk;
+        gj += cA * ws.tdR[(size_t)j * NT + t] * Rk * Rjk;
+        gk += cA * Rj * ws.tdR[(size_t)k * NT + t] * Rjk;
+        gjk += cA * Rj * Rk * dRjk;
+      }
+      if (!backward || (gc == 0.0 && gj == 0.0 && gk == 0.0 && gjk == 0.0)) continue;
+      // cos = d_j . d_k / (r_j r_k), r_jk = |d_k - d_j|
+      const double irr = 1.0 / (rj * rk);
+      const double qj = gj / rj, qk = gk / rk, qjk = rjk > 0.0 ? gjk / rjk : 0.0;
+      for (int x = 0; x < 3; ++x) {
+        const double dcj = dk[x] * irr - cs * dj[x] / (rj * rj);
+        const double dck = dj[x] * irr - cs * dk[x] / (rk * rk);
+        ws.grad[3 * j + x] += gc * dcj + qj * dj[x] - qjk * djk[x];
+        ws.grad[3 * k + x] += gc * dck + qk * dk[x] + qjk * djk[x];
       }
     }
   };
+  if (NT) {
+    ws.tR.resize((size_t)nn * NT);
+    ws.tdR.resize((size_t)nn * NT);
+    for (int k = 0; k < nn; ++k)
+      for (int t = 0; t < NT; ++t) triplet_factor(t, nb[k].r, ws.tR[(size_t)k * NT + t], ws.tdR[(size_t)k * NT + t]);
+    ws.tj.clear();
+    ws.tk.clear();
+    ws.tRjk.clear();
+    ws.tdRjk.clear();
+    for (int j = 0; j < nn; ++j) {
+      if (nb[j].r >= E.trip_rc) continue;
+      for (int k = j + 1; k < nn; ++k) {
+        if (nb[k].r >= E.trip_rc || E.trip_pair[(size_t)nb[j].el * nel + nb[k].el].empty()) continue;
+        const double *dj = nb[j].d, *dk = nb[k].d;
+        const double x = dk[0] - dj[0], y = dk[1] - dj[1], z = dk[2] - dj[2];
+        const double rjk = std::sqrt(x * x + y * y + z * z);
+        if (rjk >= E.trip_rc && E.trip_pair_r3[(size_t)nb[j].el * nel + nb[k].el]) continue;
+        ws.tj.push_back(j);
+        ws.tk.push_back(k);
+        for (int t = 0; t < NT; ++t) {
+          double R, dR;
+          triplet_factor(t, rjk, R, dR);
+          ws.tRjk.push_back(R);
+          ws.tdRjk.push_back(dR);
+        }
+      }
+    }
+  }
   if (!E.triplet_fns.empty()) triplets(false);
 
   // scaling, extrapolation count, network

@@ -9,6 +9,7 @@
 #ifndef MDMLKIT_LMP_HDNNP_MODEL_H
 #define MDMLKIT_LMP_HDNNP_MODEL_H
 
+#include <array>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -35,6 +36,7 @@ struct AngularFn {         // types 3 and 9
   bool moment;             // evaluated through Cartesian moments (type 9, integer zeta)
   int group;               // moment group (radial factor u, element pair) or -1
   double pref;             // 2^(1 - zeta)
+  int zint = -1;           // zeta - 1 when zeta is an integer in 1..64 (powers by products), else -1
   std::vector<double> coef;  // moment form: G = sum_n coef[n] Q_n + diag D
   double diag = 0.0;
 };
@@ -73,14 +75,24 @@ struct Element {
   std::vector<RadialFn> radial;
   std::vector<std::vector<int>> radial_by_el;   // neighbour element -> indices into radial
   std::vector<int> triplet_fns;                 // angular functions without a moment form
+  // explicit triplets: the distinct radial factors (eta, rs, rc) of the triplet functions,
+  // each function's factor (per entry of triplet_fns), the functions of each neighbour
+  // element pair ([ej * n_elements + ek], positions in triplet_fns) and their largest rc
+  std::vector<std::array<double, 3>> trip_fac;
+  std::vector<int> trip_fac_of;
+  std::vector<int> trip_tab_col;                // per triplet factor: its table column (-1: exact)
+  std::vector<std::vector<int>> trip_pair;
+  std::vector<char> trip_pair_r3;               // [ej * n_elements + ek]: only type 3 (r_jk < rc)
+  double trip_rc = 0.0;
   std::vector<AngularFn> angular;
   std::vector<double> rcs;                 // distinct cutoffs of this element's functions
   double rc_max = 0.0;
   std::vector<MomentRadial> mom_u;
   std::vector<MomentGroup> groups;
   int mom_nmax = 0;                        // highest monomial degree needed
-  std::vector<RadialTable> tables;         // radial factors of `radial` and `mom_u` (tabulated)
+  std::vector<RadialTable> tables;         // radial factors of `radial`, `mom_u`, `trip_fac` (tabulated)
   int n_tab_cols = 0;
+  std::vector<int> tab_of_col;             // table of each column
   // scaling: x = offset + factor * (G - shift); Gmin/Gmax for the extrapolation check
   std::vector<double> shift, factor, gmin, gmax;
   double offset = 0.0;
@@ -101,6 +113,9 @@ struct Workspace {
   std::vector<std::vector<double>> act, dact;
   std::vector<double> rad_dR;       // per neighbour x radial function: dR/dr
   std::vector<double> tv, td;       // per neighbour x table column: R and dR/dr (tabulated)
+  std::vector<double> tR, tdR;      // per neighbour x triplet factor: R(r_ij), dR/dr
+  std::vector<int> tj, tk;          // per listed triplet: the two neighbours (j < k)
+  std::vector<double> tRjk, tdRjk;  // per listed triplet x triplet factor: R(r_jk), dR/dr
   std::vector<double> fc, dfc;      // per neighbour x rc
   std::vector<double> Tr, T, D, Q, dT, dD, dQ, B, mono, uR, udR;
   std::vector<double> grad;         // per neighbour: dE/d(d), 3 each

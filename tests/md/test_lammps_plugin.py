@@ -159,7 +159,8 @@ def test_moments_equal_explicit_triplets(plugin, calc):
 
 def test_type3_inner_cutoff_and_mixed_rc(plugin, tmp_path):
     """Explicit triplets (type 3 with rs != 0, a shorter rc, non-integer zeta, type 9 with
-    zeta 1.5), cutoff type 6 with an inner cutoff: same as HDNNPCalculator."""
+    zeta 1.5), cutoff type 6 with an inner cutoff: same as HDNNPCalculator, with the radial
+    factors (those of the triplets too) tabulated and exact."""
     from mdmlkit.descriptors import SymmetryFunctionSet
     from mdmlkit.md.lammps_hdnnp import lammps_hdnnp_evaluate
     from mdmlkit.potential import HDNNP, HDNNPCalculator, save_n2p2_model
@@ -180,8 +181,9 @@ def test_type3_inner_cutoff_and_mixed_rc(plugin, tmp_path):
     save_n2p2_model(model, tmp_path / "m3")
     calc3 = HDNNPCalculator(tmp_path / "m3", extrapolation="ignore")
     for atoms in (_strained_cell(5), _cluster()):
-        got = lammps_hdnnp_evaluate(atoms, tmp_path / "m3", plugin=plugin)
-        _assert_close(got, _reference(calc3, atoms))
+        for table in (True, False):          # triplet factors tabulated, and exact
+            got = lammps_hdnnp_evaluate(atoms, tmp_path / "m3", plugin=plugin, table=table)
+            _assert_close(got, _reference(calc3, atoms))
 
 
 def test_extrapolation_count_matches_calculator(plugin):
