@@ -165,6 +165,21 @@ inline void cutoff_fn(int type, double alpha, double rc, double r, double &f, do
   df *= dxdr;
 }
 
+// R = exp(-eta (r - rs)^2) fc and dR/dr from the cutoff value fc and slope dfc at r
+inline void gauss_times_cutoff(double eta, double rs, double r, double fc, double dfc, double &R, double &dR)
+{
+  const double d = r - rs, g = std::exp(-eta * d * d);
+  R = g * fc;
+  dR = g * (dfc - 2.0 * eta * d * fc);
+}
+
+// value and slope (1/Å) of a quintic table piece c[0..5] at s = r / h - interval (invh = 1/h)
+inline void quintic(const double *c, double s, double invh, double &v, double &d)
+{
+  v = c[0] + s * (c[1] + s * (c[2] + s * (c[3] + s * (c[4] + s * c[5]))));
+  d = invh * (c[1] + s * (2.0 * c[2] + s * (3.0 * c[3] + s * (4.0 * c[4] + s * 5.0 * c[5]))));
+}
+
 inline void activation(char a, double z, double &y, double &dy)
 {
   switch (a) {
@@ -241,9 +256,7 @@ struct RadialFactor {
   {
     double fc, dfc;
     cutoff_fn(type, alpha, rc, r, fc, dfc);
-    const double d = r - rs, g = std::exp(-eta * d * d);
-    f = g * fc;
-    df = g * (dfc - 2.0 * eta * d * fc);
+    gauss_times_cutoff(eta, rs, r, fc, dfc, f, df);
   }
   void eval(double r, int dir, double &f, double &df, double &d2f) const
   {
@@ -298,10 +311,8 @@ double tabulate(const std::vector<RadialFactor> &fs, double rc, double alpha, do
       for (int q = 0; q < 9; ++q) {
         const double s = 0.05 + 0.1125 * q, r = (i + s) * h;
         for (int k = 0; k < K; ++k) {
-          const double *c = &T.coef[((size_t)i * K + k) * 6];
-          const double v = c[0] + s * (c[1] + s * (c[2] + s * (c[3] + s * (c[4] + s * c[5]))));
-          const double d = (c[1] + s * (2.0 * c[2] + s * (3.0 * c[3] + s * (4.0 * c[4] + s * 5.0 * c[5])))) / h;
-          double f, df;
+          double v, d, f, df;
+          quintic(&T.coef[((size_t)i * K + k) * 6], s, T.invh, v, d);
           fs[k].slope(r, f, df);
           err = std::max(err, std::max(std::fabs(v - f), std::fabs(d - df)));
         }
@@ -948,10 +959,7 @@ double Model::energy(int el, const std::vector<Neighbour> &nb, Workspace &ws, do
         const double s = x - m;
         const double *c = &T.coef[(size_t)m * T.K * 6];
         double *v = &ws.tv[(size_t)k * NC + T.col], *d = &ws.td[(size_t)k * NC + T.col];
-        for (int q = 0; q < T.K; ++q, c += 6) {
-          v[q] = c[0] + s * (c[1] + s * (c[2] + s * (c[3] + s * (c[4] + s * c[5]))));
-          d[q] = T.invh * (c[1] + s * (2.0 * c[2] + s * (3.0 * c[3] + s * (4.0 * c[4] + s * 5.0 * c[5]))));
-        }
+        for (int q = 0; q < T.K; ++q, c += 6) quintic(c, s, T.invh, v[q], d[q]);
       }
     }
   } else {
@@ -974,9 +982,7 @@ double Model::energy(int el, const std::vector<Neighbour> &nb, Workspace &ws, do
       R = dR = 0.0;
       return;
     }
-    const double d = nb[k].r - rs, g = std::exp(-eta * d * d);
-    R = g * fc;
-    dR = g * (dfc - 2.0 * eta * d * fc);
+    gauss_times_cutoff(eta, rs, nb[k].r, fc, dfc, R, dR);
   };
 
   // radial functions (rad_dR not zeroed: the gradient loop below reads exactly the entries
@@ -1076,17 +1082,12 @@ double Model::energy(int el, const std::vector<Neighbour> &nb, Workspace &ws, do
       const RadialTable &T = E.tables[E.tab_of_col[col]];
       const double x = r * T.invh;
       const int m = std::min((int)x, T.n_int - 1);
-      const double s = x - m;
-      const double *c = &T.coef[((size_t)m * T.K + (col - T.col)) * 6];
-      R = c[0] + s * (c[1] + s * (c[2] + s * (c[3] + s * (c[4] + s * c[5]))));
-      dR = T.invh * (c[1] + s * (2.0 * c[2] + s * (3.0 * c[3] + s * (4.0 * c[4] + s * 5.0 * c[5]))));
+      quintic(&T.coef[((size_t)m * T.K + (col - T.col)) * 6], x - m, T.invh, R, dR);
       return;
     }
     double fc, dfc;
     cutoff_fn(cutoff_type_, cutoff_alpha_, F[2], r, fc, dfc);
-    const double d = r - F[1], g = std::exp(-F[0] * d * d);
-    R = g * fc;
-    dR = g * (dfc - 2.0 * F[0] * d * fc);
+    gauss_times_cutoff(F[0], F[1], r, fc, dfc, R, dR);
   };
   auto angular_power = [](const AngularFn &a, double base, double &A, double &q) {
     // A = base^zeta, q = base^(zeta - 1)
@@ -1153,7 +1154,15 @@ double Model::energy(int el, const std::vector<Neighbour> &nb, Workspace &ws, do
     ws.tR.resize((size_t)nn * NT);
     ws.tdR.resize((size_t)nn * NT);
     for (int k = 0; k < nn; ++k)
-      for (int t = 0; t < NT; ++t) triplet_factor(t, nb[k].r, ws.tR[(size_t)k * NT + t], ws.tdR[(size_t)k * NT + t]);
+      for (int t = 0; t < NT; ++t) {
+        double &R = ws.tR[(size_t)k * NT + t], &dR = ws.tdR[(size_t)k * NT + t];
+        if (NC && nb[k].r < E.trip_fac[t][2]) {      // already in the neighbour's table values
+          R = ws.tv[(size_t)k * NC + E.trip_tab_col[t]];
+          dR = ws.td[(size_t)k * NC + E.trip_tab_col[t]];
+        } else {
+          triplet_factor(t, nb[k].r, R, dR);
+        }
+      }
     ws.tj.clear();
     ws.tk.clear();
     ws.tRjk.clear();
