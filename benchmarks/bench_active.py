@@ -50,6 +50,14 @@ test, energy and force RMSE) with mean and spread over seeds, labels to reach
 random's final accuracy and the absolute targets (2 meV/atom, 100 meV/Å),
 and paired differences to random with 95 % confidence intervals.
 
+``--profile md-pool`` runs that protocol on the unlabelled MD pool (``data/la2zr2o7_pool``,
+20 290 frames at 300-3000 K) with the live CHGNet teacher (schedule 50 -> 800 labels);
+``--profile md-pool-skewed`` on a production-like view of it (``--pool-hot-stride 8``:
+every frame of the runs at <= 1000 K, every 8th frame of the hotter runs; 10 264 frames,
+86 % cool).  Random and the autoencoder need no trained potential to choose, so their
+labelled sets can also be drawn and trained without these warm-started curves
+(``bench_active_refit.py --replay-profile``).
+
 ``--dataset synthetic`` runs the same on small EMT-labelled Cu/Ni cells (no
 La2Zr2O7 data needed; for smoke tests).  Runs checkpoint under ``--workdir``
 and resume.  ``mdmlkit.utils.machine_info`` (CPU, load average) is recorded at
@@ -70,6 +78,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +110,12 @@ PRESETS = {
                     ood_test=0, sfs_from="models/la2zr2o7-fast/input.nn", pool_source="md",
                     oracle="chgnet"),
 }
+# the md-pool protocol on a production-like view of the pool: every frame of the runs at
+# <= 1000 K, every 8th frame of the hotter runs (10 264 frames, 86 % cool), as a user's dump of
+# long runs at working temperatures and short hot excursions (mdmlkit.systems.la2zr2o7.thin_hot_runs)
+PRESETS["md-pool-skewed"] = {**PRESETS["md-pool"], "pool_hot_stride": 8}
 #: profiles that run the resumable learning-curve protocol (``production``)
-CURVE_PROFILES = ("production", "md-pool")
+CURVE_PROFILES = ("production", "md-pool", "md-pool-skewed")
 BATCH = 4
 #: absolute targets of the production curves: the shipped model's test accuracy, and on the hot
 #: test set the accuracy a robust shipped model must keep (5 meV/atom, 0.25 eV/Å)
@@ -138,6 +151,9 @@ def parse_args(argv=None):
     p.add_argument("--pool-source", choices=["split", "md"], default=None,
                    help="candidates: the labelled training split (replay oracle) or the unlabelled "
                         "MD pool labelled by --oracle (md-pool profile)")
+    p.add_argument("--pool-hot-stride", type=int, default=None,
+                   help="MD pool: keep every frame of the runs at <= --cool-max-T and every N-th "
+                        "frame of the hotter runs (md-pool-skewed: 8; default 1, the whole pool)")
     p.add_argument("--oracle", default=None,
                    help="teacher of the MD pool: 'chgnet' or 'package.module:factory' "
                         "(synthetic data: default ase.calculators.emt:EMT)")
@@ -171,7 +187,7 @@ def parse_args(argv=None):
     args.profile = args.profile or ("quick" if args.quick else "moderate")
     args.quick = args.profile == "quick"
     preset = {"schedule": None, "batch": BATCH, "lr": 3e-3, "sfs_from": None, "pool_source": "split",
-              "oracle": None, **PRESETS[args.profile]}
+              "oracle": None, "pool_hot_stride": 1, **PRESETS[args.profile]}
     for key, val in preset.items():
         if getattr(args, key, None) is None:
             setattr(args, key, val)
@@ -202,10 +218,16 @@ def load_data(args):
             for a in pool:
                 a.calc = None
         return pool, test, ["Cu", "Ni"]
-    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7, load_pool
+    from mdmlkit.systems.la2zr2o7 import load_la2zr2o7, load_pool, thin_hot_runs
 
     test = load_la2zr2o7("test")
-    train = list(load_pool()) if md else load_la2zr2o7("train")
+    if md:
+        md_pool = load_pool()
+        stride = int(getattr(args, "pool_hot_stride", 1) or 1)
+        keep = thin_hot_runs(md_pool.info, stride, args.cool_max_T) if stride > 1 else range(len(md_pool))
+        train = [md_pool[int(i)] for i in keep]
+    else:
+        train = load_la2zr2o7("train")
     pool = random_subset(train, args.pool_size, rng) if args.pool_size else train
     test = random_subset(test, args.test_size, rng) if args.test_size else test
     return pool, test, ["La", "Zr", "O"]
@@ -339,6 +361,15 @@ def _production_setup(args):
     return pool, test, hot, sfs, factory, tk, strategies
 
 
+def run_settings(args, leave_out: Sequence[str]) -> dict:
+    """The run's settings as plain JSON values, without ``leave_out``; ``pool_hot_stride`` only
+    when it thins the pool (so that results and work folders of the whole pool keep their keys)."""
+    settings = {k: v for k, v in vars(args).items() if k not in leave_out}
+    if settings.get("pool_hot_stride", 1) in (1, None):
+        settings.pop("pool_hot_stride", None)
+    return json.loads(json.dumps(settings, default=str))
+
+
 def work_folder(settings: dict) -> Path:
     """The default work folder (checkpoints, label cache) of a learning-curve profile: one per
     setting, whatever the strategies and seeds (:data:`RUN_INDEPENDENT`)."""
@@ -470,9 +501,7 @@ def production(args) -> int:
 
     t_start = time.perf_counter()
     machine_start = machine_info()
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "workdir", "no_progress",
-                                                                  "workers", "replot")}
-    settings = json.loads(json.dumps(settings, default=str))
+    settings = run_settings(args, ("out", "workdir", "no_progress", "workers", "replot"))
     shared = {k: v for k, v in settings.items() if k not in RUN_INDEPENDENT}
     workdir = args.workdir or work_folder(settings)
     out_path = args.out or RESULT.with_name(f"active_{args.profile}.json")
@@ -602,8 +631,7 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"unknown strategies {sorted(unknown)}; choose from {sorted(QUERIES)}")
     strategies = {s: make_query(s, **query_params.get(s, {})) for s in args.strategies}
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "workdir", "no_progress")}
-    settings = json.loads(json.dumps(settings, default=str))
+    settings = run_settings(args, ("out", "workdir", "no_progress"))
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     workdir = args.workdir or REPO / "benchmarks" / ".cache" / f"active-{key}"
     print(f"pool {len(pool)}, test {len(test)}, sfs {sfs.n_features}, strategies {args.strategies}, "

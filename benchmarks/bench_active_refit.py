@@ -46,6 +46,10 @@ Differences between strategies are then differences between labelled sets.
   A's and B's picks of that round (:func:`mix_rounds`): whether two queries' strengths add up,
   at the cost of trainings only (every label is already paid).  A proxy, not a query: a real
   mixed query would choose its later rounds from its own mixed set.
+* **No source run** (``--replay-profile PROFILE``): the choices of the queries that need no
+  trained potential (random, autoencoder, FPS, the extrapolation criterion) are replayed
+  from the profile's settings (``--profile-args`` adds bench_active.py settings), with no
+  warm-started curves to pay for first; the result is ``active_<profile>_refit.json``.
 
 Usage::
 
@@ -57,12 +61,15 @@ Usage::
         --min-epochs 60 --out benchmarks/results/active_md-pool_refit_gated_envelope.json
     python benchmarks/bench_active_refit.py --workers 2 --max-force 25 --min-distance 1.2 \
         --min-epochs 60 --mix autoencoder,qbc --out benchmarks/results/active_md-pool_refit_gated_envelope_mix.json
+    python benchmarks/bench_active_refit.py --replay-profile md-pool-skewed --workers 2 \
+        --steps 2400 --min-epochs 60 --max-force 25 --min-distance 1.2   # random vs autoencoder
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import shlex
 import shutil
 import sys
 import time
@@ -84,6 +91,14 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", type=Path, default=ba.RESULT.with_name("active_md-pool.json"),
                    help="result JSON of bench_active.py (a learning-curve profile) whose runs to refit")
+    p.add_argument("--replay-profile", default=None, metavar="PROFILE",
+                   help="no source run: replay the choices of this bench_active.py learning-curve "
+                        "profile (e.g. md-pool-skewed) for queries that need no trained potential "
+                        "(--strategies, default random,autoencoder; --seeds, default the profile's) "
+                        "and train only the from-scratch sets (no warm-started curves)")
+    p.add_argument("--profile-args", default="", metavar="ARGS",
+                   help="with --replay-profile: further bench_active.py settings, e.g. "
+                        "'--pool-hot-stride 4 --seeds 0,1,2,3'")
     p.add_argument("--budgets", default=None,
                    help="comma-separated labelled-set sizes in the order to run (default: the final "
                         "budget, then every other, largest first, the shared initial set last)")
@@ -238,7 +253,9 @@ def run_selections(source: dict, args, kinds, wanted, progress: bool):
             notes[tag] = f"left out: the {how} choices differ from the source run in rounds {bad}"
             continue
         out[tag] = rounds
-        notes[tag] = f"{how}; chosen kinds match the source run in every round"
+        notes[tag] = (f"{how}; chosen kinds match the source run in every round"
+                      if any("selected_kinds" in r for r in recs) else
+                      f"{how} (no source run to check the chosen kinds against)")
     return out, notes
 
 
@@ -431,6 +448,31 @@ def _train(task: dict) -> dict:
     return rec
 
 
+def replay_source(args) -> dict:
+    """A stand-in source for ``--replay-profile``: the profile's settings and one placeholder
+    record per (strategy, seed) run (no metrics, no chosen kinds to check); ``args.source``
+    becomes the default result path ``active_<profile>.json``."""
+    from mdmlkit.active import make_query, replayable
+    from mdmlkit.errors import InputError
+
+    profile = args.replay_profile
+    if profile not in ba.CURVE_PROFILES:
+        raise InputError(f"--replay-profile {profile!r}: choose a learning-curve profile {ba.CURVE_PROFILES}")
+    strategies = (args.strategies or "random,autoencoder").split(",")
+    stuck = [s for s in strategies if not replayable(make_query(s))]
+    if stuck:
+        raise InputError(f"--replay-profile: {stuck} choose with trained potentials and cannot be "
+                         "replayed without a source run (bench_active.py)")
+    pa = ba.parse_args(["--profile", profile, *shlex.split(args.profile_args),
+                        "--strategies", ",".join(strategies)])
+    pa.strategies = strategies
+    settings = ba.run_settings(pa, ("out", "workdir", "no_progress", "workers", "replot"))
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else settings["seeds"]
+    args.source = ba.RESULT.with_name(f"active_{profile}.json")
+    return {"settings": settings, "replayed_profile": profile,
+            "records": [{"strategy": s, "seed": sd, "round": 0} for s in strategies for sd in seeds]}
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     from mdmlkit.active import LearningCurves
@@ -440,10 +482,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
     machine_start = machine_info()
-    try:
-        source = json.loads(Path(args.source).read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"--source {args.source}: cannot read a result JSON ({exc})") from exc
+    if args.replay_profile:
+        source = replay_source(args)
+    else:
+        try:
+            source = json.loads(Path(args.source).read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--source {args.source}: cannot read a result JSON ({exc})") from exc
     settings = source["settings"]
     if settings.get("profile") not in ba.CURVE_PROFILES or not source.get("records"):
         raise InputError(f"{args.source}: not a learning-curve result of bench_active.py "
@@ -588,8 +633,10 @@ def main(argv=None) -> int:
         res = LearningCurves(recs, {"settings": settings})
         out = {"benchmark": "active learning, learning curves re-evaluated: every budget's labelled "
                             "set trained from scratch (benchmarks/bench_active_refit.py)",
-               "complete": complete, "source": str(Path(args.source).resolve().relative_to(REPO))
-               if Path(args.source).resolve().is_relative_to(REPO) else str(args.source),
+               "complete": complete, "source": (
+                   f"none: choices replayed from profile {args.replay_profile}" if args.replay_profile
+                   else str(Path(args.source).resolve().relative_to(REPO))
+                   if Path(args.source).resolve().is_relative_to(REPO) else str(args.source)),
                "protocol": protocol, "protocol_key": key,
                "retraining_rule": rule, "budgets": budgets, "settings": settings, "runs": notes,
                "runs_done": sorted(tag for tag in selections if all(
@@ -612,7 +659,8 @@ def main(argv=None) -> int:
                  f"{settings['profile']} choices; bench_active_refit.py)")
         done = sorted({r["n_labelled"] for r in recs})
         if len(done) == 1:          # one budget: seeds per strategy, beside the warm-started runs
-            plot_budget(recs, source["records"], done[0], out_path.with_suffix(".png"), title)
+            warm = [r for r in source["records"] if "n_labelled" in r]      # (none when replayed)
+            plot_budget(recs, warm, done[0], out_path.with_suffix(".png"), title)
         elif recs:
             ba.plot_production(res, out_path.with_suffix(".png"), complete, settings["profile"],
                                title=title)

@@ -12,6 +12,7 @@ Main entry points
 * :func:`load_la2zr2o7` - read the shipped train/val/test files;
 * :func:`load_hot_test` - the teacher-MD test set at 2000-3000 K (test only);
 * :func:`load_pool` - the unlabelled MD-frame candidate pool (lazy, on disk);
+* :func:`thin_hot_runs` - a temperature-skewed (production-like) view of that pool;
 * :func:`label` - label any list of structures with any ASE calculator, with
   atomic chunked checkpoints, resume, and per-structure failure records;
 * :func:`validate_labelled` - check labels are present, fresh and finite;
@@ -49,7 +50,7 @@ from mdmlkit.utils import PathLike, atomic_write_json
 __all__ = [
     "HOT_SPLITS", "SPLITS", "data_dir", "load_la2zr2o7", "label",
     "LabelledFrames", "validate_labelled", "split_labels", "summarize", "DatasetSummary",
-    "frames_fingerprint", "load_hot_test", "load_pool", "RELAXED_LATTICE", "start_cell",
+    "frames_fingerprint", "load_hot_test", "load_pool", "thin_hot_runs", "RELAXED_LATTICE", "start_cell",
 ]
 
 #: CHGNet-relaxed lattice of the shipped data set (``manifest.json`` "relaxed"): a0 (Å),
@@ -199,6 +200,43 @@ def load_pool(path: PathLike | None = None):
     from mdmlkit.active.pool import FramePool
 
     return FramePool(Path(path) if path is not None else data_dir() / "la2zr2o7_pool")
+
+
+def thin_hot_runs(info: dict, stride: int, cool_max_T: float = 1000.0) -> np.ndarray:
+    """Pool indices of a production-like, temperature-skewed view of an MD pool.
+
+    Every frame of the runs at thermostat temperature ≤ ``cool_max_T`` is kept and
+    only every ``stride``-th frame (in step order) of each hotter run, as in the
+    frame dump of a user who ran long at working temperatures and made short hot
+    excursions.  ``stride=1`` keeps the whole pool.
+
+    Parameters
+    ----------
+    info : dict
+        The pool's ``info`` columns (``FramePool.info``): ``T`` (K), ``run`` and ``step``.
+    stride : int
+        Keep one frame in ``stride`` of the runs above ``cool_max_T``; ≥ 1.
+    cool_max_T : float
+        K.
+
+    Returns
+    -------
+    ndarray of int
+        Increasing pool indices.
+    """
+    if int(stride) != stride or stride < 1:
+        raise InputError(f"thin_hot_runs: stride must be a positive integer, got {stride!r}")
+    missing = [k for k in ("T", "run", "step") if k not in info]
+    if missing:
+        raise InputError(f"thin_hot_runs: the pool has no info column(s) {missing}")
+    T = np.asarray(info["T"], dtype=float)
+    run = np.asarray(info["run"])
+    step = np.asarray(info["step"], dtype=float)
+    keep = T <= cool_max_T
+    for r in np.unique(run[~keep]):
+        rows = np.flatnonzero((run == r) & ~keep)
+        keep[rows[np.argsort(step[rows], kind="stable")][::int(stride)]] = True
+    return np.flatnonzero(keep)
 
 
 # ----------------------------------------------------------------------------- validation

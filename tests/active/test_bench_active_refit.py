@@ -172,6 +172,41 @@ def test_refit_reproduces_round_0_and_resumes(tmp_path):
                                  "--max-force", "1e-9", "--no-progress"])
 
 
+@pytest.mark.slow
+def test_refit_replays_a_profile_without_a_source_run(tmp_path):
+    """--replay-profile: no warm-started run first; the replayed choices of random and the
+    autoencoder are those a bench_active.py run with the same settings makes (its checkpoints),
+    every budget is trained from scratch, and queries that need trained potentials are refused."""
+    from mdmlkit.errors import InputError
+
+    bench, refit = _load("bench_active"), _load("bench_active_refit")
+    tiny = ("--dataset synthetic --seeds 0,1 --schedule 3,5 --n-initial 4 --pool-size 30 "
+            "--test-size 8 --steps 6 --ae-steps 20 --hidden 4")
+    work = tmp_path / "work"
+    assert bench.main(["--profile", "md-pool", *tiny.split(), "--strategies", "random,autoencoder",
+                       "--out", str(tmp_path / "warm.json"), "--workdir", str(work), "--no-progress"]) == 0
+    out = tmp_path / "replayed.json"
+    argv = ["--replay-profile", "md-pool", "--profile-args", tiny, "--workdir", str(tmp_path / "w2"),
+            "--steps", "6", "--out", str(out), "--no-progress"]
+    assert refit.main(argv) == 0
+    r = json.loads(out.read_text())
+    assert r["complete"] and r["source"] == "none: choices replayed from profile md-pool"
+    assert all(note == "replayed (no source run to check the chosen kinds against)"
+               for note in r["runs"].values())
+    assert r["n_trainings_done"] == r["n_trainings"] == 2 * 1 + 2 * 2 * 2
+    assert sorted(r["runs_done"]) == ["autoencoder/seed_0", "autoencoder/seed_1", "random/seed_0",
+                                      "random/seed_1"]
+    for tag, rounds in r["selections"].items():
+        s, seed = tag.split("/seed_")
+        assert rounds == refit.checkpoint_selections(work / "curves" / s / f"seed_{seed}")
+    assert sorted({x["n_labelled"] for x in r["records"]}) == [4, 7, 12]
+    assert all(np.isfinite(x["hot/force_rmse_meV_A"]) for x in r["records"])
+    with pytest.raises(InputError, match=r"\['qbc'\] choose with trained potentials"):
+        refit.main(argv[:-1] + ["--strategies", "random,qbc", "--no-progress"])
+    with pytest.raises(InputError, match="choose a learning-curve profile"):
+        refit.main(["--replay-profile", "quick"])
+
+
 def test_refit_refuses_unknown_budgets_and_non_curve_results(tmp_path):
     from mdmlkit.errors import InputError
 

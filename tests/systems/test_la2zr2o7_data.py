@@ -492,3 +492,28 @@ def test_hot_generator_refuses_to_finish_a_seed_with_another_model(tmp_path):
     with pytest.raises(CheckpointMismatchError, match="equilibrated with old"):
         gen.main(["--seed", "7", "--work", str(tmp_path / "work"), "--out", str(out), "--split", "x"])
     assert not out.exists() and not (tmp_path / "x.json").exists()
+
+
+def test_thin_hot_runs_keeps_cool_runs_and_every_nth_hot_frame():
+    """A temperature-skewed view of a pool: every frame at <= cool_max_T, one in `stride` of
+    each hotter run in step order (starting at its first frame, whatever the storage order);
+    stride 1 is the whole pool; bad strides and pools without the columns are refused."""
+    info = {"T": np.array([300.0] * 5 + [2000.0] * 7 + [1000.0] * 2 + [3000.0] * 3),
+            "run": np.array([0] * 5 + [1] * 7 + [2] * 2 + [3] * 3),
+            "step": np.array([0, 3, 6, 9, 12, 18, 0, 3, 6, 9, 12, 15, 0, 3, 6, 0, 3])}
+    assert D.thin_hot_runs(info, 1).tolist() == list(range(17))
+    kept = D.thin_hot_runs(info, 3)
+    # runs 1 and 3 stored out of order: run 1 keeps steps 0, 9, 18 (rows 6, 9, 5), run 3 step 0
+    assert kept.tolist() == [0, 1, 2, 3, 4, 5, 6, 9, 12, 13, 15]
+    assert D.thin_hot_runs(info, 3, cool_max_T=2500.0).tolist() == list(range(14)) + [15]
+    with pytest.raises(InputError, match="positive integer"):
+        D.thin_hot_runs(info, 0)
+    with pytest.raises(InputError, match=r"no info column\(s\) \['run'\]"):
+        D.thin_hot_runs({"T": info["T"], "step": info["step"]}, 2)
+    pool = D.load_pool()                      # the shipped pool: 14 cells x 7 temperatures
+    kept = D.thin_hot_runs(pool.info, 8)
+    T = pool.info["T"][kept]
+    assert (T <= 1000).sum() == (pool.info["T"] <= 1000).sum()
+    for r in np.unique(pool.info["run"][pool.info["T"] > 1000]):
+        n = int((pool.info["run"] == r).sum())
+        assert int((pool.info["run"][kept] == r).sum()) == -(-n // 8)
