@@ -357,8 +357,32 @@ def _production_setup(args):
               "fps": dict(sfs=sfs, **FPS_PRODUCTION),
               "extrapolation": dict(sfs=sfs, **EXTRAPOLATION_PRODUCTION),
               "qbc": dict(n_models=args.committee, warm_start=not args.cold_start, **QBC_PRODUCTION)}
-    strategies = {s: make_query(s, **params.get(s, {})) for s in args.strategies}
+    strategies = {}
+    for spec in args.strategies:             # "name" or a variant "name:key=value[:key=value]"
+        name, overrides = split_strategy(spec)
+        strategies[spec] = make_query(name, **{**params.get(name, {}), **overrides})
     return pool, test, hot, sfs, factory, tk, strategies
+
+
+def split_strategy(spec: str) -> tuple[str, dict]:
+    """A strategy of the learning-curve profiles: a registered query name, or a variant of one
+    with parameters of its own, ``"autoencoder:beta=0"`` -> ``("autoencoder", {"beta": 0})``
+    (numbers, ``true``/``false`` and words).  A variant is a strategy of its own, named by the
+    whole spec, and shares the profile's work folder and label cache."""
+    from mdmlkit.errors import InputError
+
+    name, *items = spec.split(":")
+    overrides: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier() or not text:
+            raise InputError(f"strategy {spec!r}: write a variant as name:key=value[:key=value], "
+                             "e.g. autoencoder:beta=0")
+        try:
+            overrides[key] = json.loads(text)
+        except ValueError:
+            overrides[key] = text
+    return name, overrides
 
 
 def run_settings(args, leave_out: Sequence[str]) -> dict:

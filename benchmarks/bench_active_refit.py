@@ -213,7 +213,7 @@ def run_selections(source: dict, args, kinds, wanted, progress: bool):
         rounds = checkpoint_selections(Path(args.src_workdir) / "curves" / s / f"seed_{seed}")
         if rounds is not None:
             saved[tag] = {"rounds": rounds, "how": "read from the run's checkpoint"}
-        elif replayable(make_query(s)):
+        elif replayable(make_query(ba.split_strategy(s)[0])):
             replay.append({"strategy": s, "seed": seed, "settings": settings, "progress": progress})
         else:
             notes[tag] = (f"left out: {s} cannot be replayed and its checkpoint "
@@ -459,7 +459,7 @@ def replay_source(args) -> dict:
     if profile not in ba.CURVE_PROFILES:
         raise InputError(f"--replay-profile {profile!r}: choose a learning-curve profile {ba.CURVE_PROFILES}")
     strategies = (args.strategies or "random,autoencoder").split(",")
-    stuck = [s for s in strategies if not replayable(make_query(s))]
+    stuck = [s for s in strategies if not replayable(make_query(ba.split_strategy(s)[0]))]
     if stuck:
         raise InputError(f"--replay-profile: {stuck} choose with trained potentials and cannot be "
                          "replayed without a source run (bench_active.py)")

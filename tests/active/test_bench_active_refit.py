@@ -183,28 +183,46 @@ def test_refit_replays_a_profile_without_a_source_run(tmp_path):
     tiny = ("--dataset synthetic --seeds 0,1 --schedule 3,5 --n-initial 4 --pool-size 30 "
             "--test-size 8 --steps 6 --ae-steps 20 --hidden 4")
     work = tmp_path / "work"
-    assert bench.main(["--profile", "md-pool", *tiny.split(), "--strategies", "random,autoencoder",
+    runs = "random,autoencoder,autoencoder:beta=0"        # (a variant with its own parameters)
+    assert bench.main(["--profile", "md-pool", *tiny.split(), "--strategies", runs,
                        "--out", str(tmp_path / "warm.json"), "--workdir", str(work), "--no-progress"]) == 0
     out = tmp_path / "replayed.json"
     argv = ["--replay-profile", "md-pool", "--profile-args", tiny, "--workdir", str(tmp_path / "w2"),
-            "--steps", "6", "--out", str(out), "--no-progress"]
+            "--steps", "6", "--out", str(out), "--strategies", runs, "--no-progress"]
     assert refit.main(argv) == 0
     r = json.loads(out.read_text())
     assert r["complete"] and r["source"] == "none: choices replayed from profile md-pool"
     assert all(note == "replayed (no source run to check the chosen kinds against)"
                for note in r["runs"].values())
-    assert r["n_trainings_done"] == r["n_trainings"] == 2 * 1 + 2 * 2 * 2
-    assert sorted(r["runs_done"]) == ["autoencoder/seed_0", "autoencoder/seed_1", "random/seed_0",
-                                      "random/seed_1"]
+    assert r["n_trainings_done"] == r["n_trainings"] == 2 * 1 + 3 * 2 * 2
+    assert sorted(r["runs_done"]) == ["autoencoder/seed_0", "autoencoder/seed_1", "autoencoder:beta=0/seed_0",
+                                      "autoencoder:beta=0/seed_1", "random/seed_0", "random/seed_1"]
     for tag, rounds in r["selections"].items():
         s, seed = tag.split("/seed_")
         assert rounds == refit.checkpoint_selections(work / "curves" / s / f"seed_{seed}")
     assert sorted({x["n_labelled"] for x in r["records"]}) == [4, 7, 12]
     assert all(np.isfinite(x["hot/force_rmse_meV_A"]) for x in r["records"])
+    pa = bench.parse_args(["--profile", "md-pool", *tiny.split()])
+    pa.strategies = runs.split(",")
+    queries = bench._production_setup(pa)[-1]
+    assert queries["autoencoder:beta=0"].beta == 0 and queries["autoencoder"].beta == 1.0
+    assert queries["autoencoder:beta=0"].batch_rule == queries["autoencoder"].batch_rule == "kmeans++"
     with pytest.raises(InputError, match=r"\['qbc'\] choose with trained potentials"):
-        refit.main(argv[:-1] + ["--strategies", "random,qbc", "--no-progress"])
+        refit.main(argv[:-3] + ["--strategies", "random,qbc", "--no-progress"])
     with pytest.raises(InputError, match="choose a learning-curve profile"):
         refit.main(["--replay-profile", "quick"])
+
+
+def test_strategy_variants_are_parsed_or_refused():
+    from mdmlkit.errors import InputError
+
+    bench = _load("bench_active")
+    assert bench.split_strategy("fps") == ("fps", {})
+    assert bench.split_strategy("autoencoder:beta=0:batch_rule=kmeans++:w_max=0.25") == (
+        "autoencoder", {"beta": 0, "batch_rule": "kmeans++", "w_max": 0.25})
+    for bad in ("autoencoder:beta", "autoencoder:=1", "autoencoder:beta=", "autoencoder:2x=1"):
+        with pytest.raises(InputError, match="name:key=value"):
+            bench.split_strategy(bad)
 
 
 def test_refit_refuses_unknown_budgets_and_non_curve_results(tmp_path):
