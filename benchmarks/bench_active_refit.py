@@ -62,7 +62,7 @@ Usage::
     python benchmarks/bench_active_refit.py --workers 2 --max-force 25 --min-distance 1.2 \
         --min-epochs 60 --mix autoencoder,qbc --out benchmarks/results/active_md-pool_refit_gated_envelope_mix.json
     python benchmarks/bench_active_refit.py --replay-profile md-pool-skewed --workers 2 \
-        --strategies random,autoencoder,fps --steps 2400 --min-epochs 60 --max-force 25 --min-distance 1.2
+        --strategies random,autoencoder,fps,autoencoder:beta=0 --steps 2400 --min-epochs 60 --max-force 25 --min-distance 1.2
 """
 from __future__ import annotations
 
